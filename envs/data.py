@@ -1,0 +1,411 @@
+"""Datasets held as uint8 tensors on the trainer's device.
+
+Why: the inner training loop is the hot path of every env step. Keeping images on the device
+as uint8 and normalising/augmenting whole batches there removes DataLoader workers, host-device
+copies and per-sample Python from that path (see ``BENCHMARKS.md`` for the measured effect).
+
+Every dataset is reached through :func:`load_dataset` by a registry name:
+
+``digits``        scikit-learn's bundled 8x8 digits (embedded, offline; the default)
+``synthetic``     a small generated 4-class image set for fast tests
+``fashion-mnist`` the original gz files (Debian ``dataset-fashion-mnist`` or torchvision's layout)
+``cifar10``       torchvision's CIFAR-10 python format (downloads only with ``download=True``)
+``cifar100``      torchvision's CIFAR-100 python format (idem)
+``imagefolder:<path>`` any tree with ``train/<class>/*`` and ``test/<class>/*``, or a folder
+                  holding ``train.zip`` and ``test.zip`` of such trees; decoded once and cached.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
+NOISE_TYPES = ("symmetric", "asymmetric")
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+CACHE_DIR = Path(os.environ.get("DATA_SELECT_GYM_CACHE", Path.home() / ".cache" / "data-select-gym"))
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Batched on-device augmentation: random crop after reflect padding, then horizontal flip.
+
+    :param crop_padding: pixels of reflect padding before a random crop back to the input size (0: off)
+    :param horizontal_flip: flip each sample with probability 0.5
+    """
+
+    crop_padding: int = 0
+    horizontal_flip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.horizontal_flip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if self.crop_padding > 0:
+            p = self.crop_padding
+            padded = torch.nn.functional.pad(x, (p, p, p, p), mode="reflect")
+            off = torch.randint(0, 2 * p + 1, (2, n), device=x.device, generator=generator)
+            rows = off[0, :, None] + torch.arange(h, device=x.device)  # (n, h)
+            cols = off[1, :, None] + torch.arange(w, device=x.device)  # (n, w)
+            batch = torch.arange(n, device=x.device)[:, None, None]
+            # advanced indexing gives (n, h, w, c); move channels back
+            x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        if self.horizontal_flip:
+            flip = torch.rand(n, device=x.device, generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x
+
+
+@dataclass
+class RawSplits:
+    """Decoded data in host memory, before subsetting, noise and the move to the device."""
+
+    train_x: np.ndarray  # uint8 (N, C, H, W)
+    train_y: np.ndarray  # int64 (N,)
+    test_x: np.ndarray
+    test_y: np.ndarray
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]
+    augmentation: Augmentation
+    class_names: tuple[str, ...] = ()
+
+
+class DeviceDataset:
+    """A train/test split stored as uint8 tensors on one device.
+
+    ``train_y`` holds the labels used for training (possibly noisy); ``train_y_true`` the clean
+    ones, kept for analysis (e.g. the fraction of noisy samples a method kept).
+    """
+
+    def __init__(self, name: str, raw: RawSplits, device: torch.device, train_y_true: np.ndarray | None = None):
+        self.name = name
+        self.device = device
+        self.num_classes = raw.num_classes
+        self.class_names = raw.class_names
+        self.augmentation = raw.augmentation
+        self.train_x = torch.as_tensor(raw.train_x, dtype=torch.uint8).to(device)
+        self.train_y = torch.as_tensor(raw.train_y, dtype=torch.long).to(device)
+        true = raw.train_y if train_y_true is None else train_y_true
+        self.train_y_true = torch.as_tensor(true, dtype=torch.long).to(device)
+        self.test_x = torch.as_tensor(raw.test_x, dtype=torch.uint8).to(device)
+        self.test_y = torch.as_tensor(raw.test_y, dtype=torch.long).to(device)
+        c = self.train_x.shape[1]
+        self._mean = torch.tensor(raw.mean, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
+        self._std = torch.tensor(raw.std, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
+
+    @property
+    def num_train(self) -> int:
+        return int(self.train_y.shape[0])
+
+    @property
+    def num_test(self) -> int:
+        return int(self.test_y.shape[0])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def noisy_mask(self) -> torch.Tensor:
+        """Boolean mask of training samples whose label was corrupted."""
+        return self.train_y != self.train_y_true
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return (x_uint8.float() - self._mean) / self._std
+
+    def train_batch(
+        self, idx: torch.Tensor, generator: torch.Generator | None = None, augment: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (and, if enabled, augmented) training images and labels for ``idx``."""
+        x = self.normalize(self.train_x[idx])
+        if augment and self.augmentation.active:
+            x = self.augmentation(x, generator)
+        return x, self.train_y[idx]
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, self.num_test, batch_size):
+            sl = slice(start, start + batch_size)
+            yield self.normalize(self.test_x[sl]), self.test_y[sl]
+
+
+# ---------------------------------------------------------------------------------------------
+# loaders: each returns RawSplits from local files (or scikit-learn's bundled data)
+
+
+def _load_digits(root: str | None, download: bool) -> RawSplits:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
+    y = d.target.astype(np.int64)
+    # a fixed split (independent of the run seed) so every run is scored on the same test set
+    tr, te = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
+    m, s = float(x[tr].mean() / 255), float(x[tr].std() / 255)
+    return RawSplits(x[tr], y[tr], x[te], y[te], 10, (m,), (s,), Augmentation())
+
+
+def _load_synthetic(root: str | None, download: bool) -> RawSplits:
+    """4 classes of 1x8x8 images: a per-class template plus pixel noise, some samples near the
+    boundary between two templates. Fixed generator seed so the data never depends on the run seed."""
+    rng = np.random.default_rng(12345)
+    classes, n_train, n_test = 4, 512, 256
+    templates = rng.uniform(0, 255, size=(classes, 1, 8, 8))
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % classes
+        other = (y + rng.integers(1, classes, size=n)) % classes
+        mix = rng.uniform(0.0, 0.45, size=(n, 1, 1, 1))  # how far towards another class
+        x = (1 - mix) * templates[y] + mix * templates[other] + rng.normal(0, 40, size=(n, 1, 8, 8))
+        return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+    tx, ty = make(n_train)
+    vx, vy = make(n_test)
+    return RawSplits(tx, ty, vx, vy, classes, (0.5,), (0.25,), Augmentation())
+
+
+def _read_idx_gz(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+
+
+def _find_fashion_mnist(root: str | None) -> Path:
+    names = "train-images-idx3-ubyte.gz"
+    candidates = []
+    if root:
+        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw", Path(root) / "fashion-mnist"]
+    candidates += [Path(p) for p in FASHION_MNIST_DIRS]
+    for c in candidates:
+        if (c / names).exists():
+            return c
+    raise FileNotFoundError(
+        "fashion-mnist: no 'train-images-idx3-ubyte.gz' found in "
+        + ", ".join(str(c) for c in candidates)
+        + ". Install it with 'apt-get install dataset-fashion-mnist' (files land in "
+        "/usr/share/datasets/fashion-mnist/), or pass root= a folder with the four original gz files "
+        "(torchvision's 'FashionMNIST/raw' layout also works)."
+    )
+
+
+def _load_fashion_mnist(root: str | None, download: bool) -> RawSplits:
+    d = _find_fashion_mnist(root)
+    tx = _read_idx_gz(d / "train-images-idx3-ubyte.gz")[:, None]
+    ty = _read_idx_gz(d / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    vx = _read_idx_gz(d / "t10k-images-idx3-ubyte.gz")[:, None]
+    vy = _read_idx_gz(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    names = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
+    return RawSplits(tx, ty, vx, vy, 10, (0.2860,), (0.3530,), Augmentation(crop_padding=2), names)
+
+
+_CIFAR_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5074, 0.4867, 0.4411), (0.2011, 0.1987, 0.2025)),
+}
+
+
+def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
+    def load(root: str | None, download: bool) -> RawSplits:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        root = root or str(CACHE_DIR / "torchvision")
+        try:
+            train = cls(root, train=True, download=download)
+            test = cls(root, train=False, download=download)
+        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted..."
+            raise FileNotFoundError(
+                f"{name}: torchvision's files are not in {root!r} ({e}). Pass root= the folder holding "
+                f"'{cls.base_folder}', or download=True on a machine with internet. Offline, the JPEG copy "
+                "of CIFAR-10 loads with dataset='imagefolder:<folder with train.zip and test.zip>'."
+            ) from None
+        mean, std = _CIFAR_STATS[name]
+        return RawSplits(
+            train.data.transpose(0, 3, 1, 2).copy(),
+            np.asarray(train.targets, dtype=np.int64),
+            test.data.transpose(0, 3, 1, 2).copy(),
+            np.asarray(test.targets, dtype=np.int64),
+            len(train.classes),
+            mean,
+            std,
+            Augmentation(crop_padding=4, horizontal_flip=True),
+            tuple(train.classes),
+        )
+
+    return load
+
+
+def _decode_tree(files: list[tuple[str, str, Callable[[], bytes]]]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Decode (split-relative class name, file name, reader) triples into uint8 CHW arrays."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    classes = tuple(sorted({c for c, _, _ in files}))
+    images, labels = [], []
+    for cls, _, read in sorted(files, key=lambda t: (t[0], t[1])):
+        data = torch.frombuffer(bytearray(read()), dtype=torch.uint8)
+        images.append(decode_image(data, mode=ImageReadMode.RGB).numpy())
+        labels.append(classes.index(cls))
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"imagefolder: images must all have one size to be stacked, found {sorted(shapes)[:4]}")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def _list_split(base: Path, split: str) -> list[tuple[str, str, Callable[[], bytes]]]:
+    exts = (".jpg", ".jpeg", ".png", ".bmp")
+    folder, archive = base / split, base / f"{split}.zip"
+    if folder.is_dir():
+        return [
+            (p.parent.name, p.name, p.read_bytes)
+            for p in folder.glob("*/*")
+            if p.suffix.lower() in exts
+        ]
+    if archive.is_file():
+        z = zipfile.ZipFile(archive)
+        out = []
+        for n in z.namelist():
+            parts = n.split("/")
+            if len(parts) >= 3 and Path(n).suffix.lower() in exts:
+                out.append((parts[-2], parts[-1], (lambda n=n: z.read(n))))
+        return out
+    raise FileNotFoundError(
+        f"imagefolder: {base} has neither '{split}/' (an ImageFolder tree: {split}/<class>/<image>) "
+        f"nor '{split}.zip'. Point imagefolder:<path> at a folder holding both train and test."
+    )
+
+
+def _load_imagefolder(path: str) -> RawSplits:
+    base = Path(path).expanduser()
+    if not base.exists():
+        raise FileNotFoundError(f"imagefolder: the folder {str(base)!r} does not exist")
+    train_files, test_files = _list_split(base, "train"), _list_split(base, "test")
+    if not train_files or not test_files:
+        raise FileNotFoundError(f"imagefolder: no images found under {base} (train: {len(train_files)}, test: {len(test_files)})")
+    key = hashlib.sha1(f"{base.resolve()}|{len(train_files)}|{len(test_files)}".encode()).hexdigest()[:16]
+    cache = CACHE_DIR / f"imagefolder-{key}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        tx, ty, vx, vy, classes = z["tx"], z["ty"], z["vx"], z["vy"], tuple(z["classes"].tolist())
+    else:
+        tx, ty, classes = _decode_tree(train_files)
+        vx, vy, test_classes = _decode_tree(test_files)
+        if test_classes != classes:
+            raise ValueError(f"imagefolder: train classes {classes} differ from test classes {test_classes}")
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, tx=tx, ty=ty, vx=vx, vy=vy, classes=np.asarray(classes))
+        os.replace(tmp, cache)  # atomic: a killed decode never leaves a half-written cache
+    scale = tx.reshape(len(tx), tx.shape[1], -1).astype(np.float32) / 255.0
+    mean = tuple(float(v) for v in scale.mean(axis=(0, 2)))
+    std = tuple(float(v) for v in scale.std(axis=(0, 2)))
+    aug = Augmentation(crop_padding=4 if tx.shape[-1] >= 24 else 0, horizontal_flip=True)
+    return RawSplits(tx, ty, vx, vy, len(classes), mean, std, aug, classes)
+
+
+_LOADERS: dict[str, Callable[[str | None, bool], RawSplits]] = {
+    "digits": _load_digits,
+    "synthetic": _load_synthetic,
+    "fashion-mnist": _load_fashion_mnist,
+    "cifar10": _cifar_loader("cifar10"),
+    "cifar100": _cifar_loader("cifar100"),
+}
+
+
+def load_raw(name: str, root: str | None = None, download: bool = False) -> RawSplits:
+    """Decode a registered dataset into host arrays (no subsetting, no noise)."""
+    if name.startswith("imagefolder:"):
+        return _load_imagefolder(name.split(":", 1)[1])
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASET_NAMES)}")
+    return _LOADERS[name](root, download)
+
+
+# ---------------------------------------------------------------------------------------------
+# subsets and label noise
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Indices of a class-stratified random subset of ``size`` samples (sorted)."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(labels)
+    if size == n:
+        return np.arange(n)
+    classes = len(np.unique(labels))
+    if size < classes:
+        raise ValueError(f"train_size={size} is smaller than the number of classes ({classes}); valid range: [{classes}, {n}]")
+    idx, _ = train_test_split(np.arange(n), train_size=size, stratify=labels, random_state=seed)
+    return np.sort(idx)
+
+
+def corrupt_labels(labels: np.ndarray, num_classes: int, kind: str, rate: float, seed: int) -> np.ndarray:
+    """Return noisy labels: exactly ``round(rate * N)`` samples get a wrong label.
+
+    ``symmetric``: the new label is uniform over the other classes.
+    ``asymmetric``: class ``c`` becomes ``(c + 1) mod C`` (a fixed class-to-class confusion; the
+    usual CIFAR-10 pairs such as truck->automobile are one instance of such a map).
+    """
+    if kind not in NOISE_TYPES:
+        raise ValueError(f"unknown label noise {kind!r}; valid choices: {', '.join(NOISE_TYPES)}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"noise_rate={rate} is outside [0, 1)")
+    rng = np.random.default_rng(seed)
+    noisy = labels.copy()
+    flip = rng.choice(len(labels), size=int(round(rate * len(labels))), replace=False)
+    if kind == "symmetric":
+        noisy[flip] = (labels[flip] + rng.integers(1, num_classes, size=len(flip))) % num_classes
+    else:
+        noisy[flip] = (labels[flip] + 1) % num_classes
+    return noisy
+
+
+def load_dataset(
+    name: str = "digits",
+    *,
+    device: torch.device | str = "cpu",
+    train_size: int | None = None,
+    noise: str | None = None,
+    noise_rate: float = 0.0,
+    seed: int = 0,
+    root: str | None = None,
+    download: bool = False,
+) -> DeviceDataset:
+    """Load a registered dataset onto ``device``.
+
+    :param name: a registry name (see module docstring)
+    :param device: where the uint8 tensors live
+    :param train_size: keep a class-stratified, seeded subset of this many training samples
+    :param noise: ``None``, ``"symmetric"`` or ``"asymmetric"`` label noise on the training labels
+    :param noise_rate: fraction of training labels corrupted, in [0, 1)
+    :param seed: seeds the subset and the noise
+    :param root: folder holding the dataset's files, for file-backed datasets
+    :param download: allow torchvision to download CIFAR (needs internet)
+    """
+    if noise is not None and noise not in NOISE_TYPES:
+        raise ValueError(f"unknown label noise {noise!r}; valid choices: {', '.join(NOISE_TYPES)} or None")
+    if not 0.0 <= noise_rate < 1.0:
+        raise ValueError(f"noise_rate={noise_rate} is outside [0, 1)")
+    raw = load_raw(name, root=root, download=download)
+    n = len(raw.train_y)
+    if train_size is not None:
+        if not isinstance(train_size, (int, np.integer)) or train_size <= 0 or train_size > n:
+            raise ValueError(f"train_size={train_size!r} is invalid for {name!r}: valid range is [1, {n}] (the training set has {n} samples)")
+        keep = stratified_subset(raw.train_y, int(train_size), seed)
+        raw.train_x, raw.train_y = raw.train_x[keep], raw.train_y[keep]
+    true_y = raw.train_y
+    if noise is not None and noise_rate > 0:
+        raw.train_y = corrupt_labels(true_y, raw.num_classes, noise, noise_rate, seed)
+    return DeviceDataset(name, raw, torch.device(device), train_y_true=true_y)

@@ -1,0 +1,68 @@
+"""The cost ledger: what a run spent, counted the same way for every method.
+
+Why: selection methods are compared by accuracy *at a cost*. Counting back-propagated and
+forwarded samples exactly (not estimating them) and splitting wall-clock into inner training,
+selection overhead and evaluation makes "half the cost" a measured statement.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import torch
+
+
+@dataclass
+class CostLedger:
+    """Counters of one run. ``train_seconds`` covers forward, backward and optimizer steps of the
+    inner model; ``overhead_seconds`` everything a method adds (state, reward, selection, agent);
+    ``eval_seconds`` test-set evaluation. On CUDA the clock synchronises the device at each
+    boundary when ``sync_cuda`` is set, otherwise asynchronous kernels blur the split."""
+
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
+    optimizer_steps: int = 0
+    eval_samples_forwarded: int = 0
+    train_seconds: float = 0.0
+    overhead_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    sync_cuda: bool = field(default=False, repr=False)
+
+    @contextmanager
+    def timed(self, bucket: str) -> Iterator[None]:
+        """Add the wall-clock of the block to ``<bucket>_seconds`` (train, overhead or eval)."""
+        attr = f"{bucket}_seconds"
+        if not hasattr(self, attr):
+            raise ValueError(f"unknown ledger bucket {bucket!r}; valid choices: train, overhead, eval")
+        if self.sync_cuda and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync_cuda and torch.cuda.is_available():
+                torch.cuda.synchronize()
+            setattr(self, attr, getattr(self, attr) + time.perf_counter() - start)
+
+    def as_dict(self) -> dict[str, float | int]:
+        d = asdict(self)
+        d.pop("sync_cuda")
+        return d
+
+    def load_dict(self, d: dict[str, float | int]) -> None:
+        for k, v in d.items():
+            setattr(self, k, type(getattr(self, k))(v))
+
+    def summary(self, full_backprop: int | None = None) -> str:
+        """One line for logs; with ``full_backprop`` (the count of a full-data run) also the fraction."""
+        frac = ""
+        if full_backprop:
+            frac = f" ({self.samples_backpropagated / full_backprop:.1%} of full data)"
+        return (
+            f"back-propagated {self.samples_backpropagated:,}{frac}, forwarded {self.samples_forwarded:,}, "
+            f"steps {self.optimizer_steps:,}, train {self.train_seconds:.1f}s, overhead {self.overhead_seconds:.1f}s, "
+            f"eval {self.eval_seconds:.1f}s"
+        )

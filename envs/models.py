@@ -1,0 +1,95 @@
+"""Model registry. Every model returns ``(logits, features)`` from one forward pass.
+
+Why: both papers use the penultimate features as the agent's state. Returning them with the logits
+means the state, the reward and the gradient all come from the same forward pass (no second pass).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+MODEL_NAMES = ("mlp", "cnn", "resnet18")
+
+
+class MLP(nn.Module):
+    """Flatten -> 256 -> 128 (features) -> classes."""
+
+    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, hidden: int = 256, feature_dim: int = 128):
+        super().__init__()
+        c, h, w = in_shape
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, feature_dim), nn.ReLU(inplace=True)
+        )
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.feature_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        return self.head(f), f
+
+
+def _conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SmallCNN(nn.Module):
+    """Three conv-BN-ReLU stages (32, 64, 128 channels) with pooling, global average pool -> 128-d features.
+
+    Works for any input size >= 4x4 (8x8 digits, 28x28 Fashion-MNIST, 32x32 CIFAR)."""
+
+    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32):
+        super().__init__()
+        c = in_shape[0]
+        self.body = nn.Sequential(
+            _conv_bn(c, width),
+            _conv_bn(width, 2 * width),
+            nn.MaxPool2d(2),
+            _conv_bn(2 * width, 4 * width),
+            nn.MaxPool2d(2) if min(in_shape[1:]) >= 16 else nn.Identity(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.feature_dim = 4 * width
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        return self.head(f), f
+
+
+class ResNet18(nn.Module):
+    """CIFAR-style ResNet-18: torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool,
+    returning the 512-d global-average-pooled features (the state Data Agent uses)."""
+
+    def __init__(self, in_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None, num_classes=num_classes)
+        net.conv1 = nn.Conv2d(in_shape[0], 64, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        self.head = net.fc
+        net.fc = nn.Identity()
+        self.body = net
+        self.feature_dim = 512
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        return self.head(f), f
+
+
+_MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
+    "mlp": MLP,
+    "cnn": SmallCNN,
+    "resnet18": ResNet18,
+}
+
+
+def build_model(name: str, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Build a registered model; it has a ``feature_dim`` attribute and returns ``(logits, features)``."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+    return _MODELS[name](tuple(in_shape), num_classes)

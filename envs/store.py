@@ -1,0 +1,71 @@
+"""Per-sample statistics of the training set, kept on the device.
+
+Why: the agent's compact ``signals`` state and most dynamic baselines (InfoBatch, UCB, ε-greedy,
+Forgetting) read each sample's recent history. One store, filled from the training forward pass,
+serves them all. Memory is linear in the dataset: :data:`SampleStore.BYTES_PER_SAMPLE` bytes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from envs import signals
+
+
+class SampleStore:
+    """Latest statistics of every training sample.
+
+    ``last_loss``, ``entropy``, ``margin``, ``confidence``: from the sample's last training forward pass
+    (NaN before it is first seen); ``loss_ema``/``loss_sq_ema``: exponential moving averages of the
+    loss and its square (UCB's mean and spread); ``times_selected``: forward passes in training;
+    ``last_epoch``: epoch of the last pass (-1 never); ``forgetting``: correct->incorrect flips;
+    ``was_correct``: correctness at the last pass.
+    """
+
+    FLOAT_FIELDS = ("last_loss", "entropy", "margin", "confidence", "loss_ema", "loss_sq_ema")
+    INT_FIELDS = ("times_selected", "last_epoch", "forgetting")
+    BYTES_PER_SAMPLE = 4 * len(FLOAT_FIELDS) + 4 * len(INT_FIELDS) + 1
+
+    def __init__(self, num_samples: int, device: torch.device | str = "cpu", ema: float = 0.9):
+        if num_samples <= 0:
+            raise ValueError(f"num_samples={num_samples} must be positive")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema={ema} is outside [0, 1)")
+        self.num_samples = num_samples
+        self.ema = ema
+        for name in self.FLOAT_FIELDS:
+            setattr(self, name, torch.full((num_samples,), float("nan"), device=device))
+        for name in self.INT_FIELDS:
+            setattr(self, name, torch.zeros(num_samples, dtype=torch.int32, device=device))
+        self.last_epoch.fill_(-1)
+        self.was_correct = torch.zeros(num_samples, dtype=torch.bool, device=device)
+
+    @torch.no_grad()
+    def update(self, idx: torch.Tensor, losses: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
+        """Record one training forward pass of the samples ``idx``."""
+        losses = losses.detach().float()
+        logits = logits.detach()
+        first = self.times_selected[idx] == 0
+        prev = torch.where(first, losses, self.loss_ema[idx])
+        prev_sq = torch.where(first, losses**2, self.loss_sq_ema[idx])
+        self.loss_ema[idx] = self.ema * prev + (1 - self.ema) * losses
+        self.loss_sq_ema[idx] = self.ema * prev_sq + (1 - self.ema) * losses**2
+        self.last_loss[idx] = losses
+        self.entropy[idx] = signals.entropy(logits)
+        self.margin[idx] = signals.margin(logits, labels)
+        self.confidence[idx] = signals.confidence(logits, labels)
+        correct = logits.argmax(dim=1) == labels
+        self.forgetting[idx] += (self.was_correct[idx] & ~correct).int()
+        self.was_correct[idx] = correct
+        self.times_selected[idx] += 1
+        self.last_epoch[idx] = epoch
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, n).clone() for n in (*self.FLOAT_FIELDS, *self.INT_FIELDS, "was_correct")}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for n, v in state.items():
+            cur = getattr(self, n)
+            if v.shape != cur.shape:
+                raise ValueError(f"sample store field {n!r} has shape {tuple(v.shape)}, expected {tuple(cur.shape)}")
+            cur.copy_(v)

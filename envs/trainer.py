@@ -1,0 +1,297 @@
+"""The inner trainer shared by every environment and every baseline.
+
+Why one trainer: methods are compared on equal terms only if they share the optimizer, schedule,
+augmentation, evaluation and cost accounting. The trainer splits a training step into
+:meth:`Trainer.forward` (keeps the graph; yields logits, features and per-sample losses) and
+:meth:`Trainer.step` (weighted backward and optimizer step), so an environment can build the
+agent's state and reward from the same forward pass that is later back-propagated.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from envs.data import DeviceDataset
+from envs.ledger import CostLedger
+from envs.models import build_model
+from envs.schedules import SCHEDULES, lr_at
+from envs.store import SampleStore
+
+
+class DivergenceError(RuntimeError):
+    """The inner model produced a non-finite loss."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU; an unavailable CUDA device is a clear error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device={device!r} is not a valid torch device: {e}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} asked for CUDA but no CUDA device is available; use 'auto' or 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainerConfig:
+    """Inner-training hyper-parameters (defaults: the InfoBatch/Data Agent CIFAR recipe).
+
+    :param batch_size: samples per optimizer step
+    :param epochs: planned epochs; the LR schedule spans exactly these
+    :param lr: peak learning rate
+    :param momentum: SGD momentum
+    :param nesterov: Nesterov momentum
+    :param weight_decay: L2 weight decay
+    :param schedule: ``onecycle``, ``cosine`` or ``constant`` (progress-based, see ``envs.schedules``)
+    :param label_smoothing: label smoothing of the training loss (test loss has none)
+    :param amp: bf16 autocast of forward passes (meant for CUDA)
+    :param augment: apply the dataset's on-device augmentation to training batches
+    :param eval_batch_size: batch size of test-set evaluation
+    """
+
+    batch_size: int = 128
+    epochs: int = 10
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.1
+    amp: bool = False
+    augment: bool = True
+    eval_batch_size: int = 1024
+
+    def validate(self) -> None:
+        checks = [
+            ("batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1, "an integer >= 1"),
+            ("epochs", self.epochs, isinstance(self.epochs, int) and self.epochs >= 1, "an integer >= 1"),
+            ("lr", self.lr, self.lr > 0, "> 0"),
+            ("momentum", self.momentum, 0 <= self.momentum < 1, "[0, 1)"),
+            ("weight_decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
+            ("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "[0, 1)"),
+            ("eval_batch_size", self.eval_batch_size, isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1, "an integer >= 1"),
+        ]
+        for name, value, ok, valid in checks:
+            if not ok:
+                raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is invalid; valid choices: {', '.join(SCHEDULES)}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchForward:
+    """One training forward pass. ``losses`` still carries the graph until :meth:`Trainer.step`."""
+
+    idx: torch.Tensor
+    labels: torch.Tensor
+    logits: torch.Tensor
+    features: torch.Tensor
+    losses: torch.Tensor
+
+
+class Trainer:
+    """Trains one model on one :class:`DeviceDataset`, counting every sample in a :class:`CostLedger`.
+
+    :param dataset: the data, already on ``device``
+    :param model: a registry name (``mlp``, ``cnn``, ``resnet18``)
+    :param config: training hyper-parameters
+    :param seed: seeds the model initialisation, shuffling and augmentation
+    :param track_samples: keep a :class:`SampleStore` of per-sample statistics
+    """
+
+    def __init__(self, dataset: DeviceDataset, model: str, config: TrainerConfig | None = None,
+                 seed: int = 0, track_samples: bool = True):
+        self.config = config or TrainerConfig()
+        self.config.validate()
+        self.dataset = dataset
+        self.device = dataset.device
+        self.model_name = model
+        seed_everything(seed)
+        self.model = build_model(model, dataset.input_shape, dataset.num_classes).to(self.device)
+        self.feature_dim: int = self.model.feature_dim
+        c = self.config
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
+                                         nesterov=c.nesterov, weight_decay=c.weight_decay)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.ledger = CostLedger(sync_cuda=self.device.type == "cuda")
+        self.store = SampleStore(dataset.num_train, self.device) if track_samples else None
+        self.epoch = 0
+        self._batch_in_epoch = 0
+        self._batches_this_epoch = 1
+
+    # --- epochs and batches -------------------------------------------------------------------
+
+    def shuffled_batches(self, indices: torch.Tensor | None = None, drop_last: bool = False) -> list[torch.Tensor]:
+        """Shuffle ``indices`` (all training samples when None) on the device and cut into batches."""
+        if indices is None:
+            indices = torch.arange(self.dataset.num_train, device=self.device)
+        perm = indices[torch.randperm(len(indices), device=self.device, generator=self.generator)]
+        bs = self.config.batch_size
+        stop = len(perm) - len(perm) % bs if drop_last else len(perm)
+        return list(perm[:stop].split(bs))
+
+    def begin_epoch(self, epoch: int, num_batches: int) -> None:
+        """Start epoch ``epoch`` of ``num_batches`` steps: the LR schedule maps this epoch onto
+        ``[epoch/epochs, (epoch+1)/epochs)`` of training progress, whatever ``num_batches`` is."""
+        if num_batches < 1:
+            raise ValueError(f"num_batches={num_batches} must be >= 1")
+        self.epoch = epoch
+        self._batch_in_epoch = 0
+        self._batches_this_epoch = num_batches
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned training done, in [0, 1]."""
+        done = self.epoch + min(self._batch_in_epoch / self._batches_this_epoch, 1.0)
+        return min(done / self.config.epochs, 1.0)
+
+    @property
+    def lr(self) -> float:
+        return lr_at(self.config.schedule, self.progress, self.config.lr)
+
+    # --- one step ------------------------------------------------------------------------------
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+
+    def forward(self, idx: torch.Tensor) -> BatchForward:
+        """Training-mode forward pass of the samples ``idx`` (graph kept for :meth:`step`)."""
+        with self.ledger.timed("train"):
+            self.model.train()
+            x, y = self.dataset.train_batch(idx, self.generator, augment=self.config.augment)
+            with self._autocast():
+                logits, features = self.model(x)
+            logits = logits.float()
+            losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
+        self.ledger.samples_forwarded += len(idx)
+        if self.store is not None:
+            with self.ledger.timed("overhead"):
+                self.store.update(idx, losses, logits, y, self.epoch)
+        return BatchForward(idx, y, logits, features.float(), losses)
+
+    def step(self, fwd: BatchForward, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Back-propagate ``mean(losses * weights)`` of ``fwd`` and take one optimizer step.
+
+        Returns the (detached) weighted loss without synchronising the device."""
+        with self.ledger.timed("train"):
+            lr = self.lr
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss = (fwd.losses * weights).mean() if weights is not None else fwd.losses.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        self.ledger.samples_backpropagated += len(fwd.idx)
+        self.ledger.optimizer_steps += 1
+        self._batch_in_epoch += 1
+        return loss.detach()
+
+    def train_epoch(self, indices: torch.Tensor | None = None, sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Train one epoch on ``indices`` (all data when None), each sample's loss scaled by
+        ``sample_weights[idx]`` (a vector over the whole training set). Returns the mean loss
+        (a device tensor); raises :class:`DivergenceError` if it is not finite."""
+        batches = self.shuffled_batches(indices)
+        self.begin_epoch(self.epoch, len(batches))
+        total = torch.zeros((), device=self.device)
+        for idx in batches:
+            fwd = self.forward(idx)
+            total += self.step(fwd, None if sample_weights is None else sample_weights[idx])
+        mean = total / len(batches)
+        if not torch.isfinite(mean):
+            raise DivergenceError(f"non-finite training loss in epoch {self.epoch} (lr {self.lr:.3g}); try a lower lr")
+        self.epoch += 1
+        return mean
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Top-1 and top-5 accuracy (%) and mean loss (no label smoothing) on the test set."""
+        with self.ledger.timed("eval"):
+            self.model.eval()
+            k = min(5, self.dataset.num_classes)
+            top1 = torch.zeros((), device=self.device)
+            topk = torch.zeros((), device=self.device)
+            loss = torch.zeros((), device=self.device)
+            for x, y in self.dataset.test_batches(self.config.eval_batch_size):
+                with self._autocast():
+                    logits, _ = self.model(x)
+                logits = logits.float()
+                loss += F.cross_entropy(logits, y, reduction="sum")
+                pred = logits.topk(k, dim=1).indices
+                top1 += (pred[:, 0] == y).sum()
+                topk += (pred == y[:, None]).any(dim=1).sum()
+            n = self.dataset.num_test
+            out = torch.stack([top1, topk, loss]).cpu() / n
+        self.ledger.eval_samples_forwarded += n
+        return {"top1": float(out[0]) * 100, "top5": float(out[1]) * 100, "loss": float(out[2])}
+
+    @torch.no_grad()
+    def embed(self, idx: torch.Tensor | None = None, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode ``(logits, features)`` of training samples ``idx`` (all when None), no augmentation.
+
+        Used by static selection methods that score the whole set once; counted as forwarded samples."""
+        if idx is None:
+            idx = torch.arange(self.dataset.num_train, device=self.device)
+        bs = batch_size or self.config.eval_batch_size
+        self.model.eval()
+        logits, feats = [], []
+        with self.ledger.timed("overhead"):
+            for chunk in idx.split(bs):
+                x, _ = self.dataset.train_batch(chunk, augment=False)
+                with self._autocast():
+                    lo, fe = self.model(x)
+                logits.append(lo.float())
+                feats.append(fe.float())
+        self.ledger.samples_forwarded += len(idx)
+        return torch.cat(logits), torch.cat(feats)
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this trainer exactly (model, optimizer, RNG, ledger, store)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "ledger": self.ledger.as_dict(),
+            "store": None if self.store is None else self.store.state_dict(),
+            "epoch": self.epoch,
+            "batch_in_epoch": self._batch_in_epoch,
+            "batches_this_epoch": self._batches_this_epoch,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.ledger.load_dict(state["ledger"])
+        if self.store is not None and state["store"] is not None:
+            self.store.load_state_dict(state["store"])
+        self.epoch = state["epoch"]
+        self._batch_in_epoch = state["batch_in_epoch"]
+        self._batches_this_epoch = state["batches_this_epoch"]
