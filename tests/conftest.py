@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny configs that run in seconds on a 2-core CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Keep each test on the small machine's budget and deterministic."""
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Decoded-image caches go to a temporary folder, never the user's cache."""
+    import envs.data
+
+    monkeypatch.setattr(envs.data, "CACHE_DIR", tmp_path_factory.mktemp("cache"))
