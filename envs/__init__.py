@@ -1,12 +1,19 @@
 """Learned data selection as Gymnasium environments, on one shared inner trainer and cost ledger."""
 
+import gymnasium
+
+from envs.cover_select import CoverSelectEnv
 from envs.data import DATASET_NAMES, DeviceDataset, load_dataset
+from envs.data_agent import DataAgentEnv
 from envs.ledger import CostLedger
 from envs.models import MODEL_NAMES, build_model
 from envs.store import SampleStore
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device, seed_everything
 
 __all__ = [
-    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "DeviceDataset", "DivergenceError", "SampleStore",
+    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DeviceDataset", "DivergenceError", "SampleStore",
     "Trainer", "TrainerConfig", "build_model", "load_dataset", "resolve_device", "seed_everything",
 ]
+
+gymnasium.register(id="DataAgent-v0", entry_point="envs.data_agent:DataAgentEnv")
+gymnasium.register(id="CoverSelect-v0", entry_point="envs.cover_select:CoverSelectEnv")

@@ -58,11 +58,14 @@ class CostLedger:
 
     def summary(self, full_backprop: int | None = None) -> str:
         """One line for logs; with ``full_backprop`` (the count of a full-data run) also the fraction."""
-        frac = ""
-        if full_backprop:
-            frac = f" ({self.samples_backpropagated / full_backprop:.1%} of full data)"
-        return (
-            f"back-propagated {self.samples_backpropagated:,}{frac}, forwarded {self.samples_forwarded:,}, "
-            f"steps {self.optimizer_steps:,}, train {self.train_seconds:.1f}s, overhead {self.overhead_seconds:.1f}s, "
-            f"eval {self.eval_seconds:.1f}s"
-        )
+        return format_ledger(self.as_dict(), full_backprop)
+
+
+def format_ledger(ledger: dict[str, float | int], full_backprop: int | None = None) -> str:
+    """One line describing a ledger (as from :meth:`CostLedger.as_dict`), for logs and CLIs."""
+    frac = f" ({ledger['samples_backpropagated'] / full_backprop:.1%} of full data)" if full_backprop else ""
+    return (
+        f"back-propagated {ledger['samples_backpropagated']:,}{frac}, forwarded {ledger['samples_forwarded']:,}, "
+        f"steps {ledger['optimizer_steps']:,}, train {ledger['train_seconds']:.1f}s, "
+        f"overhead {ledger['overhead_seconds']:.1f}s, eval {ledger['eval_seconds']:.1f}s"
+    )

@@ -1,0 +1,211 @@
+"""Static coresets: choosing one at a ratio, saving/loading it, and the non-RL selections.
+
+Why: RL-Selector's product is a fixed subset that any later model trains on (methods.md B.1).
+A coreset is stored as ``<prefix>.npy`` (sorted int64 training-set indices) plus ``<prefix>.json``
+(how it was made: dataset, train_size, data_seed, ratio, seed, method, ledger...), enough to
+rebuild the exact training set and evaluate the subset with another model
+(``python -m experiments.evaluate_coreset``). Both files are written atomically.
+
+Size rule (:func:`coreset_size_bounds`): a coreset at ratio ``sr`` of ``N`` samples has between
+``ceil(N (sr - 1%))`` and ``floor(N (sr + 1%))`` samples (at least 1); when ``N`` is so small that
+no integer lies in that range, exactly ``round(sr N)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
+from envs.data import DeviceDataset
+from envs.trainer import Trainer
+
+CORESET_FORMAT = 1
+RATIO_TOLERANCE = 0.01
+
+
+def _check_ratio(ratio: float) -> float:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio={ratio!r} is invalid; valid range: (0, 1) exclusive")
+    return float(ratio)
+
+
+def coreset_size_bounds(num_samples: int, ratio: float, tolerance: float = RATIO_TOLERANCE) -> tuple[int, int]:
+    """Smallest and largest allowed coreset size at ``ratio`` (within ``tolerance`` of ``num_samples``)."""
+    ratio = _check_ratio(ratio)
+    # round away float noise such as 100 * 0.49 = 49.00000000000001 before ceil/floor
+    low = max(1, math.ceil(round(num_samples * (ratio - tolerance), 9)))
+    high = min(num_samples, math.floor(round(num_samples * (ratio + tolerance), 9)))
+    if low > high:
+        low = high = min(num_samples, max(1, round(ratio * num_samples)))
+    return low, high
+
+
+def _ranked(values: torch.Tensor, descending: bool, seed: int) -> torch.Tensor:
+    """Positions of ``values`` sorted, equal values in a seeded random order."""
+    gen = torch.Generator(device=values.device).manual_seed(seed)
+    perm = torch.randperm(len(values), device=values.device, generator=gen)
+    return perm[torch.sort(values[perm], descending=descending, stable=True).indices]
+
+
+def select_by_score(scores: torch.Tensor | np.ndarray, ratio: float, seed: int = 0) -> np.ndarray:
+    """RL-Selector's final coreset from the score vector ``d`` (methods.md B.6).
+
+    Binarise ``d > 0.5``; if the selected count is outside :func:`coreset_size_bounds`, move it to the
+    nearest bound by dropping the selected samples with the scores nearest 0.5 (the lowest above it)
+    or adding the unselected ones with the scores nearest 0.5 (the highest at or below it). Both
+    cases are one rule: keep the ``k`` highest scores, ``k`` = the selected count clamped to the
+    bounds. Equal scores are ordered by a random permutation seeded with ``seed``.
+
+    :return: sorted int64 indices
+    """
+    s = torch.as_tensor(scores).float()
+    low, high = coreset_size_bounds(len(s), ratio)
+    k = min(max(int((s > 0.5).sum()), low), high)
+    return np.sort(_ranked(s, True, seed)[:k].cpu().numpy()).astype(np.int64)
+
+
+def coreset_target_size(num_samples: int, ratio: float) -> int:
+    """``round(ratio * N)`` moved into :func:`coreset_size_bounds`: the size of fixed-size selections."""
+    low, high = coreset_size_bounds(num_samples, ratio)
+    return min(max(round(ratio * num_samples), low), high)
+
+
+def random_coreset(num_samples: int, size: int, seed: int = 0) -> np.ndarray:
+    """A uniform random coreset of ``size`` samples (methods.md C.1, static Random); sorted int64."""
+    if not 1 <= size <= num_samples:
+        raise ValueError(f"size={size!r} is invalid; valid range: [1, {num_samples}]")
+    return np.sort(np.random.default_rng(seed).choice(num_samples, size=size, replace=False)).astype(np.int64)
+
+
+def proportional_quotas(class_sizes: list[int], total: int) -> list[int]:
+    """Split ``total`` over classes in proportion to their sizes (largest remainder; ties to the lower class)."""
+    n = sum(class_sizes)
+    exact = [size * total / n for size in class_sizes]
+    quotas = [math.floor(e) for e in exact]
+    order = sorted(range(len(exact)), key=lambda k: (-(exact[k] - quotas[k]), k))
+    for k in order[: total - sum(quotas)]:
+        quotas[k] += 1
+    return quotas
+
+
+def cover_degree_coreset(features: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float,
+                         epsilon: str | float | EpsilonRule = "mean", seed: int = 0,
+                         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                         quantile_samples: int = DEFAULT_QUANTILE_SAMPLES) -> tuple[np.ndarray, torch.Tensor]:
+    """RL-Selector's "w/o RL" ablation on given features: in every class keep the samples with the
+    smallest ε-cover degree (the least redundant), the class's share proportional to its size, for
+    ``round(ratio * N)`` samples in all. Equal degrees are ordered at random (seeded).
+
+    :return: sorted int64 indices and the degrees of all samples
+    """
+    ratio = _check_ratio(ratio)
+    members = class_members(labels, num_classes)
+    gen = torch.Generator(device=features.device).manual_seed(seed)
+    degrees, _ = cover_degrees(features, members, epsilon, chunk_bytes, quantile_samples, gen)
+    quotas = proportional_quotas([len(m) for m in members], coreset_target_size(len(labels), ratio))
+    kept = [m[_ranked(degrees[m], False, seed + k)[:q]] for k, (m, q) in enumerate(zip(members, quotas))]
+    return np.sort(torch.cat(kept).cpu().numpy()).astype(np.int64), degrees
+
+
+def select_by_cover_degree(trainer: Trainer, ratio: float, epsilon: str | float | EpsilonRule = "mean",
+                           seed: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                           quantile_samples: int = DEFAULT_QUANTILE_SAMPLES) -> tuple[np.ndarray, torch.Tensor]:
+    """:func:`cover_degree_coreset` on ``trainer.embed()`` features of the whole training set (eval
+    mode, no augmentation): the paper's "w/o RL" on a (pre-)trained model. Counted as overhead."""
+    _, feats = trainer.embed()
+    with trainer.ledger.timed("overhead"):
+        data = trainer.dataset
+        return cover_degree_coreset(feats, data.train_y, data.num_classes, ratio, epsilon, seed,
+                                    chunk_bytes, quantile_samples)
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(<prefix>.npy, <prefix>.json)`` from a prefix or either file's path."""
+    p = Path(path)
+    prefix = p.with_suffix("") if p.suffix in (".npy", ".json") else p
+    return prefix.with_name(prefix.name + ".npy"), prefix.with_name(prefix.name + ".json")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, (np.integer, np.floating, np.bool_)):
+        return x.item()
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"coreset meta: {type(x).__name__} is not JSON-serialisable")
+
+
+def save_coreset(path_prefix: str | os.PathLike, indices: np.ndarray | torch.Tensor | list[int],
+                 meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Save ``indices`` (unique, non-negative) to ``<prefix>.npy`` and ``meta`` plus ``size`` and
+    ``format`` to ``<prefix>.json``. The JSON is written last, so a complete JSON means a complete pair.
+
+    :return: the two paths
+    """
+    idx = np.asarray(torch.as_tensor(indices).cpu()).astype(np.int64).reshape(-1)
+    if idx.size and idx.min() < 0:
+        raise ValueError(f"coreset indices must be >= 0, got min {int(idx.min())}")
+    idx = np.sort(idx)
+    if np.any(idx[1:] == idx[:-1]):
+        raise ValueError("coreset indices contain duplicates")
+    num_train = meta.get("num_train")
+    if num_train is not None and idx.size and idx[-1] >= num_train:
+        raise ValueError(f"coreset index {int(idx[-1])} is out of range for num_train={num_train}")
+    npy, js = _paths(path_prefix)
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    full = {**meta, "size": int(idx.size), "format": CORESET_FORMAT}
+    text = json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode()
+    _atomic_write(npy, lambda f: np.save(f, idx))
+    _atomic_write(js, lambda f: f.write(text))
+    return npy, js
+
+
+def load_coreset(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Load a coreset saved by :func:`save_coreset` from its prefix, ``.npy`` or ``.json`` path."""
+    npy, js = _paths(path)
+    for p in (npy, js):
+        if not p.is_file():
+            raise FileNotFoundError(f"coreset file {str(p)!r} not found (a coreset is a .npy + .json pair)")
+    meta = json.loads(js.read_text())
+    idx = np.load(npy).astype(np.int64)
+    if idx.ndim != 1 or len(idx) != meta.get("size", len(idx)):
+        raise ValueError(f"{npy}: {idx.shape} indices but the JSON says size {meta.get('size')}")
+    return idx, meta
+
+
+def coreset_subset(dataset: Dataset | DeviceDataset, coreset: str | os.PathLike | np.ndarray) -> Subset:
+    """A ``torch.utils.data.Subset`` of ``dataset``'s training samples in ``coreset`` (a path or indices),
+    for ordinary PyTorch pipelines. A :class:`DeviceDataset` is wrapped as ``(uint8 image, label)`` pairs."""
+    idx = load_coreset(coreset)[0] if isinstance(coreset, (str, os.PathLike)) else np.asarray(coreset, dtype=np.int64)
+    if isinstance(dataset, DeviceDataset):
+        dataset = TensorDataset(dataset.train_x, dataset.train_y)
+    n = len(dataset)  # type: ignore[arg-type]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"coreset indices span [{int(idx.min())}, {int(idx.max())}] but the dataset has {n} samples")
+    return Subset(dataset, idx.tolist())

@@ -1,0 +1,247 @@
+"""Reward objects: per-sample rewards computed from one training forward pass.
+
+Why objects: the reward is the part of each method most worth ablating, so an environment takes
+it as a plug-in. Each reward is a small class whose call returns the per-sample reward tensor
+(on the device, no host sync) plus the scalar weight it used, for logging. Rewards never touch
+the model; they read the pass's detached losses and logits.
+
+Data Agent (methods.md A.2/A.3) and its ablations:
+
+``composite``  ``a * (lam * L~ + (1 - lam) * H~)``, lam = variance ratio (the paper's reward)
+``loss``       lam fixed at 1 (difficulty only)
+``entropy``    lam fixed at 0 (uncertainty only)
+:class:`FixedWeightReward` any fixed lam (removes the adaptive weighting)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+import torch
+
+from envs import signals
+
+
+class RewardOutput(NamedTuple):
+    """Per-sample rewards ``(B,)`` and the scalar weight lambda used (a 0-d tensor)."""
+
+    rewards: torch.Tensor
+    lam: torch.Tensor
+
+
+class BatchReward(Protocol):
+    """What a Data Agent environment expects of a reward object."""
+
+    def __call__(self, losses: torch.Tensor, logits: torch.Tensor, scores: torch.Tensor) -> RewardOutput: ...
+
+    def reset(self) -> None: ...
+
+
+class RunningBatchNormalizer:
+    """Data Agent's reward normaliser: ``r <- (r - mu_run) / (sigma_run + eps)``.
+
+    ``mu_run`` is the running mean of *batch-mean* rewards. ``sigma_run`` is, on the first batch,
+    that batch's within-batch standard deviation (unbiased, torch's default); afterwards it is
+    ``sqrt(S / n)`` with ``S`` accumulated Welford-style over the ``n`` batch means seen. The
+    statistics are updated with the incoming batch *before* it is normalised. This is what the
+    official code does (methods.md A.2, step 5), quirks included: from the second batch on the
+    scale is the spread of batch means, not of rewards, so normalised rewards can be large.
+
+    All statistics stay device tensors, so a call never synchronises the device.
+
+    :param eps: added to ``sigma_run`` before dividing
+    """
+
+    def __init__(self, eps: float = 1e-8):
+        if not eps >= 0:
+            raise ValueError(f"eps={eps!r} is invalid; valid: >= 0")
+        self.eps = eps
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all statistics (a new training run)."""
+        self.count = 0
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        self._m2: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def __call__(self, rewards: torch.Tensor) -> torch.Tensor:
+        """Update the statistics with the batch ``rewards`` (1-D), then return it normalised."""
+        batch_mean = rewards.mean()
+        self.count += 1
+        if self.count == 1:
+            self.mean = batch_mean
+            self._m2 = torch.zeros_like(batch_mean)
+            self.std = rewards.std()
+        else:
+            old = self.mean
+            self.mean = old + (batch_mean - old) / self.count
+            self._m2 = self._m2 + (batch_mean - old) * (batch_mean - self.mean)
+            self.std = (self._m2 / self.count).sqrt()
+        return (rewards - self.mean) / (self.std + self.eps)
+
+
+def batch_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
+    """The ``q`` quantile of a 1-D tensor with linear interpolation (``numpy.quantile``'s default).
+
+    One sort and two reads: several times cheaper than ``torch.quantile``'s general path on the
+    small batches of every env step, and the positions are host integers, so no device sync."""
+    s = values.sort().values
+    pos = q * (len(s) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (pos - lo) * (s[hi] - s[lo])
+
+
+def difficulty(losses: torch.Tensor, clip_quantile: float = 0.95, eps: float = 1e-8) -> torch.Tensor:
+    """Data Agent's L~: losses clipped at the batch ``clip_quantile`` (linear interpolation, as
+    ``numpy.quantile``), then min-max normalised within the batch to [0, 1]."""
+    clipped = torch.minimum(losses, batch_quantile(losses, clip_quantile))
+    low, high = clipped.min(), clipped.max()
+    return (clipped - low) / (high - low + eps)
+
+
+class NormalizedReward:
+    """Base of the reward objects: an optional :class:`RunningBatchNormalizer` and the ``reset`` that clears it.
+
+    :param normalize: apply a :class:`RunningBatchNormalizer` to each batch's rewards
+    """
+
+    def __init__(self, normalize: bool):
+        self.normalizer = RunningBatchNormalizer() if normalize else None
+
+    def _normalize(self, rewards: torch.Tensor) -> torch.Tensor:
+        return rewards if self.normalizer is None else self.normalizer(rewards)
+
+    def reset(self) -> None:
+        """Start a new run: clear the normaliser's statistics."""
+        if self.normalizer is not None:
+            self.normalizer.reset()
+
+
+class CompositeReward(NormalizedReward):
+    """Data Agent's composite reward ``r_i = a_i * (lam * L~_i + (1 - lam) * H~_i)``.
+
+    ``L~`` is :func:`difficulty` of the per-sample training losses, ``H~`` the normalised
+    predictive entropy (:func:`envs.signals.normalized_entropy`), ``a_i`` the sample's score in
+    [0, 1]. The adaptive weight is ``lam = clamp(Var L~ / (Var L~ + Var H~ + eps_w), 0, 1)``
+    with unbiased batch variances, so a batch needs at least 2 samples.
+
+    :param normalize: apply a :class:`RunningBatchNormalizer` (the paper's ``use_reward_norm``)
+    :param clip_quantile: batch quantile at which losses are clipped before normalising
+    :param eps_w: the variance-ratio epsilon (``--variance-adaptive-epsilon``)
+    """
+
+    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95, eps_w: float = 1e-8):
+        if not 0.0 < clip_quantile <= 1.0:
+            raise ValueError(f"clip_quantile={clip_quantile!r} is invalid; valid range: (0, 1]")
+        if not eps_w >= 0:
+            raise ValueError(f"eps_w={eps_w!r} is invalid; valid: >= 0")
+        self.clip_quantile = clip_quantile
+        self.eps_w = eps_w
+        super().__init__(normalize)
+
+    def weight(self, diff: torch.Tensor, unc: torch.Tensor) -> torch.Tensor:
+        """The batch's lambda: the share of the difficulty signal's variance."""
+        var_d, var_u = diff.var(), unc.var()
+        return (var_d / (var_d + var_u + self.eps_w)).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def __call__(self, losses: torch.Tensor, logits: torch.Tensor, scores: torch.Tensor) -> RewardOutput:
+        """Rewards of one batch from its per-sample ``losses``, ``logits`` and ``scores`` in [0, 1]."""
+        diff = difficulty(losses.detach().float(), self.clip_quantile)
+        unc = signals.normalized_entropy(logits.detach())
+        lam = self.weight(diff, unc)
+        return RewardOutput(self._normalize(scores * (lam * diff + (1.0 - lam) * unc)), lam)
+
+
+class FixedWeightReward(CompositeReward):
+    """The composite reward with a fixed ``lam`` (ablation: no adaptive weighting).
+
+    :param lam: weight of the difficulty signal, in [0, 1]
+    :param normalize: apply a :class:`RunningBatchNormalizer`
+    :param clip_quantile: batch quantile at which losses are clipped
+    """
+
+    def __init__(self, lam: float, normalize: bool = True, clip_quantile: float = 0.95):
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam={lam!r} is invalid; valid range: [0, 1]")
+        super().__init__(normalize=normalize, clip_quantile=clip_quantile)
+        self.lam = float(lam)
+
+    def weight(self, diff: torch.Tensor, unc: torch.Tensor) -> torch.Tensor:
+        return diff.new_full((), self.lam)  # a fill kernel: no host-to-device copy
+
+
+class LossOnlyReward(FixedWeightReward):
+    """Ablation: difficulty only, ``r_i = a_i * L~_i``."""
+
+    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95):
+        super().__init__(1.0, normalize=normalize, clip_quantile=clip_quantile)
+
+
+class EntropyOnlyReward(FixedWeightReward):
+    """Ablation: uncertainty only, ``r_i = a_i * H~_i``."""
+
+    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95):
+        super().__init__(0.0, normalize=normalize, clip_quantile=clip_quantile)
+
+
+DATA_AGENT_REWARDS = {"composite": CompositeReward, "loss": LossOnlyReward, "entropy": EntropyOnlyReward}
+
+
+def make_data_agent_reward(name: str, normalize: bool = True) -> CompositeReward:
+    """A Data Agent reward by name: ``composite`` (the paper's), ``loss`` or ``entropy``."""
+    if name not in DATA_AGENT_REWARDS:
+        raise ValueError(f"reward={name!r} is invalid; valid choices: {', '.join(DATA_AGENT_REWARDS)}")
+    return DATA_AGENT_REWARDS[name](normalize=normalize)
+
+
+# ---------------------------------------------------------------------------------------------
+# RL-Selector (methods.md B.3)
+
+
+class CoverRewardOutput(NamedTuple):
+    """Per-sample rewards ``(B,)`` and the shared ratio-alignment term (a 0-d tensor)."""
+
+    rewards: torch.Tensor
+    ratio_reward: torch.Tensor
+
+
+class CoverRatioReward(NormalizedReward):
+    """RL-Selector's reward ``r_i = r_ratio + r_sel,i`` (Eq. 5 + Eq. 7, reconstructed in methods.md B.3).
+
+    * Ratio alignment, shared by the batch: with the global selected fraction ``rho = mean(d > 0.5)``
+      and ``delta = rho - target``, ``r_ratio = -delta / (1 - target)`` if ``delta >= 0`` else
+      ``delta / target``. The rescaling factors are the largest possible over- and under-shoot, so
+      ``r_ratio`` lies in [-1, 0] and is exactly 0 at the target (-1 at the start, when all d are 1).
+    * Selection, per sample: ``r_sel,i = -c_i * d_i`` with ``c_i`` the sample's ε-cover degree
+      (:mod:`envs.cover`) and ``d_i`` its new score in [0, 1]: keeping a redundant sample costs.
+
+    The plain sum, the per-sample form and the absence of weights follow the paper's "no additional
+    hyper-parameters"; the reward lies in [-2, 0]. Normalisation is off by default because the terms
+    are already bounded; ``normalize=True`` applies Data Agent's :class:`RunningBatchNormalizer`
+    (the authors' sibling A2C code normalises this way).
+
+    :param target_ratio: the coreset's target fraction ``sr``, in (0, 1)
+    :param normalize: apply a :class:`RunningBatchNormalizer` to the summed rewards
+    """
+
+    def __init__(self, target_ratio: float, normalize: bool = False):
+        if not (isinstance(target_ratio, (int, float)) and not isinstance(target_ratio, bool) and 0.0 < target_ratio < 1.0):
+            raise ValueError(f"target_ratio={target_ratio!r} is invalid; valid range: (0, 1) exclusive")
+        self.target_ratio = float(target_ratio)
+        super().__init__(normalize)
+
+    def ratio_reward(self, ratio: torch.Tensor) -> torch.Tensor:
+        """``r_ratio`` of the selected fraction ``ratio`` (a tensor; no host sync)."""
+        delta = ratio - self.target_ratio
+        return torch.where(delta >= 0, -delta / (1.0 - self.target_ratio), delta / self.target_ratio)
+
+    @torch.no_grad()
+    def __call__(self, scores: torch.Tensor, degrees: torch.Tensor, ratio: torch.Tensor) -> CoverRewardOutput:
+        """Rewards of one batch from its scores ``d`` in [0, 1], degrees ``c`` and the global ``rho`` (0-d)."""
+        r_ratio = self.ratio_reward(ratio.float())
+        return CoverRewardOutput(self._normalize(r_ratio - degrees * scores), r_ratio)

@@ -1,0 +1,83 @@
+"""Train a fresh model on a saved coreset and report its test accuracy and cost.
+
+    python -m experiments.evaluate_coreset --coreset coresets/digits-cover-r0.5-s0 --model cnn --epochs 10
+    python -m experiments.evaluate_coreset --coreset coresets/digits-cover-r0.5-s0 --model cnn --random
+
+The training set is rebuilt from the coreset's JSON (dataset, train_size, data_seed, label noise),
+so a selection made with a small model can be judged on any registered model. Training uses the
+shared :class:`~envs.trainer.Trainer` (``train_epoch`` on the coreset's indices), the same recipe
+as ``experiments.full_data``. ``--random`` trains instead on a uniform random subset of the same
+size (seeded by ``--seed``), the static Random baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from envs.coreset import load_coreset, random_coreset
+from envs.data import load_dataset
+from envs.ledger import format_ledger
+from envs.trainer import Trainer, TrainerConfig, resolve_device
+from experiments.cli import add_training_arguments, trainer_options, write_json
+
+
+def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, random: bool = False,
+                     device: str = "auto", root: str | None = None, progress: bool = True,
+                     **trainer_opts: Any) -> dict[str, Any]:
+    """Train ``model`` on the coreset (or a same-size random subset) and return test metrics and the ledger."""
+    indices, meta = load_coreset(coreset)
+    dev = resolve_device(device)
+    config = TrainerConfig(**trainer_opts)
+    config.validate()
+    data = load_dataset(meta["dataset"], device=dev, train_size=meta.get("train_size"), seed=meta.get("data_seed", 0),
+                        noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0), root=root)
+    if data.num_train != meta["num_train"]:
+        raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
+                         f"was selected from {meta['num_train']}")
+    if random:
+        indices = random_coreset(data.num_train, len(indices), seed)
+    trainer = Trainer(data, model, config, seed=seed, track_samples=False)
+    idx = torch.as_tensor(indices, device=dev)
+    start = time.perf_counter()
+    bar = tqdm(range(config.epochs), desc=f"coreset {meta['dataset']}/{model}", disable=not progress, leave=False)
+    for _ in bar:
+        bar.set_postfix(loss=f"{float(trainer.train_epoch(idx)):.3f}")
+    return {
+        "coreset": str(coreset), "selection": "random" if random else meta.get("method"),
+        "selection_meta": meta, "model": model, "seed": seed, "device": str(dev), "size": len(indices),
+        "num_train": data.num_train, "fraction": len(indices) / data.num_train, "trainer": config.as_dict(),
+        "test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--coreset", required=True, help="coreset path prefix, or its .npy or .json file")
+    parser.add_argument("--random", action="store_true", help="train on a random subset of the same size instead (seeded by --seed)")
+    parser.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
+    add_training_arguments(parser)
+    parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate_coreset(args.coreset, args.model, seed=args.seed, random=args.random, device=args.device,
+                                  root=args.data_root, progress=not args.no_progress, **trainer_options(args))
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    t = result["test"]
+    print(f"{result['selection']} coreset of {result['selection_meta']['dataset']} ({result['size']} of "
+          f"{result['num_train']} samples, {result['fraction']:.1%}), {args.model} for {args.epochs} epochs "
+          f"({result['device']}): test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, loss {t['loss']:.4f}")
+    print("ledger:", format_ledger(result["ledger"]))
+    write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
