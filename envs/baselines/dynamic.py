@@ -1,0 +1,211 @@
+"""Dynamic (per-epoch) selection baselines on the shared trainer and ledger.
+
+Why here: these methods need no agent. Each epoch they rank samples from the per-sample statistics that
+the trainer already records on every training forward pass (:class:`envs.store.SampleStore`), so
+ranking costs no extra forward pass. Every top-k method reuses Data Agent's own mechanism
+(:class:`envs.selection.AnnealedTopKSelector`: keep ``floor(keep_ratio * N)``, weight kept losses by
+``1/keep_ratio``, anneal to full data after ``anneal * epochs``). A comparison with Data Agent therefore
+differs only in *who* is kept. InfoBatch has its own mechanics (below).
+
+Methods (``DYNAMIC_METHODS``), definitions in methods.md C.1:
+
+``full``       all data every epoch
+``random``     a fresh uniform subset each pruned epoch
+``loss_topk``  the highest last loss (online batch selection, per epoch)
+``ucb``        highest ``loss_ema + c * std`` (std from the EMA of the squared loss)
+``epsgreedy``  highest last loss, with a fraction ``epsilon`` of the budget drawn at random from the rest
+``composite``  highest Data Agent composite score ``lam * L~ + (1 - lam) * H~`` over the whole set,
+               without RL (the paper's "top-k without the agent" ablation)
+``infobatch``  prune a random fraction ``prune_ratio`` of the samples whose last loss is below the mean,
+               rescale the remaining below-mean ones by ``1/(1 - prune_ratio)``, anneal
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Protocol
+
+import torch
+
+from envs.selection import AnnealedTopKSelector, EpochPlan
+from envs.store import SampleStore
+from envs.trainer import Trainer
+
+DYNAMIC_METHODS = ("full", "random", "loss_topk", "ucb", "epsgreedy", "composite", "infobatch")
+
+
+class DynamicSelector(Protocol):
+    """Chooses each epoch's samples and loss weights from the per-sample store."""
+
+    def plan(self, epoch: int, store: SampleStore) -> EpochPlan: ...
+
+
+def _unseen_first(values: torch.Tensor) -> torch.Tensor:
+    """Samples never seen (NaN statistics) rank above every seen one."""
+    return torch.nan_to_num(values, nan=float("inf"))
+
+
+class ScoredTopK:
+    """Top-k by a score read from the store, on Data Agent's selection mechanism.
+
+    :param method: one of ``random``, ``loss_topk``, ``ucb``, ``epsgreedy``, ``composite``
+    :param num_samples: training-set size
+    :param num_classes: classes of the task (normalises the entropy of ``composite``)
+    :param epochs: epochs of the run
+    :param keep_ratio: fraction kept per pruned epoch
+    :param anneal: fraction of epochs with selection
+    :param ucb_c: UCB's exploration weight ``c``
+    :param epsilon: ε-greedy's random fraction of the budget
+    :param generator: random source (ties, random picks)
+    """
+
+    def __init__(self, method: str, num_samples: int, num_classes: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
+                 ucb_c: float = 1.0, epsilon: float = 0.1, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None):
+        if method not in ("random", "loss_topk", "ucb", "epsgreedy", "composite"):
+            raise ValueError(f"method={method!r} is not a top-k method; valid choices: random, loss_topk, ucb, epsgreedy, composite")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon={epsilon!r} is invalid; valid: [0, 1]")
+        if ucb_c < 0:
+            raise ValueError(f"ucb_c={ucb_c!r} is invalid; valid: >= 0")
+        self.method, self.num_classes, self.ucb_c, self.epsilon = method, num_classes, ucb_c, epsilon
+        self.generator = generator
+        self.selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
+
+    def scores(self, store: SampleStore) -> torch.Tensor:
+        n = store.num_samples
+        rand = torch.rand(n, device=store.last_loss.device, generator=self.generator)
+        if self.method == "random":
+            return rand
+        if self.method == "ucb":
+            std = (store.loss_sq_ema - store.loss_ema**2).clamp_min(0).sqrt()
+            return _unseen_first(store.loss_ema + self.ucb_c * std)
+        if self.method == "composite":
+            return _unseen_first(composite_score(store.last_loss, store.entropy, self.num_classes))
+        loss = _unseen_first(store.last_loss)
+        if self.method == "epsgreedy":
+            # the exploration share: random samples outside the greedy top get a score above every loss
+            k = self.selector.num_kept
+            explore = int(round(self.epsilon * k))
+            greedy = torch.argsort(loss, descending=True)[: k - explore]
+            bonus = torch.full_like(loss, float("inf"))
+            bonus[greedy] = 0.0
+            rest = torch.nonzero(bonus > 0).squeeze(1)
+            picked = rest[torch.randperm(len(rest), device=loss.device, generator=self.generator)[:explore]]
+            out = torch.full_like(loss, -1.0)
+            out[greedy] = 2.0
+            out[picked] = 1.0
+            return out
+        return loss
+
+    def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
+        if self.selector.is_pruned(epoch):
+            self.selector.update(torch.arange(store.num_samples, device=store.last_loss.device), self.scores(store))
+        return self.selector.plan(epoch)
+
+
+def composite_score(losses: torch.Tensor, entropies: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Data Agent's composite score over a whole set (not a batch), without the action factor:
+    difficulty = loss clipped at its 95th percentile, min-max normalised; uncertainty = entropy / log C;
+    weight = variance ratio. NaN (unseen) entries stay NaN."""
+    seen = ~torch.isnan(losses)
+    out = torch.full_like(losses, float("nan"))
+    if seen.sum() < 2:
+        return out
+    l = losses[seen]
+    l = torch.minimum(l, torch.quantile(l, 0.95))
+    l = (l - l.min()) / (l.max() - l.min() + 1e-8)
+    h = entropies[seen] / math.log(num_classes)
+    lam = (l.var() / (l.var() + h.var() + 1e-8)).clamp(0, 1)
+    out[seen] = lam * l + (1 - lam) * h
+    return out
+
+
+class InfoBatch:
+    """InfoBatch (Qin et al., ICLR 2024): each pruned epoch, prune a random ``prune_ratio`` of the samples whose
+    last loss is below the mean loss, and rescale the remaining below-mean samples by ``1/(1 - prune_ratio)``.
+    Samples not yet seen have score ``initial_score`` (3, as in InfoBatch). After ``anneal * epochs``, all data
+    with weight 1.
+
+    ``prune_ratio`` is the pruned fraction of the *well-learned* samples, not a kept fraction: the kept
+    fraction of an epoch is ``1 - prune_ratio * |below mean| / N`` and varies from epoch to epoch.
+    The ledger measures it. To compare with Data Agent at equal saving, compare back-propagated samples.
+
+    :param num_samples: training-set size
+    :param epochs: epochs of the run
+    :param prune_ratio: fraction of below-mean samples pruned, in [0, 1)
+    :param anneal: fraction of epochs with pruning
+    """
+
+    def __init__(self, num_samples: int, epochs: int, prune_ratio: float = 0.5, anneal: float = 0.875,
+                 initial_score: float = 3.0, device: torch.device | str = "cpu", generator: torch.Generator | None = None):
+        if not 0.0 <= prune_ratio < 1.0:
+            raise ValueError(f"prune_ratio={prune_ratio!r} is invalid; valid: [0, 1)")
+        if not 0.0 <= anneal <= 1.0:
+            raise ValueError(f"anneal={anneal!r} is invalid; valid: [0, 1]")
+        self.prune_ratio = prune_ratio
+        self.pruned_epochs = math.floor(anneal * epochs)
+        self.initial_score = initial_score
+        self.generator = generator
+        self._all = torch.arange(num_samples, device=device)
+
+    def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
+        n = store.num_samples
+        weights = torch.ones(n, device=self._all.device)
+        if epoch >= self.pruned_epochs:
+            return EpochPlan(self._all, weights, pruned=False)
+        scores = torch.nan_to_num(store.last_loss, nan=self.initial_score)
+        well_learned = scores < scores.mean()
+        prune = well_learned & (torch.rand(n, device=scores.device, generator=self.generator) < self.prune_ratio)
+        weights[well_learned & ~prune] = 1.0 / (1.0 - self.prune_ratio)
+        return EpochPlan(self._all[~prune], weights, pruned=True)
+
+
+class FullData:
+    """Every sample, weight 1, every epoch."""
+
+    def __init__(self, num_samples: int, device: torch.device | str = "cpu"):
+        self._all = torch.arange(num_samples, device=device)
+        self._ones = torch.ones(num_samples, device=device)
+
+    def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
+        return EpochPlan(self._all, self._ones, pruned=False)
+
+
+def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
+                          prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1) -> DynamicSelector:
+    """Build a registered dynamic baseline for ``trainer``'s training set."""
+    n, dev, gen = trainer.dataset.num_train, trainer.device, trainer.generator
+    if method == "full":
+        return FullData(n, dev)
+    if method == "infobatch":
+        return InfoBatch(n, trainer.config.epochs, prune_ratio, anneal, device=dev, generator=gen)
+    if method in DYNAMIC_METHODS:
+        return ScoredTopK(method, n, trainer.dataset.num_classes, trainer.config.epochs, keep_ratio, anneal, ucb_c, epsilon, dev, gen)
+    raise ValueError(f"unknown dynamic method {method!r}; valid choices: {', '.join(DYNAMIC_METHODS)}")
+
+
+def run_dynamic(trainer: Trainer, selector: DynamicSelector, progress: bool = False) -> dict[str, Any]:
+    """Train ``trainer`` for its configured epochs under ``selector``; returns test metrics, the ledger and
+    the kept fraction of each epoch (with label noise, also the mean share of noisy samples among those kept
+    in pruned epochs). Ranking time is booked as overhead in the ledger."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    kept, noisy_kept = [], []
+    store = trainer.store
+    if store is None:
+        raise ValueError("dynamic selection needs a trainer with track_samples=True")
+    noisy = trainer.dataset.noisy_mask
+    has_noise = bool(noisy.any())
+    for epoch in tqdm(range(trainer.config.epochs), desc="epochs", disable=not progress, leave=False):
+        with trainer.ledger.timed("overhead"):
+            plan = selector.plan(epoch, store)
+            if has_noise and plan.pruned:
+                noisy_kept.append(noisy[plan.indices].float().mean())
+        kept.append(len(plan.indices) / store.num_samples)
+        trainer.train_epoch(plan.indices, plan.weights)
+    return {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "kept_fraction": kept,
+            "noisy_kept_fraction": float(torch.stack(noisy_kept).mean()) if noisy_kept else None,
+            "wall_seconds": time.perf_counter() - start}

@@ -1,0 +1,235 @@
+"""Benchmark selection methods on equal terms: same trainer, data, model, schedule, seeds and cost ledger.
+
+    python -m experiments.benchmark --suite dynamic --dataset digits --model cnn --epochs 6 --seeds 0 1 2
+    python -m experiments.benchmark --suite static --dataset digits --ratios 0.3 0.5 0.7 --seeds 0 1 2
+
+Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
+interrupted benchmark resumes where it stopped. At the end the script writes ``runs.csv``, ``summary.json`` and
+``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png`` and ``accuracy_vs_ratio.png``.
+
+Dynamic suite: each method trains the inner model once per (ratio, seed). ``ratio`` is the kept fraction per
+pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``.
+Static suite: each method selects a coreset at ``ratio``. A fresh model then trains on it for ``--epochs``, with
+the same recipe for every method, and its test accuracy is reported. The cost columns add up both phases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from envs.baselines.dynamic import make_dynamic_selector, run_dynamic
+from envs.data import load_dataset
+from envs.trainer import Trainer, TrainerConfig, resolve_device
+from experiments.cli import add_trainer_arguments, trainer_options
+
+DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One benchmark cell: a method at a ratio with a seed, under a shared configuration."""
+
+    suite: str
+    method: str
+    ratio: float
+    seed: int
+    config: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps([self.suite, self.method, self.ratio, self.seed, self.config], sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _trainer(spec: RunSpec) -> Trainer:
+    c = spec.config
+    dev = resolve_device(c["device"])
+    data = load_dataset(c["dataset"], device=dev, train_size=c["train_size"], noise=c["noise"],
+                        noise_rate=c["noise_rate"], seed=spec.seed, root=c["data_root"])
+    return Trainer(data, c["model"], TrainerConfig(**c["trainer"]), seed=spec.seed)
+
+
+def run_dynamic_baseline(spec: RunSpec) -> dict[str, Any]:
+    trainer = _trainer(spec)
+    selector = make_dynamic_selector(spec.method, trainer, keep_ratio=spec.ratio, prune_ratio=1.0 - spec.ratio,
+                                     anneal=spec.config["anneal"])
+    out = run_dynamic(trainer, selector)
+    return out
+
+
+RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
+    "dynamic": {m: run_dynamic_baseline for m in DYNAMIC_BASELINES},
+    "static": {},
+}
+
+
+def full_backprop(config: dict[str, Any], num_train: int) -> int:
+    return config["trainer"]["epochs"] * num_train
+
+
+def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Run every spec not already recorded in ``out/runs.jsonl``; return all records."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "runs.jsonl"
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[rec["key"]] = rec
+    todo = [s for s in specs if s.key not in done]
+    if len(todo) < len(specs):
+        print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already in {log}")
+    for spec in tqdm(todo, desc="runs", disable=not progress):
+        runner = RUNNERS[spec.suite].get(spec.method)
+        if runner is None:
+            raise ValueError(f"unknown {spec.suite} method {spec.method!r}; valid choices: {', '.join(RUNNERS[spec.suite])}")
+        result = runner(spec)
+        n = result.get("num_train") or _num_train(spec)
+        rec = {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+               "top1": result["test"]["top1"], "top5": result["test"]["top5"],
+               "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
+               "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
+               "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
+               "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+               "config": spec.config}
+        with log.open("a") as f:  # one line per finished run: an interrupted benchmark loses at most the run in flight
+            f.write(json.dumps(rec) + "\n")
+        done[spec.key] = rec
+    return [done[s.key] for s in specs]
+
+
+_SIZE_CACHE: dict[tuple, int] = {}
+
+
+def _num_train(spec: RunSpec) -> int:
+    c = spec.config
+    key = (c["dataset"], c["train_size"])
+    if key not in _SIZE_CACHE:
+        _SIZE_CACHE[key] = c["train_size"] or load_dataset(c["dataset"], root=c["data_root"]).num_train
+    return _SIZE_CACHE[key]
+
+
+def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std (sample std; 0 for one seed) per (method, ratio)."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["method"], r["ratio"])].append(r)
+    rows = []
+    for (method, ratio), rs in groups.items():
+        row: dict[str, Any] = {"method": method, "ratio": ratio, "seeds": len(rs)}
+        for field in ("top1", "top5", "backprop_fraction", "wall_seconds", "overhead_seconds", "noisy_kept_fraction"):
+            vals = [r[field] for r in rs if r.get(field) is not None]
+            if vals:
+                row[field] = statistics.fmean(vals)
+                row[f"{field}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["ratio"], -r["top1"]))
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    noisy = any("noisy_kept_fraction" in r for r in rows)
+    head = "| method | ratio | top-1 (%) | top-5 (%) | back-prop (of full) | wall (s) | seeds |" + (" noisy kept |" if noisy else "")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        line = (f"| {r['method']} | {r['ratio']:.2f} | {r['top1']:.2f} ± {r['top1_std']:.2f} | {r['top5']:.2f} ± {r['top5_std']:.2f} "
+                f"| {r['backprop_fraction']:.3f} | {r['wall_seconds']:.1f} | {r['seeds']} |")
+        if noisy:
+            v = r.get("noisy_kept_fraction")
+            line += f" {v:.3f} |" if v is not None else " – |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_method[r["method"]].append(r)
+    for x_field, x_label, name in (("backprop_fraction", "back-propagated samples (fraction of full data)", "accuracy_vs_cost.png"),
+                                   ("ratio", "selection ratio", "accuracy_vs_ratio.png")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for method, rs in sorted(by_method.items()):
+            rs = sorted(rs, key=lambda r: r[x_field])
+            ax.errorbar([r[x_field] for r in rs], [r["top1"] for r in rs], yerr=[r["top1_std"] for r in rs],
+                        marker="o", capsize=3, label=method)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("test top-1 (%)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        paths.append(out / name)
+    return paths
+
+
+def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
+    rows = summarise(records)
+    with (out / "runs.csv").open("w", newline="") as f:
+        fields = [k for k in records[0] if k != "config"]
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(records)
+    (out / "summary.json").write_text(json.dumps(rows, indent=2))
+    table = markdown(rows)
+    (out / "summary.md").write_text(f"# {title}\n\n{table}\n")
+    plot(rows, out, title)
+    return table
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic")
+    p.add_argument("--methods", default=None, help="comma-separated; default: every method of the suite")
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.5], help="kept fraction (dynamic) or coreset ratio (static)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
+    add_trainer_arguments(p)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    methods = args.methods.split(",") if args.methods else list(RUNNERS[args.suite])
+    unknown = [m for m in methods if m not in RUNNERS[args.suite]]
+    if unknown:
+        raise SystemExit(f"unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
+    bad = [r for r in args.ratios if not 0 < r < 1]
+    if bad:
+        raise SystemExit(f"--ratios {bad} outside (0, 1)")
+    config = {"dataset": args.dataset, "data_root": args.data_root, "model": args.model, "train_size": args.train_size,
+              "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
+              "trainer": trainer_options(args)}
+    TrainerConfig(**config["trainer"]).validate()
+    specs = [RunSpec(args.suite, m, r, s, config) for r in args.ratios for m in methods for s in args.seeds
+             if not (m == "full" and r != args.ratios[0])]  # full data does not depend on the ratio
+    out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
+    records = execute(specs, out)
+    noise = f", {args.noise} noise {args.noise_rate:.0%}" if args.noise else ""
+    title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{noise}"
+    table = write_outputs(records, out, title)
+    print(table)
+    print(f"\nwritten: {out}/runs.jsonl, runs.csv, summary.json, summary.md, accuracy_vs_cost.png, accuracy_vs_ratio.png")
+    return table
+
+
+if __name__ == "__main__":
+    main()
