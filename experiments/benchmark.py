@@ -10,7 +10,10 @@ interrupted benchmark resumes where it stopped. At the end the script writes ``r
 Dynamic suite: each method trains the inner model once per (ratio, seed). ``ratio`` is the kept fraction per
 pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``.
 Static suite: each method selects a coreset at ``ratio``. A fresh model then trains on it for ``--epochs``, with
-the same recipe for every method, and its test accuracy is reported. The cost columns add up both phases.
+the same recipe for every method, and its test accuracy is reported. The back-prop column counts the training
+on the coreset. The proxy (scoring) run that feature- and score-based methods share, one per seed, is recorded
+in ``selection_backprop`` of ``runs.csv``. ``cover`` is the paper's "ε-cover degree without RL" on the proxy's
+features.
 """
 
 from __future__ import annotations
@@ -20,19 +23,24 @@ import csv
 import hashlib
 import json
 import statistics
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from tqdm import tqdm
 
 from envs.baselines.dynamic import make_dynamic_selector, run_dynamic
+from envs.baselines.static import STATIC_METHODS, ProxyScores, run_proxy, select_coreset
+from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
 from envs.trainer import Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options
 
 DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
+STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,43 @@ def run_dynamic_baseline(spec: RunSpec) -> dict[str, Any]:
     return out
 
 
+_PROXIES: dict[tuple[str, int], ProxyScores] = {}
+
+
+def _proxy(spec: RunSpec, trainer: Trainer) -> ProxyScores:
+    """One proxy (scoring) run per configuration and seed, shared by every static method of that seed."""
+    key = (json.dumps(spec.config, sort_keys=True), spec.seed)
+    if key not in _PROXIES:
+        _PROXIES[key] = run_proxy(trainer.dataset, spec.config["model"], trainer.config,
+                                  score_epochs=spec.config["score_epochs"], seed=spec.seed)
+    return _PROXIES[key]
+
+
+def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
+    """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
+    trainer = _trainer(spec)
+    data = trainer.dataset
+    selection_ledger: dict[str, Any] = {}
+    if spec.method == "cover":
+        proxy = _proxy(spec, trainer)
+        indices, _ = cover_degree_coreset(proxy.features, proxy.labels, data.num_classes, spec.ratio, seed=spec.seed)
+        selection_ledger = proxy.ledger
+    else:
+        source = data.train_y if spec.method == "random" else _proxy(spec, trainer)
+        coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
+        indices, selection_ledger = coreset.indices, coreset.ledger
+    idx = torch.as_tensor(indices, device=trainer.device)
+    start = time.perf_counter()
+    for _ in range(trainer.config.epochs):
+        trainer.train_epoch(idx)
+    return {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+            "selection_backprop": selection_ledger.get("samples_backpropagated", 0),
+            "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
+
+
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
     "dynamic": {m: run_dynamic_baseline for m in DYNAMIC_BASELINES},
-    "static": {},
+    "static": {m: run_static_baseline for m in STATIC_BASELINES},
 }
 
 
@@ -102,6 +144,7 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict
                "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
                "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
                "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+               "selection_backprop": result.get("selection_backprop", 0),
                "config": spec.config}
         with log.open("a") as f:  # one line per finished run: an interrupted benchmark loses at most the run in flight
             f.write(json.dumps(rec) + "\n")
@@ -201,6 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ratios", type=float, nargs="+", default=[0.5], help="kept fraction (dynamic) or coreset ratio (static)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
+    p.add_argument("--score-epochs", type=int, default=2,
+                   help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
     add_trainer_arguments(p)
     return p.parse_args(argv)
@@ -217,6 +262,7 @@ def main(argv: list[str] | None = None) -> str:
         raise SystemExit(f"--ratios {bad} outside (0, 1)")
     config = {"dataset": args.dataset, "data_root": args.data_root, "model": args.model, "train_size": args.train_size,
               "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
+              "score_epochs": min(args.score_epochs, args.epochs),
               "trainer": trainer_options(args)}
     TrainerConfig(**config["trainer"]).validate()
     specs = [RunSpec(args.suite, m, r, s, config) for r in args.ratios for m in methods for s in args.seeds

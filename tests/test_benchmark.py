@@ -32,3 +32,14 @@ def test_noisy_runs_report_the_noisy_share_kept(tmp_path):
                     "--methods", "loss_topk", "--noise", "symmetric", "--noise-rate", "0.4", "--out", str(tmp_path)])
     rec = json.loads((tmp_path / "runs.jsonl").read_text())
     assert 0.0 <= rec["noisy_kept_fraction"] <= 1.0
+
+
+def test_static_suite_end_to_end(tmp_path):
+    table = benchmark.main(["--suite", "static", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
+                            "--train-size", "400", "--ratios", "0.5", "--out", str(tmp_path)])
+    recs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in recs} == set(benchmark.STATIC_BASELINES)
+    for r in recs:
+        assert r["backprop"] == 200  # one epoch on a coreset of exactly half of 400 samples
+        assert r["selection_backprop"] == (0 if r["method"] == "random" else 400)  # one shared 1-epoch proxy run
+    assert "herding" in table and "cover" in table
