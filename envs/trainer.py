@@ -131,7 +131,8 @@ class Trainer:
         self.device = dataset.device
         self.model_name = model
         seed_everything(seed)
-        self.model = build_model(model, dataset.input_shape, dataset.num_classes).to(self.device)
+        # channels-last weights to match the channels-last batches of DeviceDataset
+        self.model = build_model(model, dataset.input_shape, dataset.num_classes).to(self.device, memory_format=torch.channels_last)
         self.feature_dim: int = self.model.feature_dim
         c = self.config
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
