@@ -1,0 +1,13 @@
+"""SB3 agents for the batch envs: a permutation-equivariant batch policy, the per-sample ``VecEnv``
+adapter, feature extractors for other algorithms, and :func:`make_agent` with the papers' presets."""
+
+from agents.adapters import PerSampleVecEnv
+from agents.distributions import SampleBetaDistribution, SampleGaussianDistribution
+from agents.policies import BatchOfSamplesPolicy, PooledCriticExtractor, SampleFlattenExtractor, SampleRowsExtractor
+from agents.presets import ALGOS, MODES, agent_kwargs, env_id_of, episode_steps, load_hyperparams, make_agent
+
+__all__ = [
+    "ALGOS", "MODES", "BatchOfSamplesPolicy", "PerSampleVecEnv", "PooledCriticExtractor", "SampleBetaDistribution",
+    "SampleFlattenExtractor", "SampleGaussianDistribution", "SampleRowsExtractor", "agent_kwargs", "env_id_of",
+    "episode_steps", "load_hyperparams", "make_agent",
+]

@@ -1,0 +1,180 @@
+"""make_agent presets, SB3 training on both envs in both modes, other algorithms, SubprocVecEnv, the README example."""
+
+from __future__ import annotations
+
+import functools
+import math
+import multiprocessing
+import pickle
+from importlib.resources import files
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+from stable_baselines3 import A2C, SAC
+from stable_baselines3.common.vec_env import SubprocVecEnv
+
+import envs  # noqa: F401  (registers the env ids)
+from agent_helpers import FakeBatchEnv, learn_and_record
+from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor, env_id_of, make_agent
+from envs.cover_select import CoverSelectEnv
+from envs.data_agent import DataAgentEnv
+
+TINY = dict(dataset="synthetic", model="mlp", batch_size=16, epochs=2, train_size=160, device="cpu")
+ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
+
+
+def yaml_entry(algo: str, env_id: str) -> dict:
+    return yaml.safe_load((files("experiments") / "hyperparams" / f"{algo}.yml").read_text())[env_id]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_agents_take_every_preset_value_from_the_yaml(algo, env_id):
+    entry = yaml_entry(algo, env_id)
+    agent = make_agent(algo, FakeBatchEnv(batch_size=8, episode_steps=1000), env_id=env_id)
+    assert isinstance(agent.policy, BatchOfSamplesPolicy) == (entry["mode"] == "batch")
+    assert agent.get_env().num_envs == (1 if entry["mode"] == "batch" else 8)
+    for key in ("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage",
+                "n_epochs", "target_kl"):
+        if key in entry:
+            assert getattr(agent, key) == entry[key], key
+    start, end = (float(x) for x in entry["learning_rate"].split("_")[1:])
+    assert math.isclose(agent.lr_schedule(1.0), start) and math.isclose(agent.lr_schedule(0.0), end)
+    assert agent.policy.net_arch == entry["policy_kwargs"]["net_arch"]
+    opt = agent.policy.optimizer
+    assert type(opt) is torch.optim.Adam
+    assert {k: opt.defaults[k] for k in ("eps", "weight_decay")} == entry["policy_kwargs"]["optimizer_kwargs"]
+    if algo == "ppo":  # full-batch updates
+        assert agent.clip_range(1.0) == entry["clip_range"] and agent.batch_size == agent.n_steps * agent.get_env().num_envs
+
+
+def test_paper_values_of_the_two_main_presets():
+    da, rs = yaml_entry("ppo", "DataAgent-v0"), yaml_entry("a2c", "CoverSelect-v0")
+    assert ([da[k] for k in ("n_steps", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef")]
+            == [10, 4, 0.99, 0.95, 0.2, 0.0])
+    assert (da["mode"], rs["mode"]) == ("per_sample", "batch")  # the measured better layouts
+    assert da["normalize_advantage"] is False and da["policy_kwargs"]["net_arch"] == {"pi": [128, 128], "vf": [128, 128]}
+    assert ([rs[k] for k in ("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "use_rms_prop")]
+            == [1, 0.99, 1.0, 0.0, 0.5, False])
+    assert rs["policy_kwargs"]["net_arch"] == {"pi": [512, 256], "vf": [512, 256]}
+
+
+def test_rollout_adapts_to_the_env():
+    short = FakeBatchEnv(batch_size=8, episode_steps=6)
+    assert make_agent("ppo", short, "batch", env_id="DataAgent-v0").n_steps == 6  # one update per run at least
+    per_sample = make_agent("ppo", FakeBatchEnv(batch_size=8, episode_steps=6), "per_sample", env_id="DataAgent-v0",
+                            n_minibatches=4)
+    assert per_sample.get_env().num_envs == 8 and per_sample.batch_size == 6 * 8 // 4
+    assert type(per_sample.policy).__name__ == "ActorCriticPolicy"
+    assert per_sample.policy.mlp_extractor.policy_net[0].in_features == 4  # one sample's state
+    with pytest.raises(ValueError, match="n_minibatches"):
+        make_agent("ppo", FakeBatchEnv(batch_size=8, episode_steps=6), "batch", env_id="DataAgent-v0", n_minibatches=4)
+
+
+def test_overrides_replace_and_merge():
+    agent = make_agent("a2c", FakeBatchEnv(batch_size=8), env_id="CoverSelect-v0", gamma=0.5, learning_rate=1e-3,
+                       policy_kwargs=dict(net_arch=[16], distribution="beta"))
+    assert agent.gamma == 0.5 and agent.lr_schedule(0.3) == 1e-3
+    assert agent.policy.net_arch == [16] and agent.policy.distribution == "beta"
+    assert agent.policy.optimizer.defaults["weight_decay"] == 5e-4  # the rest of the preset's policy_kwargs stays
+    for bad, match in [(dict(algo="sac"), "algo"), (dict(env_id="CartPole-v1"), "no ppo preset"),
+                       (dict(mode="per_batch"), "mode"), (dict(learning_rate="exp_1e-3"), "learning_rate")]:
+        kwargs = dict(algo="ppo", env_id="DataAgent-v0") | bad
+        with pytest.raises(ValueError, match=match):
+            make_agent(kwargs.pop("algo"), FakeBatchEnv(), **kwargs)
+
+
+def test_env_id_from_spec_or_entry_point():
+    assert env_id_of(gym.make("CoverSelect-v0", **TINY)) == "CoverSelect-v0"
+    assert env_id_of(DataAgentEnv(**TINY)) == "DataAgent-v0"
+    with pytest.raises(ValueError, match="env_id"):
+        env_id_of(FakeBatchEnv())
+
+
+@pytest.mark.parametrize("mode", ["batch", "per_sample"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_trains_on_both_envs_with_finite_losses(env_id, algo, mode):
+    env = gym.make(env_id, **TINY)
+    agent = make_agent(algo, env, mode, seed=0)
+    steps = env.unwrapped.episode_steps  # 2 epochs of 10 batches of 16: 320 sample steps
+    records = learn_and_record(agent, steps * agent.get_env().num_envs)
+    losses = ["train/value_loss", "train/policy_gradient_loss" if algo == "ppo" else "train/policy_loss"]
+    assert len(records) >= (2 if algo == "ppo" else 10)
+    assert all(np.isfinite(r[k]) for r in records for k in losses)
+    assert agent.num_timesteps >= steps * agent.get_env().num_envs
+
+
+def test_sac_plugs_in_with_a_sample_extractor():
+    env = gym.make("DataAgent-v0", **TINY)
+    agent = SAC("MlpPolicy", env, learning_starts=8, buffer_size=200, batch_size=8, seed=0,
+                policy_kwargs=dict(features_extractor_class=SampleFlattenExtractor,
+                                   features_extractor_kwargs=dict(embed_dim=2), net_arch=[32]))
+    assert agent.actor.features_extractor.features_dim == 16 * 2
+    records = learn_and_record(agent, 16)
+    assert all(np.isfinite(r[k]) for r in records for k in ("train/actor_loss", "train/critic_loss"))
+    assert agent.num_timesteps == 16
+
+
+def test_envs_pickle_and_run_in_spawned_subprocesses():
+    fresh = CoverSelectEnv(**TINY)
+    clone = pickle.loads(pickle.dumps(fresh))
+    np.testing.assert_array_equal(clone.reset(seed=5)[0], fresh.reset(seed=5)[0])
+
+    tiny = {k: v for k, v in TINY.items() if k != "device"}
+    fns = [functools.partial(DataAgentEnv, device=device, **tiny) for device in ("cpu", "cpu")]
+    # fresh interpreters (not fork): the env factories must unpickle from scratch. The server preloads
+    # the env package and torch._dynamo (imported by the first optimizer), so the workers start warm.
+    multiprocessing.set_forkserver_preload(["envs", "torch._dynamo"])
+    venv = SubprocVecEnv(fns, start_method="forkserver")
+    try:
+        assert [str(d) for d in venv.get_attr("device")] == ["cpu", "cpu"]
+        agent = make_agent("ppo", venv, env_id="DataAgent-v0", seed=0, n_steps=4)
+        records = learn_and_record(agent, 2 * 8)
+        assert len(records) == 2 and all(np.isfinite(r["train/value_loss"]) for r in records)
+    finally:
+        venv.close()
+
+
+def test_per_sample_mode_rejects_a_vec_env():
+    with pytest.raises(ValueError, match="ONE env"):
+        make_agent("ppo", PerSampleVecEnv(FakeBatchEnv()), "per_sample", env_id="DataAgent-v0")
+
+
+def test_readme_plug_in_your_own_algorithm():
+    """The README's "Plug in your own algorithm" example, with a tiny config."""
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3 import A2C, SAC
+
+    import envs  # noqa: F401  registers DataAgent-v0 and CoverSelect-v0
+    from agents import PerSampleVecEnv, SampleFlattenExtractor
+
+    env = gym.make("DataAgent-v0", dataset="synthetic", model="mlp", epochs=2, batch_size=16, train_size=160)
+
+    # 1. Any function of the (batch_size, state_dim) state that returns one score in [-1, 1] per sample.
+    def my_scores(obs: np.ndarray) -> np.ndarray:
+        return np.tanh(obs.mean(axis=1))
+
+    obs, info = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(my_scores(obs))
+        done = terminated or truncated
+    print(info["final_test"], info["backprop_fraction"])
+
+    # 2. Any SB3 algorithm: flat-input algorithms read the batch through a shared per-sample embedding.
+    agent = SAC("MlpPolicy", env, learning_starts=8, buffer_size=1_000, batch_size=8,
+                policy_kwargs=dict(features_extractor_class=SampleFlattenExtractor))
+    agent.learn(total_timesteps=env.unwrapped.episode_steps)  # one episode = one training run
+
+    # 3. Stock per-sample agents: every batch position is a sub-env with its own reward.
+    per_sample = A2C("MlpPolicy", PerSampleVecEnv(env), n_steps=1)
+    per_sample.learn(total_timesteps=env.unwrapped.episode_steps * env.observation_space.shape[0])
+
+    assert 0.0 <= info["final_test"]["top1"] <= 100.0 and 0.0 < info["backprop_fraction"] <= 1.0
+    assert agent.num_timesteps == env.unwrapped.episode_steps
+    assert per_sample.num_timesteps == env.unwrapped.episode_steps * 16

@@ -1,0 +1,84 @@
+"""experiments.train: outputs, cost accounting against the full-data reference, coresets, and transfer."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3 import PPO
+
+from envs.coreset import coreset_size_bounds, load_coreset
+from experiments.train import main
+
+TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",
+        "--no-progress"]
+
+
+def test_data_agent_run_writes_everything_and_counts_cost_against_full_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    result = main([*TINY, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "agent run" in printed and "full data" in printed and "of full data" in printed
+
+    run, ref = result["run"], result["reference"]
+    # 2 epochs of 160 samples: the first keeps 80 (5 batches), the second trains all (10 batches)
+    assert run["ledger"]["samples_backpropagated"] == (5 + 10) * 16
+    assert run["backprop_fraction"] == pytest.approx(240 / 320)
+    assert ref["ledger"]["samples_backpropagated"] == 320 and ref["backprop_fraction"] == 1.0
+    for r in (run, ref):
+        assert 0.0 <= r["test"]["top1"] <= r["test"]["top5"] <= 100.0 and r["wall_seconds"] > 0
+    assert json.loads((out / "metrics.json").read_text()) == result
+
+    config = yaml.safe_load((out / "config.yml").read_text())
+    preset = yaml.safe_load((files("experiments") / "hyperparams" / "ppo.yml").read_text())["DataAgent-v0"]
+    assert config["hyperparams"] == preset and config["env_kwargs"]["train_size"] == 160
+    assert config["mode"] == "per_sample"  # the preset's default layout on DataAgent-v0
+    assert config["effective"] == {"n_steps": 10, "num_envs": 16, "episode_steps": 15, "batch_size": 160}
+
+    agent = PPO.load(out / "agent.zip", device="cpu")
+    assert agent.num_timesteps == 15 * 16 and agent.observation_space.shape == (128,)
+    events = list((out / "tb").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_cover_select_run_saves_a_coreset_at_the_target_ratio(tmp_path):
+    out = tmp_path / "cover"
+    result = main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--target-ratio", "0.3", "--reference", "none",
+                   "--out", str(out)])
+    indices, meta = load_coreset(out / "coreset")
+    low, high = coreset_size_bounds(160, 0.3)
+    assert low <= len(indices) <= high and result["coreset"]["size"] == len(indices)
+    assert meta["dataset"] == "synthetic" and meta["ratio"] == 0.3 and meta["num_train"] == 160
+    assert np.all(np.diff(indices) > 0) and indices.max() < 160
+    assert result["run"]["backprop_fraction"] == 1.0  # the selection model trains on all data
+    assert "reference" not in result
+
+
+def test_a_trained_policy_transfers_to_another_dataset_without_learning(tmp_path):
+    trained = tmp_path / "trained"
+    main([*TINY, "--state", "signals", "--reference", "none", "--out", str(trained)])
+    reuse = ["--dataset", "digits", "--model", "mlp", "--train-size", "320", "--batch-size", "32", "--epochs", "2",
+             "--no-progress", "--state", "signals", "--seed", "3", "--reference", "none",
+             "--load-agent", str(trained / "agent.zip"), "--no-learn"]
+    first = main([*reuse, "--out", str(tmp_path / "a")])
+    second = main([*reuse, "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "a" / "agent.zip").exists()  # nothing learned, nothing to save
+    assert first["run"]["test"] == second["run"]["test"]  # a fixed (deterministic) policy and seed: the same run
+    assert first["run"]["ledger"]["samples_backpropagated"] < 2 * 320
+
+
+def test_policy_that_does_not_fit_the_env_and_misplaced_options_are_cli_errors(tmp_path, capsys):
+    trained = tmp_path / "trained"
+    main([*TINY, "--reference", "none", "--out", str(trained)])  # features of the mlp: state_dim 128
+    for argv, message in [
+        ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"], "does not fit"),
+        ([*TINY, "--target-ratio", "0.3"], "option of CoverSelect-v0"),
+        ([*TINY, "--no-learn"], "needs --load-agent"),
+        ([*TINY, "--hyperparams", "n_steps"], "key=value"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--out", str(tmp_path / "x")])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
