@@ -23,12 +23,14 @@ import csv
 import hashlib
 import json
 import statistics
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -41,6 +43,8 @@ from experiments.cli import add_trainer_arguments, trainer_options
 
 DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
+DATA_AGENT_METHODS = ("dataagent_ppo", "dataagent_a2c", "dataagent_ppo_loss", "dataagent_ppo_entropy")
+RL_SELECTOR_METHODS = ("rlselector_a2c", "rlselector_ppo")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,12 @@ def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
         source = data.train_y if spec.method == "random" else _proxy(spec, trainer)
         coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
         indices, selection_ledger = coreset.indices, coreset.ledger
+    return _train_on_coreset(spec, trainer, indices, selection_ledger)
+
+
+def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, selection_ledger: dict[str, Any]) -> dict[str, Any]:
+    """Train ``trainer``'s fresh model on the coreset for the configured epochs; test metrics and both costs."""
+    data = trainer.dataset
     idx = torch.as_tensor(indices, device=trainer.device)
     start = time.perf_counter()
     for _ in range(trainer.config.epochs):
@@ -109,9 +119,46 @@ def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
             "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
 
 
+def _train_argv(spec: RunSpec, env_id: str, algo: str, out: str) -> list[str]:
+    """``experiments.train`` arguments for the spec's shared configuration."""
+    c, t = spec.config, spec.config["trainer"]
+    argv = ["--env", env_id, "--algo", algo, "--dataset", c["dataset"], "--model", c["model"], "--epochs", str(t["epochs"]),
+            "--batch-size", str(t["batch_size"]), "--lr", str(t["lr"]), "--schedule", t["schedule"],
+            "--weight-decay", str(t["weight_decay"]), "--label-smoothing", str(t["label_smoothing"]),
+            "--device", c["device"], "--seed", str(spec.seed), "--reference", "none", "--out", out, "--no-progress"]
+    for flag, key in (("--train-size", "train_size"), ("--data-root", "data_root"), ("--noise", "noise")):
+        if c[key] is not None:
+            argv += [flag, str(c[key])]
+    if c["noise"] is not None:
+        argv += ["--noise-rate", str(c["noise_rate"])]
+    return argv + (["--amp"] if t["amp"] else [])
+
+
+def run_data_agent(spec: RunSpec) -> dict[str, Any]:
+    """Data Agent (``dataagent_<algo>[_<reward>]``): agent and inner model trained together by ``experiments.train``."""
+    from experiments import train
+
+    _, algo, *reward = spec.method.split("_")
+    with tempfile.TemporaryDirectory() as out:
+        argv = _train_argv(spec, "DataAgent-v0", algo, out) + ["--keep-ratio", str(spec.ratio), "--anneal", str(spec.config["anneal"])]
+        result = train.main(argv + (["--reward", reward[0]] if reward else []))
+    return result["run"]
+
+
+def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
+    """RL-Selector (``rlselector_<algo>``): select a coreset with ``CoverSelect-v0``, then train a fresh model on it."""
+    from experiments import train
+
+    algo = spec.method.split("_")[1]
+    with tempfile.TemporaryDirectory() as out:
+        selection = train.main(_train_argv(spec, "CoverSelect-v0", algo, out) + ["--target-ratio", str(spec.ratio)])
+        indices = np.load(selection["coreset"]["path"])
+    return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
+
+
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
-    "dynamic": {m: run_dynamic_baseline for m in DYNAMIC_BASELINES},
-    "static": {m: run_static_baseline for m in STATIC_BASELINES},
+    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
+    "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
 }
 
 
