@@ -5,9 +5,10 @@ from agents.adapters import PerSampleVecEnv
 from agents.distributions import SampleBetaDistribution, SampleGaussianDistribution
 from agents.policies import BatchOfSamplesPolicy, PooledCriticExtractor, SampleFlattenExtractor, SampleRowsExtractor
 from agents.presets import ALGOS, MODES, agent_kwargs, env_id_of, episode_steps, load_hyperparams, make_agent
+from agents.resume import agent_state, load_agent_state
 
 __all__ = [
     "ALGOS", "MODES", "BatchOfSamplesPolicy", "PerSampleVecEnv", "PooledCriticExtractor", "SampleBetaDistribution",
-    "SampleFlattenExtractor", "SampleGaussianDistribution", "SampleRowsExtractor", "agent_kwargs", "env_id_of",
-    "episode_steps", "load_hyperparams", "make_agent",
+    "SampleFlattenExtractor", "SampleGaussianDistribution", "SampleRowsExtractor", "agent_kwargs", "agent_state",
+    "env_id_of", "episode_steps", "load_agent_state", "load_hyperparams", "make_agent",
 ]

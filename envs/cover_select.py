@@ -23,6 +23,7 @@ from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows
 from envs.coreset import select_by_score
 from envs.actions import check_score_action
 from envs.data import load_dataset
+from envs.episode_state import EpisodeStateMixin
 from envs.models import build_model
 from envs.rewards import CoverRatioReward
 from envs.selection import fixed_size_batches
@@ -31,7 +32,7 @@ from envs.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, 
 TRAIN_ON = ("all", "selected")
 
 
-class CoverSelectEnv(gym.Env):
+class CoverSelectEnv(EpisodeStateMixin, gym.Env):
     """RL-Selector: score every sample of each mini-batch; the final scores are the coreset.
 
     **Episode.** One selection run of ``epochs`` epochs over all ``N`` training samples (every
@@ -90,6 +91,9 @@ class CoverSelectEnv(gym.Env):
 
     **Cost.** Score updates, rewards, the feature buffer, the degrees, the observation transfer and
     :meth:`coreset` run under ``trainer.ledger.timed("overhead")``.
+
+    **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
+    step (:mod:`envs.episode_state`); the continued episode is identical on CPU.
 
     :param dataset: dataset registry name (see :mod:`envs.data`)
     :param model: model registry name of the target model (``mlp``, ``cnn``, ``resnet18``)
@@ -172,17 +176,9 @@ class CoverSelectEnv(gym.Env):
         super().reset(seed=seed)
         self._seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         self._tie_seed = int(self.np_random.integers(2**63 - 1))
-        n, dev = self.num_samples, self.device
-        self.trainer = Trainer(self.data, self.model_name, self.config, seed=self._seed, track_samples=False)
-        self._generator = torch.Generator(device=dev).manual_seed(self._tie_seed)
+        self._new_run()
         self.reward_fn.reset()
-        self.scores = torch.ones(n, device=dev)  #: the score vector d
-        self._num_selected = torch.full((), n, dtype=torch.long, device=dev)
-        self.features = torch.zeros(n, self.feature_dim, device=dev)  #: latest training feature of each sample
-        self.degrees = torch.zeros(n, device=dev)  #: ε-cover degrees used by the current epoch's rewards
-        self.epsilons = torch.zeros(self.data.num_classes, device=dev)  #: per-class eps behind ``degrees``
         self._done = False
-        self._epochs_done = 0
         self._begin_epoch(0)
         self._fwd = self.trainer.forward(self._batches[0])
         with self.trainer.ledger.timed("overhead"):
@@ -278,6 +274,32 @@ class CoverSelectEnv(gym.Env):
         }
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _new_run(self) -> None:
+        """A fresh target model, score vector and feature buffer for the run ``self._seed``."""
+        n, dev = self.num_samples, self.device
+        self.trainer = Trainer(self.data, self.model_name, self.config, seed=self._seed, track_samples=False)
+        self._generator = torch.Generator(device=dev).manual_seed(self._tie_seed)
+        self.scores = torch.ones(n, device=dev)  #: the score vector d
+        self._num_selected = torch.full((), n, dtype=torch.long, device=dev)
+        self.features = torch.zeros(n, self.feature_dim, device=dev)  #: latest training feature of each sample
+        self.degrees = torch.zeros(n, device=dev)  #: ε-cover degrees used by the current epoch's rewards
+        self.epsilons = torch.zeros(self.data.num_classes, device=dev)  #: per-class eps behind ``degrees``
+        self._epochs_done = 0
+
+    _TENSORS = ("scores", "_num_selected", "features", "degrees", "epsilons")
+
+    def _method_state(self) -> dict[str, Any]:
+        return {"seed": self._seed, "tie_seed": self._tie_seed, "generator": self._generator.get_state(),
+                "epochs_done": self._epochs_done, **{name: getattr(self, name).clone() for name in self._TENSORS}}
+
+    def _restore_method_state(self, state: dict[str, Any]) -> None:
+        self._seed, self._tie_seed = state["seed"], state["tie_seed"]
+        self._new_run()
+        self._generator.set_state(state["generator"])
+        self._epochs_done = state["epochs_done"]
+        for name in self._TENSORS:
+            getattr(self, name).copy_(state[name])
 
     def _begin_epoch(self, epoch: int) -> None:
         with self.trainer.ledger.timed("overhead"):

@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from envs.actions import check_score_action
 from envs.data import DeviceDataset, load_dataset
+from envs.episode_state import EpisodeStateMixin
 from envs.models import build_model
 from envs.rewards import BatchReward, make_data_agent_reward
 from envs.selection import AnnealedTopKSelector, EpochPlan, fixed_size_batches
@@ -31,7 +32,7 @@ SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct"
 _COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
-class DataAgentEnv(gym.Env):
+class DataAgentEnv(EpisodeStateMixin, gym.Env):
     """Data Agent: score the samples of each mini-batch; the scores choose who trains next epoch.
 
     **Episode.** One whole training run of ``epochs`` epochs. In each of the first
@@ -74,8 +75,9 @@ class DataAgentEnv(gym.Env):
     ``lambda``, ``train_loss``, ``lr``. Always ``ledger``:
     the cost ledger's counters (its wall-clock timings, which are not deterministic, only in the
     last step's info) and ``backprop_fraction`` (back-propagated samples / ``epochs * N``, the
-    count of a full-data run). The last step adds ``final_test`` (test top1/top5/loss) and, if the
-    model diverged, ``error``.
+    count of a full-data run). The last step adds ``final_test`` (test top1/top5/loss),
+    ``noisy_kept_fraction`` (with label noise, the mean share of noisy samples among those kept in
+    pruned epochs, else None) and, if the model diverged, ``error``.
 
     **Divergence.** A non-finite loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` explaining it and an all-zero observation (a NaN observation would poison the
@@ -87,6 +89,9 @@ class DataAgentEnv(gym.Env):
 
     **Cost.** State building, reward and selection run under ``ledger.timed("overhead")``, so the
     ledger separates the environment's own work from inner training.
+
+    **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
+    step (:mod:`envs.episode_state`); the continued episode is identical on CPU.
 
     :param dataset: dataset registry name (see :mod:`envs.data`)
     :param model: model registry name (``mlp``, ``cnn``, ``resnet18``)
@@ -167,13 +172,10 @@ class DataAgentEnv(gym.Env):
         super().reset(seed=seed)
         run_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
         tie_seed = int(self.np_random.integers(2**63 - 1))
-        data = self._load_data(run_seed)
-        self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=self.state != "features")
-        self.selector = AnnealedTopKSelector(
-            self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight, device=self.device,
-            generator=torch.Generator(device=self.device).manual_seed(tie_seed))
+        self._new_run(run_seed, tie_seed)
         self.reward_fn.reset()
         self._final_test = None
+        self._noisy_kept: list[torch.Tensor] = []
         self._done = False
         self._begin_epoch(0)
         self._fwd = self.trainer.forward(self._batches[0])
@@ -231,7 +233,7 @@ class DataAgentEnv(gym.Env):
         if self._done:
             self._final_test = trainer.evaluate()
             info.update(ledger=trainer.ledger.as_dict(), backprop_fraction=self._backprop_fraction(),
-                        final_test=dict(self._final_test))
+                        final_test=dict(self._final_test), noisy_kept_fraction=self._noisy_kept_fraction())
             if error is not None:
                 info["error"] = error
         return obs, reward, False, self._done, info
@@ -255,9 +257,41 @@ class DataAgentEnv(gym.Env):
         if self.trainer is None:
             raise RuntimeError("summary() called before reset()")
         return {"ledger": self.trainer.ledger.as_dict(), "backprop_fraction": self._backprop_fraction(),
-                "full_backprop": self.config.epochs * self.num_samples, "final_test": self._final_test}
+                "full_backprop": self.config.epochs * self.num_samples, "final_test": self._final_test,
+                "noisy_kept_fraction": self._noisy_kept_fraction()}
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """Every training sample's latest score in [0, 1] (1.0 until first scored), on the device."""
+        if self.selector is None:
+            raise RuntimeError("scores read before reset()")
+        return self.selector.scores
 
     # --- internals ------------------------------------------------------------------------------
+
+    def _new_run(self, run_seed: int, tie_seed: int) -> None:
+        """A fresh trainer and selector for the run ``run_seed`` (tie-breaking from ``tie_seed``)."""
+        self._run_seed = run_seed
+        data = self._load_data(run_seed)
+        self._has_noise = bool(data.noisy_mask.any())
+        self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=self.state != "features")
+        self.selector = AnnealedTopKSelector(
+            self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight, device=self.device,
+            generator=torch.Generator(device=self.device).manual_seed(tie_seed))
+
+    def _method_state(self) -> dict[str, Any]:
+        plan = self._plan
+        return {"run_seed": self._run_seed, "selector": self.selector.state_dict(), "final_test": self._final_test,
+                "noisy_kept": [t.clone() for t in self._noisy_kept],
+                "plan": {"indices": plan.indices.clone(), "weights": plan.weights.clone(), "pruned": plan.pruned}}
+
+    def _restore_method_state(self, state: dict[str, Any]) -> None:
+        self._new_run(state["run_seed"], 0)
+        self.selector.load_state_dict(state["selector"])
+        self._final_test = state["final_test"]
+        self._noisy_kept = [t.to(self.device) for t in state["noisy_kept"]]
+        p = state["plan"]
+        self._plan = EpochPlan(p["indices"].to(self.device), p["weights"].to(self.device), p["pruned"])
 
     def _load_data(self, seed: int) -> DeviceDataset:
         """The dataset for run ``seed``; reloaded only when the seed changes the subset or noise."""
@@ -271,6 +305,8 @@ class DataAgentEnv(gym.Env):
     def _begin_epoch(self, epoch: int) -> None:
         with self.trainer.ledger.timed("overhead"):
             self._plan: EpochPlan = self.selector.plan(epoch)
+            if self._plan.pruned and self._has_noise:
+                self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._plan.indices].float().mean())
             batches, self._num_padded = fixed_size_batches(
                 self.trainer.shuffled_batches(self._plan.indices), self.config.batch_size)
             self._batches = torch.stack(batches)
@@ -303,6 +339,10 @@ class DataAgentEnv(gym.Env):
             store.last_loss.new_full((n,), t.progress),
             store.last_loss.new_full((n,), float(self.selector.is_pruned(t.epoch))),
         ], dim=1)
+
+    def _noisy_kept_fraction(self) -> float | None:
+        """With label noise: the mean share of noisy samples among those kept in pruned epochs."""
+        return float(torch.stack(self._noisy_kept).mean()) if self._noisy_kept else None
 
     def _backprop_fraction(self) -> float:
         return self.trainer.ledger.samples_backpropagated / (self.config.epochs * self.num_samples)

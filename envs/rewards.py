@@ -16,7 +16,7 @@ Data Agent (methods.md A.2/A.3) and its ablations:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
@@ -82,6 +82,13 @@ class RunningBatchNormalizer:
             self.std = (self._m2 / self.count).sqrt()
         return (rewards - self.mean) / (self.std + self.eps)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The running statistics, for checkpoints."""
+        return {"count": self.count, "mean": self.mean, "std": self.std, "m2": self._m2}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count, self.mean, self.std, self._m2 = state["count"], state["mean"], state["std"], state["m2"]
+
 
 def batch_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
     """The ``q`` quantile of a 1-D tensor with linear interpolation (``numpy.quantile``'s default).
@@ -119,6 +126,14 @@ class NormalizedReward:
         """Start a new run: clear the normaliser's statistics."""
         if self.normalizer is not None:
             self.normalizer.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the run's rewards exactly (the normaliser's statistics)."""
+        return {} if self.normalizer is None else self.normalizer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.normalizer is not None:
+            self.normalizer.load_state_dict(state)
 
 
 class CompositeReward(NormalizedReward):

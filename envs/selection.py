@@ -94,6 +94,15 @@ class AnnealedTopKSelector:
         weights[kept] = self.loss_weight
         return EpochPlan(kept, weights, pruned=True)
 
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        """Scores and the tie-breaking generator's state, for checkpoints."""
+        return {"scores": self.scores.clone(), "generator": None if self.generator is None else self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        self.scores.copy_(state["scores"])
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
+
     def backprop_count(self, batch_size: int) -> int:
         """Samples back-propagated over the whole run when every epoch's last batch is padded to
         ``batch_size`` (see :func:`fixed_size_batches`): the analytic cost of a run."""

@@ -104,9 +104,11 @@ class TrainerConfig:
 
 @dataclass
 class BatchForward:
-    """One training forward pass. ``losses`` still carries the graph until :meth:`Trainer.step`."""
+    """One training forward pass. ``losses`` still carries the graph until :meth:`Trainer.step`.
+    ``inputs`` is the (augmented) batch that went in, kept so a checkpoint can rebuild the graph."""
 
     idx: torch.Tensor
+    inputs: torch.Tensor
     labels: torch.Tensor
     logits: torch.Tensor
     features: torch.Tensor
@@ -182,17 +184,34 @@ class Trainer:
     def forward(self, idx: torch.Tensor) -> BatchForward:
         """Training-mode forward pass of the samples ``idx`` (graph kept for :meth:`step`)."""
         with self.ledger.timed("train"):
-            self.model.train()
             x, y = self.dataset.train_batch(idx, self.generator, augment=self.config.augment)
-            with self._autocast():
-                logits, features = self.model(x)
-            logits = logits.float()
-            losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
+            fwd = self._forward_inputs(idx, x, y)
         self.ledger.samples_forwarded += len(idx)
         if self.store is not None:
             with self.ledger.timed("overhead"):
-                self.store.update(idx, losses, logits, y, self.epoch)
-        return BatchForward(idx, y, logits, features.float(), losses)
+                self.store.update(idx, fwd.losses, fwd.logits, y, self.epoch)
+        return fwd
+
+    def replay_forward(self, idx: torch.Tensor, inputs: torch.Tensor) -> BatchForward:
+        """Rebuild the graph of a forward pass a checkpoint recorded (``idx`` and its ``inputs``).
+
+        The model state loaded from that checkpoint already includes the pass's batch-norm updates,
+        the store its statistics and the ledger its count, so this pass changes none of them: on
+        CPU it returns exactly the tensors of the original pass."""
+        buffers = [b.clone() for b in self.model.buffers()]
+        fwd = self._forward_inputs(idx, inputs, self.dataset.train_y[idx])
+        with torch.no_grad():
+            for b, saved in zip(self.model.buffers(), buffers):
+                b.copy_(saved)
+        return fwd
+
+    def _forward_inputs(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> BatchForward:
+        self.model.train()
+        with self._autocast():
+            logits, features = self.model(x)
+        logits = logits.float()
+        losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
+        return BatchForward(idx, x, y, logits, features.float(), losses)
 
     def step(self, fwd: BatchForward, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Back-propagate ``mean(losses * weights)`` of ``fwd`` and take one optimizer step.

@@ -4,6 +4,7 @@
     python -m experiments.train --env CoverSelect-v0 --algo a2c --target-ratio 0.3
     python -m experiments.train --mode per_sample --epochs 10 --out runs/da
     python -m experiments.train --load-agent runs/da/agent.zip --no-learn --seed 1   # reuse a trained policy
+    python -m experiments.train --resume runs/da                  # continue a killed or interrupted run
 
 Agent hyper-parameters come from ``experiments/hyperparams/{algo}.yml`` (``--hyperparams key=value``
 overrides them). The run writes to ``--out``: the agent (``agent.zip``, SB3 format), ``config.yml``,
@@ -13,6 +14,15 @@ dataset, model, seed and trainer options (:func:`experiments.full_data.run_full_
 yardstick for accuracy and cost. ``--load-agent`` starts from a saved agent (its policy must fit
 the env's ``state_dim``: ``--state signals`` makes Data Agent's state model-agnostic); with
 ``--no-learn`` the policy only acts.
+
+Long runs survive: the whole run (inner model, optimizer, schedule position, sample statistics,
+scores, selection state, RNG states, ledger, the SB3 agent and its rollout position) is saved to
+``--out``/checkpoints every ``--checkpoint-every`` epochs at the next rollout boundary, and when
+SIGTERM or SIGINT arrives (at the end of the current rollout; a second signal stops at once). Only
+the last ``--keep-checkpoints`` are kept; writes are atomic. ``--resume DIR`` continues the newest
+one with the options recorded in ``DIR/config.yml``, and on CPU ends exactly as the uninterrupted
+run would (same accuracy, scores and ledger counts). The full-data reference run is checkpointed
+per epoch in ``checkpoints/reference``. ``--no-learn`` runs are not checkpointed.
 """
 
 from __future__ import annotations
@@ -20,22 +30,28 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gymnasium as gym
 import numpy as np
+import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
-from agents import ALGOS, MODES, episode_steps, load_hyperparams, make_agent
+from agents import ALGOS, MODES, agent_state, episode_steps, load_agent_state, load_hyperparams, make_agent
+from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from envs.coreset import save_coreset
-from experiments.cli import add_trainer_arguments, trainer_options
+from experiments.cli import add_trainer_arguments, trainer_options, write_json
 from experiments.full_data import run_full_data
 
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
@@ -48,7 +64,8 @@ ENV_OPTIONS = {  # CLI option -> env keyword, per env
 class RunEndResults(gym.Wrapper):
     """Adds what the CLI reports to the info of a run's last step, before a ``VecEnv``'s auto-reset
     replaces the run: the model's test metrics when the env does not report them (CoverSelect-v0's
-    selection model) and, for envs that produce one, the coreset and its metadata."""
+    selection model), every sample's final score and, for envs that produce one, the coreset and
+    its metadata."""
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -56,6 +73,7 @@ class RunEndResults(gym.Wrapper):
             base = self.env.unwrapped
             if "final_test" not in info:
                 info["final_test"] = base.trainer.evaluate()
+            info["scores"] = base.scores.cpu().numpy()
             if callable(getattr(base, "coreset", None)):
                 info["coreset"], info["coreset_meta"] = base.coreset(), base.coreset_meta()
         return obs, reward, terminated, truncated, info
@@ -91,6 +109,13 @@ class RunTracker:
             return False
         return True
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.bar.n, "epoch_rewards": {k: list(v) for k, v in self.epoch_rewards.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.bar.update(state["steps"])
+        self.epoch_rewards = {k: list(v) for k, v in state["epoch_rewards"].items()}
+
 
 class RunCallback(BaseCallback):
     """Feeds SB3's rollout steps to a :class:`RunTracker` and stops learning when the run ends."""
@@ -101,6 +126,89 @@ class RunCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.tracker.update(self.locals["rewards"], self.locals["dones"], self.locals["infos"], self.logger)
+
+
+class RunInterrupted(Exception):
+    """A stop signal arrived and the run was checkpointed."""
+
+    def __init__(self, signum: int, path: Path):
+        super().__init__(f"{signal.Signals(signum).name}: checkpoint saved to {path}")
+        self.signum, self.path = signum, path
+
+
+class RunCheckpointer(BaseCallback):
+    """Saves the whole run (env episode, agent, tracker, RNG states) at rollout boundaries: every
+    ``every`` epochs of inner training (0: never) and when :attr:`stop_signal` is set, after which
+    it raises :class:`RunInterrupted`. A rollout boundary is the one point where no transition of
+    the agent is in flight, so continuing from there replays the run exactly.
+
+    :param folder: where the numbered checkpoints go
+    :param config: the run configuration a checkpoint must match to be loaded
+    :param env: the run's env (as wrapped by ``gym.make``)
+    :param tracker: the run's tracker (progress, reward curve)
+    :param every: epochs between periodic checkpoints
+    :param elapsed: wall-clock seconds the run had spent before this process
+    """
+
+    def __init__(self, folder: CheckpointDir, config: dict[str, Any], env: gym.Env, tracker: RunTracker,
+                 every: int, elapsed: float = 0.0):
+        super().__init__()
+        self.folder, self.config, self.wrapped, self.tracker, self.every = folder, config, env, tracker, every
+        self.env = env.unwrapped
+        self.started = time.perf_counter() - elapsed
+        self.saved_epoch = self.env.trainer.epoch if self.env.trainer is not None else 0
+        self.stop_signal: int | None = None
+
+    def _on_rollout_start(self) -> None:
+        epoch = self.env.trainer.epoch
+        if self.stop_signal is None and not (self.every and epoch >= self.saved_epoch + self.every):
+            return
+        path = self.save()
+        self.saved_epoch = epoch
+        if self.stop_signal is not None:
+            raise RunInterrupted(self.stop_signal, path)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def save(self) -> Path:
+        payload = {"agent": agent_state(self.model), "env": self.env.state_dict(), "tracker": self.tracker.state_dict(),
+                   "elapsed": time.perf_counter() - self.started, "rng": rng_state()}
+        return self.folder.save(self.model.num_timesteps, payload, self.config)
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Continue from ``payload``: env first (its trainer re-seeds the global RNGs), then the
+        agent, then the RNG states of the moment of the save."""
+        self.wrapped.reset()  # through every wrapper, so their reset-before-step checks pass
+        self.env.load_state_dict(payload["env"])  # then the saved episode replaces the fresh one
+        load_agent_state(self.model, payload["agent"])
+        self.tracker.load_state_dict(payload["tracker"])
+        self.started = time.perf_counter() - payload["elapsed"]
+        self.saved_epoch = self.env.trainer.epoch
+        set_rng_state(payload["rng"])
+
+
+@contextmanager
+def checkpoint_on_signals(checkpointer: RunCheckpointer) -> Iterator[None]:
+    """While learning, SIGTERM and SIGINT ask ``checkpointer`` to save and stop at the end of the
+    rollout; a second signal stops at once (``KeyboardInterrupt``). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if checkpointer.stop_signal is not None:
+            raise KeyboardInterrupt
+        checkpointer.stop_signal = signum
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this rollout, then stopping "
+              "(send it again to stop at once, without saving)", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def act_without_learning(agent: BaseAlgorithm, seed: int, tracker: RunTracker) -> None:
@@ -148,7 +256,7 @@ def run_summary(info: dict[str, Any], num_samples: int, epochs: int, wall: float
     ledger = info["ledger"]
     return {"test": info["final_test"], "ledger": ledger, "wall_seconds": wall,
             "backprop_fraction": ledger["samples_backpropagated"] / (epochs * num_samples),
-            **({"error": info["error"]} if "error" in info else {})}
+            **{key: info[key] for key in ("error", "noisy_kept_fraction") if info.get(key) is not None}}
 
 
 def format_run(name: str, run: dict[str, Any]) -> str:
@@ -184,15 +292,91 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", type=Path, default=None, help="output folder (default runs/<env>_<algo>_s<seed>)")
     o.add_argument("--reference", choices=("full", "none"), default="full", help="also run full-data training")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    k = parser.add_argument_group("checkpoints")
+    k.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
+                   help="save the run every EPOCHS epochs of inner training (0: only on SIGTERM/SIGINT)")
+    k.add_argument("--keep-checkpoints", type=int, default=2, metavar="K", help="keep the newest K checkpoints")
+    k.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="continue the run saved in DIR (its --out) with the options in DIR/config.yml")
     return parser
+
+
+def resume_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                     argv: list[str]) -> tuple[list[str], argparse.Namespace]:
+    """With ``--resume DIR`` alone, the command line recorded in ``DIR/config.yml``; with further
+    options, those (the checkpoint then refuses to load if they describe another run)."""
+    folder: Path = args.resume
+    config_file = folder / "config.yml"
+    if not config_file.is_file():
+        parser.error(f"--resume {folder}: {config_file} does not exist; valid: the --out folder of a run of this CLI")
+    saved = yaml.safe_load(config_file.read_text())
+    given = vars(parser.parse_args(["--resume", str(folder)] + (["--no-progress"] if args.no_progress else [])))
+    if given == vars(args):  # nothing but --resume (and --no-progress): the recorded options
+        argv = [*saved["argv"], *argv]
+        args = parser.parse_args(argv)
+    if args.out is not None and args.out.resolve() != folder.resolve():
+        parser.error(f"--out {args.out} differs from --resume {folder}; a run continues in its own folder")
+    args.out = folder
+    return argv, args
+
+
+def checkpoint_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint must match: the run config without devices, output and checkpoint options."""
+    env_kwargs = {k: v for k, v in config["env_kwargs"].items() if k != "device"}
+    return {**{k: v for k, v in config.items() if k not in ("command", "argv", "agent_device", "checkpoints")},
+            "env_kwargs": env_kwargs}
+
+
+def run_agent(agent: BaseAlgorithm, checkpointer: RunCheckpointer, tracker: RunTracker, args: argparse.Namespace,
+              out: Path) -> dict[str, Any]:
+    """The agent's run (learning, or acting with ``--no-learn``) to its end; saves the agent, the
+    final scores and any coreset to ``out`` and returns the run's part of ``metrics.json``."""
+    base, num_envs, steps = checkpointer.env, agent.get_env().num_envs, tracker.bar.total
+    if args.no_learn:
+        start = time.perf_counter()
+        act_without_learning(agent, args.seed, tracker)
+        wall = time.perf_counter() - start
+    else:
+        with checkpoint_on_signals(checkpointer):
+            agent.learn(steps * num_envs - agent.num_timesteps, callback=CallbackList([RunCallback(tracker), checkpointer]),
+                        tb_log_name="agent", reset_num_timesteps=args.resume is None)
+        wall = time.perf_counter() - checkpointer.started
+    info = tracker.final_info
+    run = run_summary(info, base.num_samples, args.epochs, wall)
+    run["reward_by_epoch"] = [float(np.mean(r)) for _, r in sorted(tracker.epoch_rewards.items())]
+    result: dict[str, Any] = {"run": run}
+    np.save(out / "scores.npy", info["scores"])
+    if not args.no_learn:
+        for key, value in (("final_top1", run["test"]["top1"]), ("backprop_fraction", run["backprop_fraction"])):
+            agent.logger.record(f"run/{key}", value)
+        agent.logger.dump(agent.num_timesteps)
+        agent.save(out / "agent.zip")
+    if "coreset" in info:
+        npy, _ = save_coreset(out / "coreset", info["coreset"], info["coreset_meta"])
+        result["coreset"] = {"path": str(npy), "size": int(len(info["coreset"])),
+                             "ratio": len(info["coreset"]) / base.num_samples}
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if args.resume is not None:
+        argv, args = resume_arguments(parser, args, argv)
     if args.no_learn and args.load_agent is None:
         parser.error("--no-learn needs --load-agent")
+    if args.no_learn and args.resume is not None:
+        parser.error("--resume continues learning runs; --no-learn runs are not checkpointed")
+    for name in ("checkpoint_every", "keep_checkpoints"):
+        value, low = getattr(args, name), 0 if name == "checkpoint_every" else 1
+        if value < low:
+            parser.error(f"--{name.replace('_', '-')}={value} is invalid; valid: an integer >= {low}")
     out: Path = args.out or Path("runs") / f"{args.env}_{args.algo}_s{args.seed}"
+    checkpoints = CheckpointDir(out / "checkpoints", keep=args.keep_checkpoints)
+    if args.resume is None and not args.no_learn and checkpoints.steps():
+        parser.error(f"{out} holds checkpoints of an unfinished run; continue it with --resume {out}, "
+                     f"or pick another --out (or delete {checkpoints.folder} to start over)")
     try:
         overrides = parse_overrides(args.hyperparams)
         env_options = env_kwargs(args)
@@ -214,45 +398,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if steps is None:
         parser.error(f"{args.env} does not report episode_steps, so one run's length is unknown")
     num_envs = agent.get_env().num_envs
-    tracker = RunTracker(steps, f"{args.env}/{args.algo} {args.dataset}/{args.model}", not args.no_progress)
-
-    start = time.perf_counter()
-    if args.no_learn:
-        act_without_learning(agent, args.seed, tracker)
-    else:
-        agent.learn(steps * num_envs, callback=RunCallback(tracker), tb_log_name="agent")
-    wall = time.perf_counter() - start
-    info = tracker.final_info
-    run = run_summary(info, base.num_samples, args.epochs, wall)
-    run["reward_by_epoch"] = [float(np.mean(r)) for _, r in sorted(tracker.epoch_rewards.items())]
-
-    out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"run": run}
-    if not args.no_learn:
-        for key, value in (("final_top1", run["test"]["top1"]), ("backprop_fraction", run["backprop_fraction"])):
-            agent.logger.record(f"run/{key}", value)
-        agent.logger.dump(agent.num_timesteps)
-        agent.save(out / "agent.zip")
-    if "coreset" in info:
-        npy, _ = save_coreset(out / "coreset", info["coreset"], info["coreset_meta"])
-        result["coreset"] = {"path": str(npy), "size": int(len(info["coreset"])),
-                             "ratio": len(info["coreset"]) / base.num_samples}
-    if args.reference == "full":
-        reference = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device,
-                                  train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
-                                  root=args.data_root, progress=not args.no_progress, **trainer_options(args))
-        result["reference"] = run_summary({"final_test": reference["test"], "ledger": reference["ledger"]},
-                                          reference["train_size"], args.epochs, reference["wall_seconds"])
-    command = [sys.executable, "-m", "experiments.train", *(argv if argv is not None else sys.argv[1:])]
-    config = {"command": shlex.join(command),
+    config = {"command": shlex.join([sys.executable, "-m", "experiments.train", *argv]), "argv": argv,
               "env": args.env, "env_kwargs": env_options, "algo": args.algo, "mode": mode, "seed": args.seed,
               "agent_device": args.agent_device, "hyperparams": hyperparams, "overrides": overrides,
               "effective": {"n_steps": agent.n_steps, "num_envs": num_envs, "episode_steps": steps,
                             **({"batch_size": agent.batch_size} if hasattr(agent, "batch_size") else {})},
               "load_agent": None if args.load_agent is None else str(args.load_agent), "no_learn": args.no_learn,
               "reference": args.reference}
-    (out / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    identity = checkpoint_identity(config)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.resume is None:
+        (out / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tracker = RunTracker(steps, f"{args.env}/{args.algo} {args.dataset}/{args.model}", not args.no_progress)
+    checkpointer = RunCheckpointer(checkpoints, identity, env, tracker, args.checkpoint_every)
+    agent_done = out / "agent_run.json"  # the agent run's results, once it has finished
+    finished = args.resume is not None and agent_done.is_file()
+    if args.resume is not None and not finished:
+        latest = checkpoints.latest()
+        if latest is None:
+            parser.error(f"--resume {out}: no checkpoint in {checkpoints.folder}; the run stopped before its first one")
+        checkpointer.init_callback(agent)
+        try:
+            checkpointer.restore(load_checkpoint(latest, identity))
+        except CheckpointError as err:
+            parser.error(f"--resume {out}: {err}")
+        print(f"resuming {out} from {latest.name} (epoch {base.trainer.epoch}, "
+              f"{agent.num_timesteps // num_envs} of {steps} steps)", file=sys.stderr)
+
+    try:
+        if finished:
+            result = json.loads(agent_done.read_text())
+            print(f"resuming {out}: the agent run has finished; continuing its full-data reference", file=sys.stderr)
+        else:
+            result = run_agent(agent, checkpointer, tracker, args, out)
+            write_json(agent_done, result)
+        if args.reference == "full":
+            reference = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device,
+                                      train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
+                                      root=args.data_root, progress=not args.no_progress,
+                                      checkpoints=None if args.no_learn else CheckpointDir(checkpoints.folder / "reference", 1),
+                                      checkpoint_every=args.checkpoint_every, **trainer_options(args))
+            result["reference"] = run_summary({"final_test": reference["test"], "ledger": reference["ledger"]},
+                                              reference["train_size"], args.epochs, reference["wall_seconds"])
+    except RunInterrupted as stop:
+        print(f"{stop}; continue with: python -m experiments.train --resume {out}", file=sys.stderr)
+        raise SystemExit(128 + stop.signum) from None
+    except torch.cuda.OutOfMemoryError:
+        parser.exit(1, f"error: out of GPU memory on {base.device} with --batch-size {args.batch_size}: use a smaller "
+                       "--batch-size (or --amp). Checkpoints of this run keep its batch size, so start a new run "
+                       "(another --out) rather than --resume.\n")
+    run = result["run"]
+    write_json(out / "metrics.json", result)
+    if not args.no_learn:  # finished: nothing left to resume, and the same --out may start a new run
+        shutil.rmtree(checkpoints.folder, ignore_errors=True)
+        agent_done.unlink(missing_ok=True)
 
     print(f"{args.env} / {args.algo} ({mode}{', no learning' if args.no_learn else ''}) on {args.dataset}/{args.model}, "
           f"{args.epochs} epochs, {base.num_samples} training samples, seed {args.seed}, {base.device}")
@@ -264,7 +463,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "coreset" in result:
         c = result["coreset"]
         print(f"  coreset    {c['size']} samples ({c['ratio']:.1%}) -> {c['path']}")
-    print(f"  saved to   {out}/ ({'' if args.no_learn else 'agent.zip, tb/, '}config.yml, metrics.json)")
+    print(f"  saved to   {out}/ ({'' if args.no_learn else 'agent.zip, tb/, '}config.yml, metrics.json, scores.npy)")
     return result
 
 
