@@ -37,22 +37,23 @@ def run(env_id: str, algo: str, mode: str, seed: int, args: argparse.Namespace) 
         argv += ["--train-size", str(args.train_size)]
     with tempfile.TemporaryDirectory() as out:
         result = train([*argv, "--out", out])["run"]
-    curve = result["reward_by_epoch"]
-    return {"env": env_id, "algo": algo, "mode": mode, "seed": seed, "reward_first_epoch": curve[0],
-            "reward_last_epoch": curve[-1], "top1": result["test"]["top1"]}
+    rewards, scores = result["reward_by_epoch"], result["score_by_epoch"]
+    return {"env": env_id, "algo": algo, "mode": mode, "seed": seed, "reward_first_epoch": rewards[0],
+            "reward_last_epoch": rewards[-1], "score_first_epoch": scores[0], "score_last_epoch": scores[-1],
+            "top1": result["test"]["top1"]}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: mean ± std over seeds per env, algorithm and mode."""
-    lines = ["| env | algo | mode | reward, first epoch | reward, last epoch | top-1 (%) | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    columns = ("reward_first_epoch", "reward_last_epoch", "score_first_epoch", "score_last_epoch")
+    lines = ["| env | algo | mode | reward, first epoch | reward, last epoch | score, first epoch | score, last epoch "
+             "| top-1 (%) | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["env"], r["algo"], r["mode"]) for r in rows})
     for key in keys:
         group = [r for r in rows if (r["env"], r["algo"], r["mode"]) == key]
-        cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in
-                 ([r["reward_first_epoch"] for r in group], [r["reward_last_epoch"] for r in group])]
+        cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in ([r[c] for r in group] for c in columns)]
         top1 = [r["top1"] for r in group]
-        lines.append(f"| {' | '.join(key)} | {cells[0]} | {cells[1]} | {np.mean(top1):.2f} ± {np.std(top1):.2f} | {len(group)} |")
+        lines.append(f"| {' | '.join(key)} | {' | '.join(cells)} | {np.mean(top1):.2f} ± {np.std(top1):.2f} | {len(group)} |")
     return "\n".join(lines)
 
 

@@ -80,8 +80,8 @@ class RunEndResults(gym.Wrapper):
 
 
 class RunTracker:
-    """Progress bar, per-step env metrics for SB3's logger, the mean reward of each epoch (the
-    agent's learning curve within the run) and the run's last info."""
+    """Progress bar, per-step env metrics for SB3's logger, the mean reward and mean score of each
+    epoch (the agent's learning curve within the run) and the run's last info."""
 
     LOGGED = ("train_loss", "lambda", "ratio", "lr")
 
@@ -89,14 +89,19 @@ class RunTracker:
         self.bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
         self.final_info: dict[str, Any] | None = None
         self.epoch_rewards: dict[int, list[float]] = {}
+        self.epoch_scores: dict[int, list[float]] = {}
 
-    def update(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]], logger: Any = None) -> bool:
-        """Account one env step; returns False once the run (episode) has ended."""
+    def update(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]], actions: np.ndarray,
+               logger: Any = None) -> bool:
+        """Account one env step (``actions`` in [-1, 1]); returns False once the run (episode) has ended."""
         info = infos[0]
         reward = float(np.mean(rewards))
+        score = float(np.mean((np.clip(actions, -1.0, 1.0) + 1.0) / 2.0))
         self.epoch_rewards.setdefault(info.get("epoch", 0), []).append(reward)
+        self.epoch_scores.setdefault(info.get("epoch", 0), []).append(score)
         if logger is not None:
             logger.record_mean("env/reward", reward)
+            logger.record_mean("env/score", score)
             for key in self.LOGGED:
                 if key in info:
                     logger.record_mean(f"env/{key}", info[key])
@@ -110,11 +115,18 @@ class RunTracker:
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.bar.n, "epoch_rewards": {k: list(v) for k, v in self.epoch_rewards.items()}}
+        return {"steps": self.bar.n, "epoch_rewards": {k: list(v) for k, v in self.epoch_rewards.items()},
+                "epoch_scores": {k: list(v) for k, v in self.epoch_scores.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bar.update(state["steps"])
         self.epoch_rewards = {k: list(v) for k, v in state["epoch_rewards"].items()}
+        self.epoch_scores = {k: list(v) for k, v in state["epoch_scores"].items()}
+
+    def curves(self) -> dict[str, list[float]]:
+        """Mean reward and mean score of each epoch, in epoch order."""
+        return {f"{name}_by_epoch": [float(np.mean(v)) for _, v in sorted(values.items())]
+                for name, values in (("reward", self.epoch_rewards), ("score", self.epoch_scores))}
 
 
 class RunCallback(BaseCallback):
@@ -125,7 +137,8 @@ class RunCallback(BaseCallback):
         self.tracker = tracker
 
     def _on_step(self) -> bool:
-        return self.tracker.update(self.locals["rewards"], self.locals["dones"], self.locals["infos"], self.logger)
+        loc = self.locals
+        return self.tracker.update(loc["rewards"], loc["dones"], loc["infos"], loc["clipped_actions"], self.logger)
 
 
 class RunInterrupted(Exception):
@@ -220,7 +233,7 @@ def act_without_learning(agent: BaseAlgorithm, seed: int, tracker: RunTracker) -
     while running:
         action, _ = agent.predict(obs, deterministic=True)
         obs, rewards, dones, infos = venv.step(action)
-        running = tracker.update(rewards, dones, infos)
+        running = tracker.update(rewards, dones, infos, action)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -321,10 +334,17 @@ def resume_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def checkpoint_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What a checkpoint must match: the run config without devices, output and checkpoint options."""
-    env_kwargs = {k: v for k, v in config["env_kwargs"].items() if k != "device"}
-    return {**{k: v for k, v in config.items() if k not in ("command", "argv", "agent_device", "checkpoints")},
-            "env_kwargs": env_kwargs}
+    """What a checkpoint must match: the run config without devices, output and checkpoint options,
+    flattened one level (``env_kwargs.lr``) so that a refusal names the option that differs."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ("command", "argv", "agent_device"):
+            continue
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if (key, k) != ("env_kwargs", "device")})
+        else:
+            flat[key] = value
+    return flat
 
 
 def run_agent(agent: BaseAlgorithm, checkpointer: RunCheckpointer, tracker: RunTracker, args: argparse.Namespace,
@@ -343,7 +363,7 @@ def run_agent(agent: BaseAlgorithm, checkpointer: RunCheckpointer, tracker: RunT
         wall = time.perf_counter() - checkpointer.started
     info = tracker.final_info
     run = run_summary(info, base.num_samples, args.epochs, wall)
-    run["reward_by_epoch"] = [float(np.mean(r)) for _, r in sorted(tracker.epoch_rewards.items())]
+    run.update(tracker.curves())
     result: dict[str, Any] = {"run": run}
     np.save(out / "scores.npy", info["scores"])
     if not args.no_learn:

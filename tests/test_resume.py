@@ -77,6 +77,7 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, case
     counters = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
     assert {k: killed[0]["ledger"][k] for k in counters} == {k: whole[0]["ledger"][k] for k in counters}
     assert killed[0]["reward_by_epoch"] == whole[0]["reward_by_epoch"]
+    assert killed[0]["score_by_epoch"] == whole[0]["score_by_epoch"]
     np.testing.assert_array_equal(killed[1], whole[1])  # every sample's final score
     for name, tensor in whole[2].items():  # the agent learned exactly the same
         assert torch.equal(killed[2][name], tensor), name

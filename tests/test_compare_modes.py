@@ -1,0 +1,33 @@
+"""experiments.compare_modes: both agent layouts run on the same config and the table averages over seeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.compare_modes import main, table
+
+
+def test_both_modes_run_and_are_written(tmp_path, capsys):
+    out = tmp_path / "modes.json"
+    rows = main(["--dataset", "synthetic", "--train-size", "96", "--batch-size", "16", "--epochs", "2",
+                 "--envs", "DataAgent-v0", "--algos", "a2c", "--seeds", "0", "--out", str(out)])
+    assert sorted(r["mode"] for r in rows) == ["batch", "per_sample"]
+    assert all(0 <= r["top1"] <= 100 for r in rows)
+    assert json.loads(out.read_text())["runs"] == rows
+    assert "| DataAgent-v0 | a2c | batch |" in capsys.readouterr().out
+
+
+def test_table_reports_mean_and_std_over_seeds():
+    rows = [{"env": "E", "algo": "ppo", "mode": "batch", "seed": s, "reward_first_epoch": r0, "reward_last_epoch": r1,
+             "score_first_epoch": 0.5, "score_last_epoch": 0.5 + s, "top1": acc}
+            for s, r0, r1, acc in ((0, 0.0, 1.0, 90.0), (1, 2.0, 3.0, 92.0))]
+    line = table(rows).splitlines()[-1]
+    assert line == ("| E | ppo | batch | 1.000 ± 1.000 | 2.000 ± 1.000 | 0.500 ± 0.000 | 1.000 ± 0.500 | 91.00 ± 1.00 | 2 |")
+
+
+def test_an_unknown_env_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--envs", "CartPole-v1"])
+    assert "invalid choice" in capsys.readouterr().err
