@@ -284,7 +284,7 @@ def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
     return table
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic")
     p.add_argument("--methods", default=None, help="comma-separated; default: every method of the suite")
@@ -295,23 +295,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
     add_trainer_arguments(p)
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv: list[str] | None = None) -> str:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     methods = args.methods.split(",") if args.methods else list(RUNNERS[args.suite])
     unknown = [m for m in methods if m not in RUNNERS[args.suite]]
     if unknown:
-        raise SystemExit(f"unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
-    bad = [r for r in args.ratios if not 0 < r < 1]
-    if bad:
-        raise SystemExit(f"--ratios {bad} outside (0, 1)")
+        parser.error(f"--methods: unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
+    checks = [("--ratios", args.ratios, all(0 < r < 1 for r in args.ratios), "values in (0, 1)"),
+              ("--anneal", args.anneal, 0 <= args.anneal <= 1, "[0, 1]"),
+              ("--score-epochs", args.score_epochs, args.score_epochs >= 1, "an integer >= 1")]
+    for name, value, ok, valid in checks:
+        if not ok:
+            parser.error(f"{name}={value} is invalid; valid: {valid}")
     config = {"dataset": args.dataset, "data_root": args.data_root, "model": args.model, "train_size": args.train_size,
               "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
               "score_epochs": min(args.score_epochs, args.epochs),
               "trainer": trainer_options(args)}
-    TrainerConfig(**config["trainer"]).validate()
+    try:
+        TrainerConfig(**config["trainer"]).validate()
+    except ValueError as err:
+        parser.error(str(err))
     specs = [RunSpec(args.suite, m, r, s, config) for r in args.ratios for m in methods for s in args.seeds
              if not (m == "full" and r != args.ratios[0])]  # full data does not depend on the ratio
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"

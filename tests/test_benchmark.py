@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from experiments import benchmark
 
 
@@ -46,3 +48,17 @@ def test_static_suite_end_to_end(tmp_path):
             assert r["backprop"] == 200  # one epoch on a coreset of exactly half of 400 samples
             assert r["selection_backprop"] == (0 if r["method"] == "random" else 400)  # one shared 1-epoch proxy run
     assert "herding" in table and "cover" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "full,magic"], "unknown dynamic method(s) ['magic']"),
+    (["--ratios", "0.5", "1.5"], "--ratios=[0.5, 1.5] is invalid; valid: values in (0, 1)"),
+    (["--anneal", "2"], "--anneal=2.0 is invalid; valid: [0, 1]"),
+    (["--suite", "static", "--score-epochs", "0"], "--score-epochs=0 is invalid"),
+    (["--epochs", "0"], "epochs=0 is invalid; valid: an integer >= 1"),
+])
+def test_bad_options_are_refused_naming_the_option(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        benchmark.main([*argv, "--dataset", "synthetic", "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs.jsonl").exists()
