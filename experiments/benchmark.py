@@ -254,10 +254,11 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
     for x_field, x_label, name in (("backprop_fraction", "back-propagated samples (fraction of full data)", "accuracy_vs_cost.png"),
                                    ("ratio", "selection ratio", "accuracy_vs_ratio.png")):
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for method, rs in sorted(by_method.items()):
+        for i, (method, rs) in enumerate(sorted(by_method.items())):
             rs = sorted(rs, key=lambda r: r[x_field])
+            # colours repeat after 10 methods: a marker per block of 10 keeps every line distinct
             ax.errorbar([r[x_field] for r in rs], [r["top1"] for r in rs], yerr=[r["top1_std"] for r in rs],
-                        marker="o", capsize=3, label=method)
+                        marker="osD^v"[i // 10 % 5], capsize=3, label=method)
         ax.set_xlabel(x_label)
         ax.set_ylabel("test top-1 (%)")
         ax.set_title(title)

@@ -44,16 +44,18 @@ def run(env_id: str, algo: str, mode: str, seed: int, args: argparse.Namespace) 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: mean ± std over seeds per env, algorithm and mode."""
+    """Markdown: mean ± sample std (n - 1; 0 for one seed) over seeds per env, algorithm and mode."""
     columns = ("reward_first_epoch", "reward_last_epoch", "score_first_epoch", "score_last_epoch")
     lines = ["| env | algo | mode | reward, first epoch | reward, last epoch | score, first epoch | score, last epoch "
              "| top-1 (%) | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["env"], r["algo"], r["mode"]) for r in rows})
     for key in keys:
         group = [r for r in rows if (r["env"], r["algo"], r["mode"]) == key]
-        cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in ([r[c] for r in group] for c in columns)]
+        ddof = 1 if len(group) > 1 else 0
+        cells = [f"{np.mean(v):.3f} ± {np.std(v, ddof=ddof):.3f}" for v in ([r[c] for r in group] for c in columns)]
         top1 = [r["top1"] for r in group]
-        lines.append(f"| {' | '.join(key)} | {' | '.join(cells)} | {np.mean(top1):.2f} ± {np.std(top1):.2f} | {len(group)} |")
+        lines.append(f"| {' | '.join(key)} | {' | '.join(cells)} | {np.mean(top1):.2f} ± {np.std(top1, ddof=ddof):.2f} "
+                     f"| {len(group)} |")
     return "\n".join(lines)
 
 

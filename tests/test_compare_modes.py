@@ -22,9 +22,9 @@ def test_both_modes_run_and_are_written(tmp_path, capsys):
 def test_table_reports_mean_and_std_over_seeds():
     rows = [{"env": "E", "algo": "ppo", "mode": "batch", "seed": s, "reward_first_epoch": r0, "reward_last_epoch": r1,
              "score_first_epoch": 0.5, "score_last_epoch": 0.5 + s, "top1": acc}
-            for s, r0, r1, acc in ((0, 0.0, 1.0, 90.0), (1, 2.0, 3.0, 92.0))]
+            for s, r0, r1, acc in ((0, 0.0, 1.0, 90.0), (1, 2.0, 3.0, 92.0))]  # sample std of two: |a - b| / sqrt(2)
     line = table(rows).splitlines()[-1]
-    assert line == ("| E | ppo | batch | 1.000 ± 1.000 | 2.000 ± 1.000 | 0.500 ± 0.000 | 1.000 ± 0.500 | 91.00 ± 1.00 | 2 |")
+    assert line == ("| E | ppo | batch | 1.000 ± 1.414 | 2.000 ± 1.414 | 0.500 ± 0.000 | 1.000 ± 0.707 | 91.00 ± 1.41 | 2 |")
 
 
 def test_an_unknown_env_is_refused(capsys):
