@@ -23,16 +23,15 @@ from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows
 from envs.coreset import select_by_score
 from envs.actions import check_score_action
 from envs.data import load_dataset
-from envs.episode_state import EpisodeStateMixin
+from envs.episode import BatchEpisodeMixin
 from envs.models import build_model
 from envs.rewards import CoverRatioReward
-from envs.selection import fixed_size_batches
-from envs.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
+from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
 
 TRAIN_ON = ("all", "selected")
 
 
-class CoverSelectEnv(EpisodeStateMixin, gym.Env):
+class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     """RL-Selector: score every sample of each mini-batch; the final scores are the coreset.
 
     **Episode.** One selection run of ``epochs`` epochs over all ``N`` training samples (every
@@ -93,7 +92,7 @@ class CoverSelectEnv(EpisodeStateMixin, gym.Env):
     :meth:`coreset` run under ``trainer.ledger.timed("overhead")``.
 
     **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
-    step (:mod:`envs.episode_state`); the continued episode is identical on CPU.
+    step (:mod:`envs.episode`); the continued episode is identical on CPU.
 
     :param dataset: dataset registry name (see :mod:`envs.data`)
     :param model: model registry name of the target model (``mlp``, ``cnn``, ``resnet18``)
@@ -179,14 +178,7 @@ class CoverSelectEnv(EpisodeStateMixin, gym.Env):
         self._new_run()
         self.reward_fn.reset()
         self._done = False
-        self._begin_epoch(0)
-        self._fwd = self.trainer.forward(self._batches[0])
-        with self.trainer.ledger.timed("overhead"):
-            state, finite = self._observe(self._fwd)
-            host = torch.cat([finite.float().reshape(1), state.flatten()]).cpu().numpy()
-        if host[0] != 1.0:
-            raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
-        return host[1:].reshape(self.observation_space.shape), self._info()
+        return self._first_observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trainer is None or self._done:
@@ -302,12 +294,7 @@ class CoverSelectEnv(EpisodeStateMixin, gym.Env):
             getattr(self, name).copy_(state[name])
 
     def _begin_epoch(self, epoch: int) -> None:
-        with self.trainer.ledger.timed("overhead"):
-            batches, self._num_padded = fixed_size_batches(self.trainer.shuffled_batches(), self.config.batch_size)
-            self._batches = torch.stack(batches)
-            self._host_batches = self._batches.cpu().numpy()  # once per epoch, for info["batch_indices"]
-        self.trainer.begin_epoch(epoch, len(batches))
-        self._pos = 0
+        self._lay_out_epoch(epoch)  # the selection run trains on all samples every epoch
 
     def _num_valid(self) -> int:
         """Slots of the current batch whose actions count (all but the padding of an epoch's last batch)."""

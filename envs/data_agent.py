@@ -20,11 +20,11 @@ from gymnasium import spaces
 
 from envs.actions import check_score_action
 from envs.data import DeviceDataset, load_dataset
-from envs.episode_state import EpisodeStateMixin
+from envs.episode import BatchEpisodeMixin
 from envs.models import build_model
 from envs.rewards import BatchReward, make_data_agent_reward
-from envs.selection import AnnealedTopKSelector, EpochPlan, fixed_size_batches
-from envs.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
+from envs.selection import AnnealedTopKSelector, EpochPlan
+from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
 
 STATES = ("features", "signals", "both")
 SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct", "times_selected", "score",
@@ -32,7 +32,7 @@ SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct"
 _COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
-class DataAgentEnv(EpisodeStateMixin, gym.Env):
+class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     """Data Agent: score the samples of each mini-batch; the scores choose who trains next epoch.
 
     **Episode.** One whole training run of ``epochs`` epochs. In each of the first
@@ -91,7 +91,7 @@ class DataAgentEnv(EpisodeStateMixin, gym.Env):
     ledger separates the environment's own work from inner training.
 
     **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
-    step (:mod:`envs.episode_state`); the continued episode is identical on CPU.
+    step (:mod:`envs.episode`); the continued episode is identical on CPU.
 
     :param dataset: dataset registry name (see :mod:`envs.data`)
     :param model: model registry name (``mlp``, ``cnn``, ``resnet18``)
@@ -177,14 +177,7 @@ class DataAgentEnv(EpisodeStateMixin, gym.Env):
         self._final_test = None
         self._noisy_kept: list[torch.Tensor] = []
         self._done = False
-        self._begin_epoch(0)
-        self._fwd = self.trainer.forward(self._batches[0])
-        with self.trainer.ledger.timed("overhead"):
-            state, finite = self._observe(self._fwd)
-            host = torch.cat([finite.float().reshape(1), state.flatten()]).cpu().numpy()
-        if host[0] != 1.0:
-            raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
-        return host[1:].reshape(self.observation_space.shape), self._info()
+        return self._first_observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trainer is None or self._done:
@@ -307,12 +300,7 @@ class DataAgentEnv(EpisodeStateMixin, gym.Env):
             self._plan: EpochPlan = self.selector.plan(epoch)
             if self._plan.pruned and self._has_noise:
                 self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._plan.indices].float().mean())
-            batches, self._num_padded = fixed_size_batches(
-                self.trainer.shuffled_batches(self._plan.indices), self.config.batch_size)
-            self._batches = torch.stack(batches)
-            self._host_batches = self._batches.cpu().numpy()  # once per epoch, for info["batch_indices"]
-        self.trainer.begin_epoch(epoch, len(batches))
-        self._pos = 0
+        self._lay_out_epoch(epoch, self._plan.indices)
 
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
