@@ -146,7 +146,7 @@ class RunInterrupted(Exception):
 
     def __init__(self, signum: int, path: Path):
         super().__init__(f"{signal.Signals(signum).name}: checkpoint saved to {path}")
-        self.signum, self.path = signum, path
+        self.signum = signum
 
 
 class RunCheckpointer(BaseCallback):
@@ -160,15 +160,13 @@ class RunCheckpointer(BaseCallback):
     :param env: the run's env (as wrapped by ``gym.make``)
     :param tracker: the run's tracker (progress, reward curve)
     :param every: epochs between periodic checkpoints
-    :param elapsed: wall-clock seconds the run had spent before this process
     """
 
-    def __init__(self, folder: CheckpointDir, config: dict[str, Any], env: gym.Env, tracker: RunTracker,
-                 every: int, elapsed: float = 0.0):
+    def __init__(self, folder: CheckpointDir, config: dict[str, Any], env: gym.Env, tracker: RunTracker, every: int):
         super().__init__()
         self.folder, self.config, self.wrapped, self.tracker, self.every = folder, config, env, tracker, every
         self.env = env.unwrapped
-        self.started = time.perf_counter() - elapsed
+        self.started = time.perf_counter()  # moved back by the saved run time on restore()
         self.saved_epoch = self.env.trainer.epoch if self.env.trainer is not None else 0
         self.stop_signal: int | None = None
 
@@ -388,10 +386,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--no-learn needs --load-agent")
     if args.no_learn and args.resume is not None:
         parser.error("--resume continues learning runs; --no-learn runs are not checkpointed")
-    for name in ("checkpoint_every", "keep_checkpoints"):
-        value, low = getattr(args, name), 0 if name == "checkpoint_every" else 1
+    for flag, value, low in (("--checkpoint-every", args.checkpoint_every, 0), ("--keep-checkpoints", args.keep_checkpoints, 1)):
         if value < low:
-            parser.error(f"--{name.replace('_', '-')}={value} is invalid; valid: an integer >= {low}")
+            parser.error(f"{flag}={value} is invalid; valid: an integer >= {low}")
     out: Path = args.out or Path("runs") / f"{args.env}_{args.algo}_s{args.seed}"
     checkpoints = CheckpointDir(out / "checkpoints", keep=args.keep_checkpoints)
     if args.resume is None and not args.no_learn and checkpoints.steps():
@@ -469,9 +466,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        "(another --out) rather than --resume.\n")
     run = result["run"]
     write_json(out / "metrics.json", result)
-    if not args.no_learn:  # finished: nothing left to resume, and the same --out may start a new run
-        shutil.rmtree(checkpoints.folder, ignore_errors=True)
-        agent_done.unlink(missing_ok=True)
+    # finished: nothing left to resume, and the same --out may start a new run
+    shutil.rmtree(checkpoints.folder, ignore_errors=True)
+    agent_done.unlink(missing_ok=True)
 
     print(f"{args.env} / {args.algo} ({mode}{', no learning' if args.no_learn else ''}) on {args.dataset}/{args.model}, "
           f"{args.epochs} epochs, {base.num_samples} training samples, seed {args.seed}, {base.device}")

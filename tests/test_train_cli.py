@@ -66,6 +66,7 @@ def test_a_trained_policy_transfers_to_another_dataset_without_learning(tmp_path
     first = main([*reuse, "--out", str(tmp_path / "a")])
     second = main([*reuse, "--out", str(tmp_path / "b")])
     assert not (tmp_path / "a" / "agent.zip").exists()  # nothing learned, nothing to save
+    assert not (tmp_path / "a" / "agent_run.json").exists()  # a finished run leaves no resume state behind
     assert first["run"]["test"] == second["run"]["test"]  # a fixed (deterministic) policy and seed: the same run
     assert first["run"]["ledger"]["samples_backpropagated"] < 2 * 320
 
