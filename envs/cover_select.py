@@ -207,13 +207,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
             self._begin_epoch(epoch + 1)
         parts = [out.rewards.float(), out.ratio_reward.float().reshape(1), ratio.float().reshape(1),
                  loss.float().reshape(1)]
-        if not last:
-            self._fwd = trainer.forward(self._batches[self._pos])
-        with trainer.ledger.timed("overhead"):
-            if not last:
-                state, finite = self._observe(self._fwd)
-                parts += [finite.float().reshape(1), state.flatten()]
-            host = torch.cat(parts).cpu().numpy()  # the step's one device-to-host transfer
+        host = self._forward_and_transfer(parts, forward_next=not last)
         b = self.config.batch_size
         sample_rewards = host[:b].copy()
         ratio_reward, ratio_value, loss_value = (float(v) for v in host[b:b + 3])

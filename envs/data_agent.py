@@ -196,14 +196,8 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         last = self._pos == len(self._batches) and epoch + 1 == self.config.epochs
         if self._pos == len(self._batches) and not last:
             self._begin_epoch(epoch + 1)
-        parts = [rewards.float(), lam.float().reshape(1), loss.float().reshape(1)]
-        if not last:
-            self._fwd = trainer.forward(self._batches[self._pos])
-        with trainer.ledger.timed("overhead"):
-            if not last:
-                state, finite = self._observe(self._fwd)
-                parts += [finite.float().reshape(1), state.flatten()]
-            host = torch.cat(parts).cpu().numpy()  # the step's one device-to-host transfer
+        host = self._forward_and_transfer([rewards.float(), lam.float().reshape(1), loss.float().reshape(1)],
+                                          forward_next=not last)
         b = self.config.batch_size
         sample_rewards, lam_value, loss_value = host[:b].copy(), float(host[b]), float(host[b + 1])
         reward = float(sample_rewards.mean(dtype=np.float64))

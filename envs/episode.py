@@ -44,13 +44,22 @@ class BatchEpisodeMixin:
         self.trainer.begin_epoch(epoch, len(batches))
         self._pos = 0
 
-    def _first_observation(self) -> np.ndarray:
-        """Begin epoch 0, forward its first batch and return that batch's state (one transfer)."""
-        self._begin_epoch(0)
-        self._fwd = self.trainer.forward(self._batches[0])
+    def _forward_and_transfer(self, parts: list[torch.Tensor], forward_next: bool) -> np.ndarray:
+        """The end of every step: forward the batch at ``_pos`` (when ``forward_next``) and bring
+        ``parts`` (the step's device values, concatenated), then that batch's all-finite flag and
+        flattened state, to the host in one transfer. Returns the host array in that order."""
+        if forward_next:
+            self._fwd = self.trainer.forward(self._batches[self._pos])
         with self.trainer.ledger.timed("overhead"):
-            state, finite = self._observe(self._fwd)
-            host = torch.cat([finite.float().reshape(1), state.flatten()]).cpu().numpy()
+            if forward_next:
+                state, finite = self._observe(self._fwd)
+                parts = [*parts, finite.float().reshape(1), state.flatten()]
+            return torch.cat(parts).cpu().numpy()  # the step's one device-to-host transfer
+
+    def _first_observation(self) -> np.ndarray:
+        """Begin epoch 0, forward its first batch and return that batch's state."""
+        self._begin_epoch(0)
+        host = self._forward_and_transfer([], forward_next=True)
         if host[0] != 1.0:
             raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
         return host[1:].reshape(self.observation_space.shape)
