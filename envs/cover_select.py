@@ -183,6 +183,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trainer is None or self._done:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
+        self._stop_agent_clock()
         a = check_score_action(action, self.action_space.shape)
         trainer, fwd, epoch = self.trainer, self._fwd, self.trainer.epoch
         valid = self._num_valid()
@@ -229,6 +230,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
                 info["error"] = error
         info.update(epoch=epoch, sample_rewards=sample_rewards, ratio=ratio_value, ratio_reward=ratio_reward,
                     train_loss=loss_value, lr=lr)
+        self._start_agent_clock()
         return obs, reward, False, self._done, info
 
     # --- results --------------------------------------------------------------------------------

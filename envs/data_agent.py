@@ -22,7 +22,7 @@ from envs.actions import check_score_action
 from envs.data import DeviceDataset, load_dataset
 from envs.episode import BatchEpisodeMixin
 from envs.models import build_model
-from envs.rewards import BatchReward, make_data_agent_reward
+from envs.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
 from envs.selection import AnnealedTopKSelector, EpochPlan
 from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
 
@@ -39,7 +39,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     ``floor(anneal * epochs)`` epochs only the ``floor(keep_ratio * N)`` highest-scored samples are
     trained (scores start at 1.0, ties broken at random), each with loss weight ``loss_weight``
     (default ``1 / keep_ratio``, as the Data Agent code does); the remaining epochs train on all
-    ``N`` samples with weight 1. The episode ends with ``truncated=True`` (never ``terminated``)
+    ``N`` samples with weight 1. ``selection="soft"`` draws the kept set with probabilities from the
+    scores instead, and ``refresh`` re-admits a random share of the budget from the left-out samples
+    (:class:`envs.selection.AnnealedTopKSelector`). The episode ends with ``truncated=True`` (never ``terminated``)
     after the last batch of the last epoch.
 
     **Step.** The observation describes batch ``t`` (already forwarded in train mode, graph kept).
@@ -67,7 +69,10 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     **Reward.** The batch mean of the reward object's per-sample rewards (a Python float). The
     default is Data Agent's composite reward with its running normaliser
     (:class:`envs.rewards.CompositeReward`); ``reward="loss"`` / ``"entropy"`` or any object with
-    the :class:`envs.rewards.BatchReward` interface plugs in an ablation.
+    the :class:`envs.rewards.BatchReward` interface plugs in an ablation. ``reward_baseline``
+    subtracts a batch baseline from the reward's signal: ``none`` is the paper's reward, whose
+    optimum is a score of 1 for every sample; ``batch_mean`` and ``keep_quantile`` make the optimum
+    a ranking (:mod:`envs.rewards`).
 
     **Info.** ``batch_indices`` and ``padded`` (of the returned observation's batch; not on the last
     step, whose observation is no batch), and, after a step, of the trained batch: ``epoch``,
@@ -103,6 +108,10 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     :param state: ``features``, ``signals`` or ``both``
     :param reward: ``composite``, ``loss``, ``entropy`` or a reward object
     :param reward_norm: apply the running batch-mean normaliser (only when ``reward`` is a name)
+    :param reward_baseline: ``none`` (the paper's), ``batch_mean`` or ``keep_quantile`` (only when ``reward`` is a name)
+    :param selection: ``topk`` (the paper's) or ``soft`` (a score-weighted draw of the kept set)
+    :param refresh: share of each pruned epoch's budget re-admitted at random from the left-out samples, in [0, 1]
+    :param temperature: ``soft`` selection's temperature, > 0
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     :param train_size: class-stratified training subset size (``None``: the whole training set)
     :param noise: label noise type, ``None``, ``symmetric`` or ``asymmetric``
@@ -124,7 +133,8 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     def __init__(self, dataset: str = "digits", model: str = "mlp", *, batch_size: int = 128, epochs: int = 10,
                  keep_ratio: float = 0.5, anneal: float = 0.875, loss_weight: float | None = None,
                  state: str = "features", reward: str | BatchReward = "composite", reward_norm: bool = True,
-                 device: str = "auto", train_size: int | None = None, noise: str | None = None,
+                 reward_baseline: str = "none", selection: str = "topk", refresh: float = 0.0,
+                 temperature: float = 1.0, device: str = "auto", train_size: int | None = None, noise: str | None = None,
                  noise_rate: float = 0.0, data_root: str | None = None, lr: float = 0.1, schedule: str = "onecycle",
                  momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4,
                  label_smoothing: float = 0.1, amp: bool = False, augment: bool = True, eval_batch_size: int = 1024):
@@ -137,7 +147,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
                                     weight_decay=weight_decay, schedule=schedule, label_smoothing=label_smoothing,
                                     amp=amp, augment=augment, eval_batch_size=eval_batch_size)
         self.config.validate()
-        self.reward_fn: BatchReward = make_data_agent_reward(reward, reward_norm) if isinstance(reward, str) else reward
+        check_reward_baseline(reward_baseline, keep_ratio)
+        self.reward_fn: BatchReward = (make_data_agent_reward(reward, reward_norm, reward_baseline, keep_ratio)
+                                       if isinstance(reward, str) else reward)
         if not callable(self.reward_fn) or not callable(getattr(self.reward_fn, "reset", None)):
             raise ValueError(f"reward={reward!r} is invalid; valid: a reward name or an object with __call__ and reset()")
         self.device = resolve_device(device)
@@ -148,7 +160,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         data = self._load_data(seed=0)
         self.num_samples = data.num_train
         # checks the selection options and the kept-set size before any episode runs
-        probe = AnnealedTopKSelector(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu")
+        self._selection_options = dict(selection=selection, refresh=refresh, temperature=temperature)
+        probe = AnnealedTopKSelector(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu",
+                                     **self._selection_options)
         smallest = probe.num_kept if probe.pruned_epochs > 0 else self.num_samples
         if smallest < batch_size:
             raise ValueError(
@@ -182,6 +196,7 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.trainer is None or self._done:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
+        self._stop_agent_clock()
         a = check_score_action(action, self.action_space.shape)
         trainer, fwd, plan, epoch = self.trainer, self._fwd, self._plan, self.trainer.epoch
         with trainer.ledger.timed("overhead"):
@@ -223,6 +238,7 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
                         final_test=dict(self._final_test), noisy_kept_fraction=self._noisy_kept_fraction())
             if error is not None:
                 info["error"] = error
+        self._start_agent_clock()
         return obs, reward, False, self._done, info
 
     # --- results --------------------------------------------------------------------------------
@@ -264,7 +280,7 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=self.state != "features")
         self.selector = AnnealedTopKSelector(
             self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight, device=self.device,
-            generator=torch.Generator(device=self.device).manual_seed(tie_seed))
+            generator=torch.Generator(device=self.device).manual_seed(tie_seed), **self._selection_options)
 
     def _method_state(self) -> dict[str, Any]:
         plan = self._plan

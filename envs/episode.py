@@ -18,6 +18,7 @@ them; a custom reward without them is treated as stateless.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,17 @@ class BatchEpisodeMixin:
         self.trainer.begin_epoch(epoch, len(batches))
         self._pos = 0
 
+    def _stop_agent_clock(self) -> None:
+        """At the start of ``step``: book the time since the previous step returned as agent time."""
+        since = getattr(self, "_returned_at", None)
+        if since is not None:
+            self.trainer.ledger.add_agent_time(time.perf_counter() - since)
+        self._returned_at = None
+
+    def _start_agent_clock(self) -> None:
+        """When ``reset``/``step`` returns: from now until the next ``step`` the agent is working."""
+        self._returned_at = None if self._done else time.perf_counter()
+
     def _forward_and_transfer(self, parts: list[torch.Tensor], forward_next: bool) -> np.ndarray:
         """The end of every step: forward the batch at ``_pos`` (when ``forward_next``) and bring
         ``parts`` (the step's device values, concatenated), then that batch's all-finite flag and
@@ -62,6 +74,7 @@ class BatchEpisodeMixin:
         host = self._forward_and_transfer([], forward_next=True)
         if host[0] != 1.0:
             raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
+        self._start_agent_clock()
         return host[1:].reshape(self.observation_space.shape)
 
     def state_dict(self) -> dict[str, Any]:
@@ -94,6 +107,7 @@ class BatchEpisodeMixin:
         self._batches = state["batches"].to(self.device)
         self._host_batches = self._batches.cpu().numpy()
         self._num_padded, self._pos, self._done = state["num_padded"], state["pos"], state["done"]
+        self._returned_at = None  # the agent's clock restarts with the resumed run
         fwd = state["forward"]
         self._fwd = None if fwd is None else self.trainer.replay_forward(
             fwd["idx"].to(self.device), fwd["inputs"].to(self.device))

@@ -18,8 +18,10 @@ import torch
 @dataclass
 class CostLedger:
     """Counters of one run. ``train_seconds`` covers forward, backward and optimizer steps of the
-    inner model; ``overhead_seconds`` everything a method adds (state, reward, selection, agent);
-    ``eval_seconds`` test-set evaluation. On CUDA the clock synchronises the device at each
+    inner model; ``overhead_seconds`` what a method adds inside the env (state, reward, selection);
+    ``agent_seconds`` the time an env spent waiting between two of its steps, i.e. the agent's own
+    forward passes and updates (booked by the envs, see :meth:`add_agent_time`); ``eval_seconds``
+    test-set evaluation. On CUDA the clock synchronises the device at each
     boundary when ``sync_cuda`` is set, otherwise asynchronous kernels blur the split."""
 
     samples_forwarded: int = 0
@@ -29,6 +31,7 @@ class CostLedger:
     train_seconds: float = 0.0
     overhead_seconds: float = 0.0
     eval_seconds: float = 0.0
+    agent_seconds: float = 0.0
     sync_cuda: bool = field(default=False, repr=False)
 
     @contextmanager
@@ -36,7 +39,7 @@ class CostLedger:
         """Add the wall-clock of the block to ``<bucket>_seconds`` (train, overhead or eval)."""
         attr = f"{bucket}_seconds"
         if not hasattr(self, attr):
-            raise ValueError(f"unknown ledger bucket {bucket!r}; valid choices: train, overhead, eval")
+            raise ValueError(f"unknown ledger bucket {bucket!r}; valid choices: train, overhead, eval, agent")
         if self.sync_cuda and torch.cuda.is_available():
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -46,6 +49,10 @@ class CostLedger:
             if self.sync_cuda and torch.cuda.is_available():
                 torch.cuda.synchronize()
             setattr(self, attr, getattr(self, attr) + time.perf_counter() - start)
+
+    def add_agent_time(self, seconds: float) -> None:
+        """Book ``seconds`` spent outside the env between two steps (the caller's, i.e. the agent's, time)."""
+        self.agent_seconds += seconds
 
     def as_dict(self) -> dict[str, float | int]:
         d = asdict(self)
@@ -67,5 +74,6 @@ def format_ledger(ledger: dict[str, float | int], full_backprop: int | None = No
     return (
         f"back-propagated {ledger['samples_backpropagated']:,}{frac}, forwarded {ledger['samples_forwarded']:,}, "
         f"steps {ledger['optimizer_steps']:,}, train {ledger['train_seconds']:.1f}s, "
-        f"overhead {ledger['overhead_seconds']:.1f}s, eval {ledger['eval_seconds']:.1f}s"
+        f"overhead {ledger['overhead_seconds']:.1f}s, agent {ledger.get('agent_seconds', 0.0):.1f}s, "
+        f"eval {ledger['eval_seconds']:.1f}s"
     )

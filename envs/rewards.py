@@ -11,6 +11,14 @@ Data Agent (methods.md A.2/A.3) and its ablations:
 ``loss``       lam fixed at 1 (difficulty only)
 ``entropy``    lam fixed at 0 (uncertainty only)
 :class:`FixedWeightReward` any fixed lam (removes the adaptive weighting)
+
+Each takes a ``baseline`` (:data:`REWARD_BASELINES`) subtracted from the signal ``x`` before it is
+multiplied by the score: ``none`` is the paper's ``a * x``. With ``x >= 0`` that reward is maximised
+by a score of 1 for *every* sample, so a policy that learns it saturates and stops ranking (measured
+in BENCHMARKS.md). ``batch_mean`` rewards ``a * (x - mean x)``: a below-average sample now earns more
+for a *lower* score. ``keep_quantile`` rewards ``a * (x - q)`` with ``q`` the batch quantile at
+``1 - keep_ratio``: a high score pays exactly for the samples that would make the kept budget
+within their batch, so the optimum is a ranking at the env's own budget.
 """
 
 from __future__ import annotations
@@ -136,6 +144,17 @@ class NormalizedReward:
             self.normalizer.load_state_dict(state)
 
 
+REWARD_BASELINES = ("none", "batch_mean", "keep_quantile")
+
+
+def check_reward_baseline(baseline: str, keep_ratio: float | None) -> None:
+    """Validate a reward ``baseline`` name (``keep_quantile`` needs the env's ``keep_ratio``)."""
+    if baseline not in REWARD_BASELINES:
+        raise ValueError(f"reward_baseline={baseline!r} is invalid; valid choices: {', '.join(REWARD_BASELINES)}")
+    if baseline == "keep_quantile" and not (keep_ratio is not None and 0.0 < keep_ratio <= 1.0):
+        raise ValueError(f"reward_baseline='keep_quantile' needs keep_ratio in (0, 1]; got {keep_ratio!r}")
+
+
 class CompositeReward(NormalizedReward):
     """Data Agent's composite reward ``r_i = a_i * (lam * L~_i + (1 - lam) * H~_i)``.
 
@@ -144,19 +163,37 @@ class CompositeReward(NormalizedReward):
     [0, 1]. The adaptive weight is ``lam = clamp(Var L~ / (Var L~ + Var H~ + eps_w), 0, 1)``
     with unbiased batch variances, so a batch needs at least 2 samples.
 
+    With a ``baseline`` other than ``none`` the signal ``x = lam * L~ + (1 - lam) * H~`` is replaced by
+    ``x - b`` (module docstring): ``b`` = the batch mean of ``x`` (``batch_mean``) or its batch quantile
+    at ``1 - keep_ratio`` (``keep_quantile``).
+
     :param normalize: apply a :class:`RunningBatchNormalizer` (the paper's ``use_reward_norm``)
     :param clip_quantile: batch quantile at which losses are clipped before normalising
     :param eps_w: the variance-ratio epsilon (``--variance-adaptive-epsilon``)
+    :param baseline: ``none`` (the paper), ``batch_mean`` or ``keep_quantile``
+    :param keep_ratio: the env's kept fraction (only read by ``keep_quantile``)
     """
 
-    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95, eps_w: float = 1e-8):
+    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95, eps_w: float = 1e-8,
+                 baseline: str = "none", keep_ratio: float | None = None):
         if not 0.0 < clip_quantile <= 1.0:
             raise ValueError(f"clip_quantile={clip_quantile!r} is invalid; valid range: (0, 1]")
         if not eps_w >= 0:
             raise ValueError(f"eps_w={eps_w!r} is invalid; valid: >= 0")
+        check_reward_baseline(baseline, keep_ratio)
         self.clip_quantile = clip_quantile
         self.eps_w = eps_w
+        self.baseline = baseline
+        self.keep_ratio = keep_ratio
         super().__init__(normalize)
+
+    def signal(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` minus the batch baseline (unchanged for ``none``)."""
+        if self.baseline == "batch_mean":
+            return x - x.mean()
+        if self.baseline == "keep_quantile":
+            return x - batch_quantile(x, 1.0 - self.keep_ratio)
+        return x
 
     def weight(self, diff: torch.Tensor, unc: torch.Tensor) -> torch.Tensor:
         """The batch's lambda: the share of the difficulty signal's variance."""
@@ -169,7 +206,7 @@ class CompositeReward(NormalizedReward):
         diff = difficulty(losses.detach().float(), self.clip_quantile)
         unc = signals.normalized_entropy(logits.detach())
         lam = self.weight(diff, unc)
-        return RewardOutput(self._normalize(scores * (lam * diff + (1.0 - lam) * unc)), lam)
+        return RewardOutput(self._normalize(scores * self.signal(lam * diff + (1.0 - lam) * unc)), lam)
 
 
 class FixedWeightReward(CompositeReward):
@@ -180,10 +217,11 @@ class FixedWeightReward(CompositeReward):
     :param clip_quantile: batch quantile at which losses are clipped
     """
 
-    def __init__(self, lam: float, normalize: bool = True, clip_quantile: float = 0.95):
+    def __init__(self, lam: float, normalize: bool = True, clip_quantile: float = 0.95, baseline: str = "none",
+                 keep_ratio: float | None = None):
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam={lam!r} is invalid; valid range: [0, 1]")
-        super().__init__(normalize=normalize, clip_quantile=clip_quantile)
+        super().__init__(normalize=normalize, clip_quantile=clip_quantile, baseline=baseline, keep_ratio=keep_ratio)
         self.lam = float(lam)
 
     def weight(self, diff: torch.Tensor, unc: torch.Tensor) -> torch.Tensor:
@@ -193,25 +231,29 @@ class FixedWeightReward(CompositeReward):
 class LossOnlyReward(FixedWeightReward):
     """Ablation: difficulty only, ``r_i = a_i * L~_i``."""
 
-    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95):
-        super().__init__(1.0, normalize=normalize, clip_quantile=clip_quantile)
+    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95, baseline: str = "none",
+                 keep_ratio: float | None = None):
+        super().__init__(1.0, normalize, clip_quantile, baseline, keep_ratio)
 
 
 class EntropyOnlyReward(FixedWeightReward):
     """Ablation: uncertainty only, ``r_i = a_i * H~_i``."""
 
-    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95):
-        super().__init__(0.0, normalize=normalize, clip_quantile=clip_quantile)
+    def __init__(self, normalize: bool = True, clip_quantile: float = 0.95, baseline: str = "none",
+                 keep_ratio: float | None = None):
+        super().__init__(0.0, normalize, clip_quantile, baseline, keep_ratio)
 
 
 DATA_AGENT_REWARDS = {"composite": CompositeReward, "loss": LossOnlyReward, "entropy": EntropyOnlyReward}
 
 
-def make_data_agent_reward(name: str, normalize: bool = True) -> CompositeReward:
-    """A Data Agent reward by name: ``composite`` (the paper's), ``loss`` or ``entropy``."""
+def make_data_agent_reward(name: str, normalize: bool = True, baseline: str = "none",
+                           keep_ratio: float | None = None) -> CompositeReward:
+    """A Data Agent reward by name: ``composite`` (the paper's), ``loss`` or ``entropy``, with a
+    ``baseline`` from :data:`REWARD_BASELINES` (``none``: the paper's)."""
     if name not in DATA_AGENT_REWARDS:
         raise ValueError(f"reward={name!r} is invalid; valid choices: {', '.join(DATA_AGENT_REWARDS)}")
-    return DATA_AGENT_REWARDS[name](normalize=normalize)
+    return DATA_AGENT_REWARDS[name](normalize=normalize, baseline=baseline, keep_ratio=keep_ratio)
 
 
 # ---------------------------------------------------------------------------------------------

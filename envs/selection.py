@@ -28,9 +28,31 @@ class EpochPlan:
     pruned: bool
 
 
+SELECTIONS = ("topk", "soft", "importance")
+
+
 class AnnealedTopKSelector:
-    """Keep the ``floor(keep_ratio * N)`` highest-scored samples in each of the first
+    """Keep ``floor(keep_ratio * N)`` samples chosen by score in each of the first
     ``floor(anneal * epochs)`` epochs, then all samples with weight 1 (InfoBatch's annealing).
+
+    How the kept set follows from the scores (``selection``):
+
+    - ``topk`` (Data Agent): the highest scores, ties at random;
+    - ``soft``: a draw without replacement with probabilities from the scores (Gumbel top-k on
+      ``log(score) / temperature``): every sample keeps a chance, higher scores a larger one. Hard
+      top-k by a difficulty score is at or below random in BENCHMARKS.md, while InfoBatch, which
+      drops *random* easy samples, is not; a soft draw keeps that randomness.
+    - ``importance``: each sample is kept with probability ``pi_i`` proportional to its score (capped
+      at 1, summing to the budget; systematic sampling keeps exactly the budget) and weighted
+      ``1 / pi_i``, so a pruned epoch's expected gradient is the full epoch's whatever the scores
+      (InfoBatch's rescaling, generalised). Scores that follow the per-sample gradient size lower
+      its variance; constant scores give uniform random pruning with weight ``1 / keep_ratio``.
+
+    ``refresh`` re-admits a random share of the budget: with ``topk``/``soft``, ``round(refresh *
+    kept)`` places go to samples drawn uniformly from those the scores left out; with ``importance``
+    it mixes that share of uniform probability into ``pi`` (which also bounds the weights by
+    ``1 / (refresh * keep_ratio)``). Scores change only when a sample is drawn, so without it a
+    sample scored low early may stay out, with a stale score, for the whole run.
 
     Scores start at ``initial_score`` (1.0: the top of the [0, 1] score range, so samples that were
     never scored rank first and every sample is visited early). Ties are broken uniformly at random
@@ -46,18 +68,27 @@ class AnnealedTopKSelector:
         gradient of a pruned epoch at full-data scale); 1.0 disables re-weighting
     :param initial_score: score of every sample before it is first scored
     :param device: where scores and indices live
-    :param generator: random source of tie-breaking (seed it for reproducible runs)
+    :param generator: random source of tie-breaking and draws (seed it for reproducible runs)
+    :param selection: ``topk`` or ``soft``
+    :param refresh: share of the kept budget re-admitted uniformly from the left-out samples (``importance``:
+        mixed uniformly into the keep probabilities), in [0, 1]
+    :param temperature: ``soft`` only: > 0; lower is closer to top-k, higher closer to uniform
     """
 
     def __init__(self, num_samples: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
                  loss_weight: float | None = None, initial_score: float = 1.0,
-                 device: torch.device | str = "cpu", generator: torch.Generator | None = None):
+                 device: torch.device | str = "cpu", generator: torch.Generator | None = None,
+                 selection: str = "topk", refresh: float = 0.0, temperature: float = 1.0):
         checks = [
             ("num_samples", num_samples, isinstance(num_samples, int) and num_samples >= 1, "an integer >= 1"),
             ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, "an integer >= 1"),
             ("keep_ratio", keep_ratio, 0.0 < keep_ratio <= 1.0, "(0, 1]"),
             ("anneal", anneal, 0.0 <= anneal <= 1.0, "[0, 1]"),
-            ("loss_weight", loss_weight, loss_weight is None or loss_weight > 0, "None or > 0"),
+            ("loss_weight", loss_weight, loss_weight is None or (loss_weight > 0 and selection != "importance"),
+             "None or > 0 (None with selection='importance', whose weights are 1 / keep probability)"),
+            ("selection", selection, selection in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
+            ("refresh", refresh, isinstance(refresh, (int, float)) and 0.0 <= refresh <= 1.0, "[0, 1]"),
+            ("temperature", temperature, isinstance(temperature, (int, float)) and temperature > 0, "> 0"),
         ]
         for name, value, ok, valid in checks:
             if not ok:
@@ -70,6 +101,8 @@ class AnnealedTopKSelector:
         self.loss_weight = 1.0 / keep_ratio if loss_weight is None else float(loss_weight)
         self.device = torch.device(device)
         self.generator = generator
+        self.selection, self.refresh, self.temperature = selection, float(refresh), float(temperature)
+        self.num_fresh = round(self.refresh * self.num_kept) if self.num_kept < num_samples else 0
         self.scores = torch.full((num_samples,), float(initial_score), device=self.device)
         self._ones = torch.ones(num_samples, device=self.device)
         self._all = torch.arange(num_samples, device=self.device)
@@ -86,13 +119,60 @@ class AnnealedTopKSelector:
         """The samples and loss weights of ``epoch``."""
         if not self.is_pruned(epoch):
             return EpochPlan(self._all, self._ones, pruned=False)
-        # a random permutation then a stable sort: equal scores keep the random order
-        perm = torch.randperm(self.num_samples, device=self.device, generator=self.generator)
-        order = torch.sort(self.scores[perm], descending=True, stable=True).indices
-        kept = perm[order[: self.num_kept]]
+        if self.selection == "importance":
+            return self._importance_plan()
+        ranked = self._ranking()
+        chosen = self.num_kept - self.num_fresh
+        kept = ranked[:chosen]
+        if self.num_fresh:
+            rest = ranked[chosen:]
+            fresh = torch.randperm(len(rest), device=self.device, generator=self.generator)[: self.num_fresh]
+            kept = torch.cat([kept, rest[fresh]])
         weights = torch.ones(self.num_samples, device=self.device)
         weights[kept] = self.loss_weight
         return EpochPlan(kept, weights, pruned=True)
+
+    def keep_probabilities(self) -> torch.Tensor:
+        """``pi``: proportional to the scores, capped at 1, summing to the kept budget, with the
+        ``refresh`` share spread uniformly (no host sync: the cap is found by a vectorised water-filling)."""
+        k, n = self.num_kept, self.num_samples
+        s = self.scores.clamp_min(0.0)
+        ordered, order = torch.sort(s, descending=True)
+        # with the j highest capped at 1, the rest share k - j in proportion: c_j = (k - j) / sum of the rest
+        rest = ordered.flip(0).cumsum(0).flip(0)  # rest[j] = sum of ordered[j:]
+        j = torch.arange(n, device=s.device, dtype=s.dtype)
+        c = (k - j) / rest.clamp_min(1e-12)
+        fits = (c * ordered <= 1.0 + 1e-6) & (j < k)  # sample j itself is not pushed over 1
+        first = torch.argmax(fits.to(torch.int8))  # the fewest capped samples that work
+        pi_sorted = torch.where(j < first, torch.ones_like(ordered), (c[first] * ordered).clamp(max=1.0))
+        uniform_only = rest[0] <= 1e-12  # all scores 0: nothing to be proportional to
+        pi = torch.empty_like(s).scatter_(0, order, pi_sorted)
+        pi = torch.where(uniform_only, torch.full_like(pi, k / n), pi)
+        return (1.0 - self.refresh) * pi + self.refresh * (k / n)
+
+    def _importance_plan(self) -> EpochPlan:
+        """Systematic sampling with inclusion probabilities :meth:`keep_probabilities`: exactly the
+        budget (up to rounding), weights ``1 / pi``."""
+        pi = self.keep_probabilities()
+        perm = torch.randperm(self.num_samples, device=self.device, generator=self.generator)
+        start = torch.rand((), device=self.device, generator=self.generator, dtype=pi.dtype)
+        cum = torch.cumsum(pi[perm], 0) - start
+        ticks = torch.floor(cum)
+        previous = torch.cat([torch.floor(-start).reshape(1), ticks[:-1]])
+        kept = perm[ticks > previous]
+        weights = torch.ones(self.num_samples, device=self.device)
+        weights[kept] = 1.0 / pi[kept]
+        return EpochPlan(kept, weights, pruned=True)
+
+    def _ranking(self) -> torch.Tensor:
+        """Every sample index, best first: by score (``topk``) or by a Gumbel-perturbed log-score (``soft``)."""
+        # a random permutation then a stable sort: equal keys keep the random order
+        perm = torch.randperm(self.num_samples, device=self.device, generator=self.generator)
+        keys = self.scores[perm]
+        if self.selection == "soft":
+            u = torch.rand(self.num_samples, device=self.device, generator=self.generator).clamp_(1e-12, 1.0 - 1e-7)
+            keys = keys.clamp_min(1e-6).log() / self.temperature - torch.log(-torch.log(u))
+        return perm[torch.sort(keys, descending=True, stable=True).indices]
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
         """Scores and the tie-breaking generator's state, for checkpoints."""

@@ -8,7 +8,15 @@ interrupted benchmark resumes where it stopped. At the end the script writes ``r
 ``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png`` and ``accuracy_vs_ratio.png``.
 
 Dynamic suite: each method trains the inner model once per (ratio, seed). ``ratio`` is the kept fraction per
-pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``.
+pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``
+(``--prune-ratios`` sets InfoBatch's own list, so that its costs can bracket the others'). Data Agent runs as
+``dataagent_<policy>[_<variant>]``: the policy is an SB3 agent (``ppo``, ``a2c``) or a control that replaces it
+(``const``: every action 0; ``randact``: uniform actions), the variant a preset of DataAgent-v0 options
+(:data:`DATA_AGENT_VARIANTS`; none: the paper's). ``stale`` (least recently trained first) is the staleness-only
+control. Methods are compared at equal cost: ``summary.md`` adds each run's top-1 minus random's and InfoBatch's
+at the same back-propagated fraction (same seed, interpolated between measured costs), and the largest saving
+within 0.3 and 1.0 points of full data. Wall-clock includes the agent (``agent_seconds``: the time an env spent
+waiting for its next action), and ``wall (of full)`` divides it by the full-data run's of the same seed.
 Static suite: each method selects a coreset at ``ratio``. A fresh model then trains on it for ``--epochs``, with
 the same recipe for every method, and its test accuracy is reported. The back-prop column counts the training
 on the coreset. The proxy (scoring) run that feature- and score-based methods share, one per seed, is recorded
@@ -32,18 +40,39 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
-from envs.baselines.dynamic import make_dynamic_selector, run_dynamic
+from envs.baselines.dynamic import DYNAMIC_METHODS, make_dynamic_selector, run_dynamic
 from envs.baselines.static import STATIC_METHODS, ProxyScores, run_proxy, select_coreset
 from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
-from envs.trainer import Trainer, TrainerConfig, resolve_device
+from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options
 
-DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
-DATA_AGENT_METHODS = ("dataagent_ppo", "dataagent_a2c", "dataagent_ppo_loss", "dataagent_ppo_entropy")
+# Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
+# "hyperparams" overrides the agent's preset instead (e.g. fewer update epochs: a cheaper agent).
+DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "loss": {"reward": "loss"},
+    "entropy": {"reward": "entropy"},
+    "centered": {"reward_baseline": "batch_mean"},
+    "budget": {"reward_baseline": "keep_quantile"},
+    "refresh": {"reward_baseline": "keep_quantile", "refresh": 0.2},
+    "soft": {"reward_baseline": "keep_quantile", "selection": "soft"},
+    "signals": {"reward_baseline": "keep_quantile", "selection": "soft", "state": "signals"},
+    "importance": {"reward_baseline": "keep_quantile", "selection": "importance", "refresh": 0.5},
+    "importance_signals": {"reward_baseline": "keep_quantile", "selection": "importance", "refresh": 0.5,
+                           "state": "signals"},
+    # the agent's own cost: an update every 40 batches instead of the preset's 10 (PPO) or 1 (A2C), or 32-32 networks
+    "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"n_steps": 40}},
+    "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}}},
+}
+# Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
+DATA_AGENT_POLICIES = ("ppo", "a2c", "const", "randact")
+DATA_AGENT_METHODS = tuple(f"dataagent_{p}" + ("" if v == "paper" else f"_{v}")
+                           for p in DATA_AGENT_POLICIES for v in DATA_AGENT_VARIANTS)
 RL_SELECTOR_METHODS = ("rlselector_a2c", "rlselector_ppo")
 
 
@@ -72,6 +101,7 @@ def _trainer(spec: RunSpec) -> Trainer:
 
 
 def run_dynamic_baseline(spec: RunSpec) -> dict[str, Any]:
+    """A dynamic baseline; InfoBatch's ``ratio`` is ``1 - prune_ratio`` (see the module docstring)."""
     trainer = _trainer(spec)
     selector = make_dynamic_selector(spec.method, trainer, keep_ratio=spec.ratio, prune_ratio=1.0 - spec.ratio,
                                      anneal=spec.config["anneal"])
@@ -134,15 +164,51 @@ def _train_argv(spec: RunSpec, env_id: str, algo: str, out: str) -> list[str]:
     return argv + (["--amp"] if t["amp"] else [])
 
 
+def data_agent_method(method: str) -> tuple[str, dict[str, Any]]:
+    """``dataagent_<policy>[_<variant>]`` -> the policy and the variant's DataAgent-v0 options."""
+    _, policy, *variant = method.split("_", 2)
+    return policy, DATA_AGENT_VARIANTS[variant[0] if variant else "paper"]
+
+
 def run_data_agent(spec: RunSpec) -> dict[str, Any]:
-    """Data Agent (``dataagent_<algo>[_<reward>]``): agent and inner model trained together by ``experiments.train``."""
+    """Data Agent (``dataagent_<policy>[_<variant>]``). With ``ppo``/``a2c`` the agent and the inner model
+    train together through ``experiments.train``; ``const`` (every action 0) and ``randact`` (uniform
+    actions) are controls that run the same env, selector and reward with the policy replaced."""
+    policy, options = data_agent_method(spec.method)
+    options = {**options, "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
+    hyperparams = options.pop("hyperparams", {})
+    if policy in ("const", "randact"):
+        return _run_data_agent_control(spec, policy, options)
     from experiments import train
 
-    _, algo, *reward = spec.method.split("_")
     with tempfile.TemporaryDirectory() as out:
-        argv = _train_argv(spec, "DataAgent-v0", algo, out) + ["--keep-ratio", str(spec.ratio), "--anneal", str(spec.config["anneal"])]
-        result = train.main(argv + (["--reward", reward[0]] if reward else []))
+        argv = _train_argv(spec, "DataAgent-v0", policy, out)
+        for key, value in options.items():
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+        if hyperparams:
+            argv += ["--hyperparams", *(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in hyperparams.items())]
+        result = train.main(argv)
     return result["run"]
+
+
+def _run_data_agent_control(spec: RunSpec, policy: str, options: dict[str, Any]) -> dict[str, Any]:
+    """One DataAgent-v0 run driven by a fixed rule instead of a policy: what the learned part must beat."""
+    import gymnasium as gym
+
+    c = spec.config
+    env = gym.make("DataAgent-v0", dataset=c["dataset"], model=c["model"], device=c["device"], train_size=c["train_size"],
+                   noise=c["noise"], noise_rate=c["noise_rate"], data_root=c["data_root"], **c["trainer"], **options)
+    rng = np.random.default_rng(spec.seed)
+    start = time.perf_counter()
+    obs, info = env.reset(seed=spec.seed)
+    shape = env.action_space.shape
+    done = False
+    while not done:
+        action = np.zeros(shape, np.float32) if policy == "const" else rng.uniform(-1, 1, shape).astype(np.float32)
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    return {"test": info["final_test"], "ledger": info["ledger"], "wall_seconds": time.perf_counter() - start,
+            "noisy_kept_fraction": info.get("noisy_kept_fraction"), "error": info.get("error")}
 
 
 def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
@@ -156,9 +222,17 @@ def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
     return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
 
 
+RECOMMENDED_VARIANT = "soft"  # the DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports (see there)
+
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
-    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
+    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_METHODS}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
     "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
+}
+
+DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
+    "dynamic": (*DYNAMIC_METHODS, "dataagent_ppo", "dataagent_a2c",
+                *(f"dataagent_{p}_{RECOMMENDED_VARIANT}" for p in DATA_AGENT_POLICIES)),
+    "static": tuple(RUNNERS["static"]),
 }
 
 
@@ -183,13 +257,25 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict
         runner = RUNNERS[spec.suite].get(spec.method)
         if runner is None:
             raise ValueError(f"unknown {spec.suite} method {spec.method!r}; valid choices: {', '.join(RUNNERS[spec.suite])}")
-        result = runner(spec)
+        try:
+            result = runner(spec)
+        except DivergenceError as err:
+            result = {"error": str(err)}
+        if result.get("error"):  # recorded, reported and left out of the tables, never lost silently
+            rec = {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+                   "error": result["error"], "config": spec.config}
+            tqdm.write(f"run failed: {spec.method} ratio {spec.ratio} seed {spec.seed}: {result['error']}")
+            with log.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+            done[spec.key] = rec
+            continue
         n = result.get("num_train") or _num_train(spec)
         rec = {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
                "top1": result["test"]["top1"], "top5": result["test"]["top5"],
                "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
                "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
                "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
+               "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
                "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
                "selection_backprop": result.get("selection_backprop", 0),
                "config": spec.config}
@@ -211,14 +297,20 @@ def _num_train(spec: RunSpec) -> int:
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std (sample std; 0 for one seed) per (method, ratio)."""
+    """Mean ± std (sample std; 0 for one seed) per (method, ratio). ``wall_fraction`` is a run's
+    wall-clock, agent included, over the full-data run's of the same seed (when the suite has one)."""
+    full_wall = {r["seed"]: r["wall_seconds"] for r in records if r["method"] == "full"}
     groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["method"], r["ratio"])].append(r)
     rows = []
     for (method, ratio), rs in groups.items():
         row: dict[str, Any] = {"method": method, "ratio": ratio, "seeds": len(rs)}
-        for field in ("top1", "top5", "backprop_fraction", "wall_seconds", "overhead_seconds", "noisy_kept_fraction"):
+        for r in rs:
+            if r["seed"] in full_wall:
+                r["wall_fraction"] = r["wall_seconds"] / full_wall[r["seed"]]
+        for field in ("top1", "top5", "backprop_fraction", "wall_seconds", "wall_fraction", "agent_seconds",
+                      "overhead_seconds", "noisy_kept_fraction"):
             vals = [r[field] for r in rs if r.get(field) is not None]
             if vals:
                 row[field] = statistics.fmean(vals)
@@ -227,17 +319,129 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["ratio"], -r["top1"]))
 
 
+def _interpolate(points: list[tuple[float, float]], x: float) -> float | None:
+    """Piecewise-linear ``y(x)`` through ``(x, y)`` points; None outside their range (no extrapolation)."""
+    pts = sorted(points)
+    if not pts or not pts[0][0] - 1e-9 <= x <= pts[-1][0] + 1e-9:
+        return None
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return pts[-1][1]
+
+
+def _cost_curves(records: list[dict[str, Any]]) -> dict[str, dict[int, list[tuple[float, float]]]]:
+    """Per method and seed, its (back-prop fraction, top-1) points. Full data, the limit of every
+    method at a kept fraction of 1, closes each curve at its own seed's (1.0, top-1)."""
+    full = {r["seed"]: (r["backprop_fraction"], r["top1"]) for r in records if r["method"] == "full"}
+    curves: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r["method"] != "full":
+            curves[r["method"]][r["seed"]].append((r["backprop_fraction"], r["top1"]))
+    for per_seed in curves.values():
+        for seed, pts in per_seed.items():
+            if seed in full:
+                pts.append(full[seed])
+    return curves
+
+
+def matched_cost(records: list[dict[str, Any]], references: tuple[str, ...] = ("random", "infobatch")) -> list[dict[str, Any]]:
+    """Each run's top-1 minus a reference method's top-1 *at the same back-propagated fraction*, the
+    reference's curve (same seed) interpolated linearly between its measured costs. Mean ± std over
+    seeds per (method, ratio); a difference is left out where the run's cost lies outside the
+    reference's measured range."""
+    curves = _cost_curves(records)
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["method"] != "full":
+            groups[(r["method"], r["ratio"])].append(r)
+    rows = []
+    for (method, ratio), rs in sorted(groups.items()):
+        row: dict[str, Any] = {"method": method, "ratio": ratio, "backprop_fraction": statistics.fmean(r["backprop_fraction"] for r in rs),
+                               "top1": statistics.fmean(r["top1"] for r in rs)}
+        for ref in references:
+            if ref == method or ref not in curves:
+                continue
+            diffs = [r["top1"] - y for r in rs
+                     if (y := _interpolate(curves[ref].get(r["seed"], []), r["backprop_fraction"])) is not None]
+            if diffs:
+                row[f"vs_{ref}"] = statistics.fmean(diffs)
+                row[f"vs_{ref}_std"] = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+                row[f"vs_{ref}_seeds"] = len(diffs)
+        rows.append(row)
+    return rows
+
+
+def savings_within(records: list[dict[str, Any]], tolerances: tuple[float, ...] = (0.3, 1.0)) -> list[dict[str, Any]]:
+    """Per method, the largest saving ``1 - back-prop fraction`` at which its mean accuracy curve (mean
+    over seeds per ratio, closed by full data at 1.0) stays within each tolerance (points) of full
+    data. ``None``: no measured cost gets that close. ``at_least``: the cheapest measured point is
+    already within it, so the true saving may be larger."""
+    full = [r["top1"] for r in records if r["method"] == "full"]
+    if not full:
+        return []
+    full_top1 = statistics.fmean(full)
+    means: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in summarise(records):
+        if row["method"] != "full":
+            means[row["method"]].append((row["backprop_fraction"], row["top1"]))
+    out = []
+    for method, pts in sorted(means.items()):
+        pts = sorted(pts) + [(1.0, full_top1)]
+        row: dict[str, Any] = {"method": method}
+        for tol in tolerances:
+            goal = full_top1 - tol
+            cost, at_least = None, False
+            if pts[0][1] >= goal:
+                cost, at_least = pts[0][0], True
+            else:
+                for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+                    if y0 < goal <= y1:
+                        cost = x0 + (goal - y0) * (x1 - x0) / (y1 - y0)
+                        break
+            row[f"within_{tol:g}"] = None if cost is None else 1.0 - cost
+            row[f"within_{tol:g}_at_least"] = at_least
+        out.append(row)
+    return out
+
+
+def _pm(row: dict[str, Any], field: str, fmt: str = ".2f") -> str:
+    return f"{row[field]:{fmt}} ± {row[f'{field}_std']:{fmt}}" if field in row else "–"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     noisy = any("noisy_kept_fraction" in r for r in rows)
-    head = "| method | ratio | top-1 (%) | top-5 (%) | back-prop (of full) | wall (s) | seeds |" + (" noisy kept |" if noisy else "")
+    head = ("| method | ratio | top-1 (%) | top-5 (%) | back-prop (of full) | wall (of full) | agent (s) | wall (s) | seeds |"
+            + (" noisy kept |" if noisy else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        line = (f"| {r['method']} | {r['ratio']:.2f} | {r['top1']:.2f} ± {r['top1_std']:.2f} | {r['top5']:.2f} ± {r['top5_std']:.2f} "
-                f"| {r['backprop_fraction']:.3f} | {r['wall_seconds']:.1f} | {r['seeds']} |")
+        wall = f"{r['wall_fraction']:.2f}" if "wall_fraction" in r else "–"
+        line = (f"| {r['method']} | {r['ratio']:.2f} | {_pm(r, 'top1')} | {_pm(r, 'top5')} "
+                f"| {r['backprop_fraction']:.3f} | {wall} | {r.get('agent_seconds', 0.0):.1f} | {r['wall_seconds']:.1f} | {r['seeds']} |")
         if noisy:
             v = r.get("noisy_kept_fraction")
             line += f" {v:.3f} |" if v is not None else " – |"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def matched_cost_markdown(rows: list[dict[str, Any]], references: tuple[str, ...] = ("random", "infobatch")) -> str:
+    """The matched-cost table: top-1 differences (points) against each reference at equal back-propagation."""
+    head = "| method | ratio | back-prop (of full) | top-1 (%) | " + " | ".join(f"Δ vs {r} at equal cost" for r in references) + " |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in sorted(rows, key=lambda r: (r["ratio"], -r["top1"])):
+        deltas = " | ".join(f"{r[f'vs_{ref}']:+.2f} ± {r[f'vs_{ref}_std']:.2f}" if f"vs_{ref}" in r else "–" for ref in references)
+        lines.append(f"| {r['method']} | {r['ratio']:.2f} | {r['backprop_fraction']:.3f} | {r['top1']:.2f} | {deltas} |")
+    return "\n".join(lines)
+
+
+def savings_markdown(rows: list[dict[str, Any]]) -> str:
+    def cell(row: dict[str, Any], tol: float) -> str:
+        v = row[f"within_{tol:g}"]
+        return "none measured" if v is None else ("≥ " if row[f"within_{tol:g}_at_least"] else "") + f"{v:.0%}"
+
+    lines = ["| method | largest saving within 0.3 points of full | within 1.0 point |", "|---|---|---|"]
+    lines += [f"| {r['method']} | {cell(r, 0.3)} | {cell(r, 1.0)} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -272,29 +476,54 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> list[Path]:
 
 
 def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
+    failed = [r for r in records if "error" in r]
+    records = [r for r in records if "error" not in r]
+    if not records:
+        text = "\n".join(f"failed: {r['method']} ratio {r['ratio']} seed {r['seed']}: {r['error']}" for r in failed)
+        (out / "summary.md").write_text(f"# {title}\n\nevery run failed\n\n{text}\n")
+        return text
     rows = summarise(records)
     with (out / "runs.csv").open("w", newline="") as f:
         fields = [k for k in records[0] if k != "config"]
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(records)
-    (out / "summary.json").write_text(json.dumps(rows, indent=2))
     table = markdown(rows)
-    (out / "summary.md").write_text(f"# {title}\n\n{table}\n")
+    sections = [f"# {title}", table]
+    summary: dict[str, Any] = {"rows": rows}
+    if records[0]["suite"] == "dynamic":
+        matched, saved = matched_cost(records), savings_within(records)
+        summary.update(matched_cost=matched, savings=saved)
+        sections += ["## Accuracy at equal back-propagated fraction (same seed, interpolated)", matched_cost_markdown(matched)]
+        if saved:
+            sections += ["## Largest saving that stays close to full data", savings_markdown(saved)]
+    if failed:
+        summary["failed"] = [{k: r[k] for k in ("method", "ratio", "seed", "error")} for r in failed]
+        sections += ["## Failed runs (left out of every table above)",
+                     "\n".join(f"- {r['method']} ratio {r['ratio']} seed {r['seed']}: {r['error']}" for r in failed)]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    text = "\n\n".join(sections)
+    (out / "summary.md").write_text(text + "\n")
     plot(rows, out, title)
-    return table
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic")
-    p.add_argument("--methods", default=None, help="comma-separated; default: every method of the suite")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated; default: the suite's baselines, Data Agent's paper preset and recommended variant "
+                        "with its controls (dynamic), every method (static)")
     p.add_argument("--ratios", type=float, nargs="+", default=[0.5], help="kept fraction (dynamic) or coreset ratio (static)")
+    p.add_argument("--prune-ratios", type=float, nargs="+", default=None,
+                   help="dynamic: InfoBatch's pruned fractions of below-mean samples (default 1 - each ratio); pick them so "
+                        "that InfoBatch's costs bracket the other methods'")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
     p.add_argument("--score-epochs", type=int, default=2,
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_trainer_arguments(p)
     return p
 
@@ -302,11 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> str:
     parser = build_parser()
     args = parser.parse_args(argv)
-    methods = args.methods.split(",") if args.methods else list(RUNNERS[args.suite])
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(DEFAULT_METHODS[args.suite])
     unknown = [m for m in methods if m not in RUNNERS[args.suite]]
     if unknown:
         parser.error(f"--methods: unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
     checks = [("--ratios", args.ratios, all(0 < r < 1 for r in args.ratios), "values in (0, 1)"),
+              ("--prune-ratios", args.prune_ratios, all(0 <= r < 1 for r in args.prune_ratios or []), "values in [0, 1)"),
               ("--anneal", args.anneal, 0 <= args.anneal <= 1, "[0, 1]"),
               ("--score-epochs", args.score_epochs, args.score_epochs >= 1, "an integer >= 1")]
     for name, value, ok, valid in checks:
@@ -320,10 +550,16 @@ def main(argv: list[str] | None = None) -> str:
         TrainerConfig(**config["trainer"]).validate()
     except ValueError as err:
         parser.error(str(err))
-    specs = [RunSpec(args.suite, m, r, s, config) for r in args.ratios for m in methods for s in args.seeds
-             if not (m == "full" and r != args.ratios[0])]  # full data does not depend on the ratio
+    def ratios(method: str) -> list[float]:
+        if method == "full":  # full data does not depend on the ratio
+            return args.ratios[:1]
+        if method == "infobatch" and args.prune_ratios is not None:
+            return [round(1.0 - p, 6) for p in args.prune_ratios]
+        return args.ratios
+
+    specs = [RunSpec(args.suite, m, r, s, config) for m in methods for r in ratios(m) for s in args.seeds]
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
-    records = execute(specs, out)
+    records = execute(specs, out, progress=not args.no_progress)
     noise = f", {args.noise} noise {args.noise_rate:.0%}" if args.noise else ""
     title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{noise}"
     table = write_outputs(records, out, title)

@@ -51,12 +51,14 @@ import envs  # noqa: F401  (registers the env ids)
 from agents import ALGOS, MODES, agent_state, episode_steps, load_agent_state, load_hyperparams, make_agent
 from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from envs.coreset import save_coreset
+from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
+from envs.selection import SELECTIONS
 from experiments.cli import add_trainer_arguments, trainer_options, write_json
 from experiments.full_data import run_full_data
 
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 ENV_OPTIONS = {  # CLI option -> env keyword, per env
-    "DataAgent-v0": ("keep_ratio", "anneal", "state", "reward"),
+    "DataAgent-v0": ("keep_ratio", "anneal", "state", "reward", "reward_baseline", "selection", "refresh", "temperature"),
     "CoverSelect-v0": ("target_ratio", "epsilon", "train_on"),
 }
 
@@ -294,7 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--anneal", type=float, default=None, help="fraction of epochs with selection (env default 0.875)")
     e.add_argument("--state", choices=("features", "signals", "both"), default=None,
                    help="agent state (env default features)")
-    e.add_argument("--reward", choices=("composite", "loss", "entropy"), default=None, help="reward (env default composite)")
+    e.add_argument("--reward", choices=tuple(DATA_AGENT_REWARDS), default=None, help="reward (env default composite)")
+    e.add_argument("--reward-baseline", choices=REWARD_BASELINES, default=None,
+                   help="subtracted from the reward signal: none (the paper's), batch_mean, keep_quantile (env default none)")
+    e.add_argument("--selection", choices=SELECTIONS, default=None,
+                   help="kept set from the scores: topk (the paper's) or soft (a score-weighted draw) (env default topk)")
+    e.add_argument("--refresh", type=float, default=None,
+                   help="share of each pruned epoch's budget re-admitted at random from the left-out samples (env default 0)")
+    e.add_argument("--temperature", type=float, default=None, help="soft selection's temperature (env default 1)")
     c = parser.add_argument_group("CoverSelect-v0")
     c.add_argument("--target-ratio", type=float, default=None, help="coreset fraction (env default 0.5)")
     c.add_argument("--epsilon", default=None, help="ε rule: mean | median | quantile:<q> | <float> (env default mean)")

@@ -14,11 +14,11 @@ def test_dynamic_suite_end_to_end_and_resume(tmp_path, capsys):
             "--seeds", "0", "--ratios", "0.3", "0.6", "--out", str(tmp_path)]
     table = benchmark.main(argv)
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
-    methods = tuple(benchmark.RUNNERS["dynamic"])  # baselines and Data Agent with PPO, A2C and reward ablations
+    methods = benchmark.DEFAULT_METHODS["dynamic"]  # baselines, Data Agent (paper, recommended variant) and its controls
     assert len(lines) == 2 * len(methods) - 1  # full data runs once, whatever the ratio
     for name in ("runs.csv", "summary.json", "summary.md", "accuracy_vs_cost.png", "accuracy_vs_ratio.png"):
         assert (tmp_path / name).stat().st_size > 0
-    rows = json.loads((tmp_path / "summary.json").read_text())
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
     by = {(r["method"], r["ratio"]): r for r in rows}
     assert by[("full", 0.3)]["backprop_fraction"] == 1.0
     # one pruned epoch of two: kept 30% then all data

@@ -11,6 +11,8 @@ Methods (``DYNAMIC_METHODS``), definitions in methods.md C.1:
 
 ``full``       all data every epoch
 ``random``     a fresh uniform subset each pruned epoch
+``stale``      the least recently trained samples (ties at random): the staleness-only control of
+               Data Agent, whose scores change only when a sample is drawn
 ``loss_topk``  the highest last loss (online batch selection, per epoch)
 ``ucb``        highest ``loss_ema + c * std`` (std from the EMA of the squared loss)
 ``epsgreedy``  highest last loss, with a fraction ``epsilon`` of the budget drawn at random from the rest
@@ -32,7 +34,10 @@ from envs.selection import AnnealedTopKSelector, EpochPlan
 from envs.store import SampleStore
 from envs.trainer import Trainer
 
-DYNAMIC_METHODS = ("full", "random", "loss_topk", "ucb", "epsgreedy", "composite", "infobatch")
+DYNAMIC_METHODS = ("full", "random", "stale", "loss_topk", "ucb", "epsgreedy", "composite", "infobatch")
+
+
+TOPK_METHODS = ("random", "stale", "loss_topk", "ucb", "epsgreedy", "composite")
 
 
 class DynamicSelector(Protocol):
@@ -49,7 +54,7 @@ def _unseen_first(values: torch.Tensor) -> torch.Tensor:
 class ScoredTopK:
     """Top-k by a score read from the store, on Data Agent's selection mechanism.
 
-    :param method: one of ``random``, ``loss_topk``, ``ucb``, ``epsgreedy``, ``composite``
+    :param method: one of ``random``, ``stale``, ``loss_topk``, ``ucb``, ``epsgreedy``, ``composite``
     :param num_samples: training-set size
     :param num_classes: classes of the task (normalises the entropy of ``composite``)
     :param epochs: epochs of the run
@@ -63,8 +68,8 @@ class ScoredTopK:
     def __init__(self, method: str, num_samples: int, num_classes: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
                  ucb_c: float = 1.0, epsilon: float = 0.1, device: torch.device | str = "cpu",
                  generator: torch.Generator | None = None):
-        if method not in ("random", "loss_topk", "ucb", "epsgreedy", "composite"):
-            raise ValueError(f"method={method!r} is not a top-k method; valid choices: random, loss_topk, ucb, epsgreedy, composite")
+        if method not in TOPK_METHODS:
+            raise ValueError(f"method={method!r} is not a top-k method; valid choices: {', '.join(TOPK_METHODS)}")
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon={epsilon!r} is invalid; valid: [0, 1]")
         if ucb_c < 0:
@@ -78,6 +83,8 @@ class ScoredTopK:
         rand = torch.rand(n, device=store.last_loss.device, generator=self.generator)
         if self.method == "random":
             return rand
+        if self.method == "stale":  # never trained (-1) first; equal epochs keep the selector's random order
+            return -store.last_epoch.float()
         if self.method == "ucb":
             std = (store.loss_sq_ema - store.loss_ema**2).clamp_min(0).sqrt()
             return _unseen_first(store.loss_ema + self.ucb_c * std)
