@@ -52,7 +52,7 @@ from experiments.cli import add_trainer_arguments, trainer_options
 
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
-# "hyperparams" overrides the agent's preset instead (e.g. fewer update epochs: a cheaper agent).
+# "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
 DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},
     "loss": {"reward": "loss"},
@@ -65,9 +65,10 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
     "importance": {"reward_baseline": "keep_quantile", "selection": "importance", "refresh": 0.5},
     "importance_signals": {"reward_baseline": "keep_quantile", "selection": "importance", "refresh": 0.5,
                            "state": "signals"},
-    # the agent's own cost: an update every 40 batches instead of the preset's 10 (PPO) or 1 (A2C), or 32-32 networks
-    "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"n_steps": 40}},
-    "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}}},
+    # the agent's own cost: one pass over each rollout (PPO; A2C: a rollout of 4 batches instead of 1), or 32-32 networks
+    "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"ppo": {"n_epochs": 1}, "a2c": {"n_steps": 4}}},
+    "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {
+        algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ("ppo", "a2c")}},
 }
 # Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
 DATA_AGENT_POLICIES = ("ppo", "a2c", "const", "randact")
@@ -176,7 +177,7 @@ def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     actions) are controls that run the same env, selector and reward with the policy replaced."""
     policy, options = data_agent_method(spec.method)
     options = {**options, "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
-    hyperparams = options.pop("hyperparams", {})
+    hyperparams = options.pop("hyperparams", {}).get(policy, {})
     if policy in ("const", "randact"):
         return _run_data_agent_control(spec, policy, options)
     from experiments import train

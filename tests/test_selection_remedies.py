@@ -14,6 +14,7 @@ from envs.data_agent import DataAgentEnv
 from envs.rewards import CompositeReward, batch_quantile, make_data_agent_reward
 from envs.selection import AnnealedTopKSelector
 from envs.store import SampleStore
+from agents import make_agent
 from experiments import benchmark
 
 TINY = dict(dataset="synthetic", model="mlp", train_size=64, batch_size=16, epochs=2, device="cpu")
@@ -172,7 +173,13 @@ def test_every_data_agent_method_names_a_policy_and_a_variant():
         policy, options = benchmark.data_agent_method(method)
         assert policy in benchmark.DATA_AGENT_POLICIES
         env_options = {k: v for k, v in options.items() if k != "hyperparams"}
-        DataAgentEnv(**TINY, keep_ratio=0.5, **env_options)  # every variant is a valid env configuration
+        env = DataAgentEnv(**TINY, keep_ratio=0.5, **env_options)  # every variant is a valid env configuration
+        overrides = options.get("hyperparams", {}).get(policy)
+        if overrides:  # and its agent overrides are valid for its algorithm
+            agent = make_agent(policy, env, **overrides)
+            for key, value in overrides.items():
+                if key != "policy_kwargs":
+                    assert getattr(agent, key) == value
     assert set(benchmark.DEFAULT_METHODS["dynamic"]) <= set(benchmark.RUNNERS["dynamic"])
 
 
