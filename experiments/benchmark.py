@@ -40,6 +40,7 @@ from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
 from envs.trainer import Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options
+from experiments.ray_runs import RayOptions, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
 DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
@@ -166,10 +167,37 @@ def full_backprop(config: dict[str, Any], num_train: int) -> int:
     return config["trainer"]["epochs"] * num_train
 
 
-def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Run every spec not already recorded in ``out/runs.jsonl``; return all records."""
+def run_spec(spec: RunSpec) -> dict[str, Any]:
+    """Run one benchmark cell with its suite's runner for its method."""
+    runner = RUNNERS[spec.suite].get(spec.method)
+    if runner is None:
+        raise ValueError(f"unknown {spec.suite} method {spec.method!r}; valid choices: {', '.join(RUNNERS[spec.suite])}")
+    return runner(spec)
+
+
+def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """The ``runs.jsonl`` line of a finished run."""
+    n = result.get("num_train") or _num_train(spec)
+    return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+            "top1": result["test"]["top1"], "top5": result["test"]["top5"],
+            "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
+            "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
+            "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
+            "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+            "selection_backprop": result.get("selection_backprop", 0),
+            "config": spec.config}
+
+
+def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOptions | None = None) -> list[dict[str, Any]]:
+    """Run every spec not already recorded in ``out/runs.jsonl``; return the records of the finished ones.
+
+    Without ``ray`` the runs go one after another in this process and an error stops the suite. With
+    ``ray`` they run as Ray tasks, and a run that fails is written to ``out/failed.jsonl`` instead
+    (rewritten by each call), so that a rerun of the suite retries it."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
+    failed_log = out / "failed.jsonl"
+    failed_log.unlink(missing_ok=True)
     done = {}
     if log.exists():
         for line in log.read_text().splitlines():
@@ -179,24 +207,18 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict
     todo = [s for s in specs if s.key not in done]
     if len(todo) < len(specs):
         print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already in {log}")
-    for spec in tqdm(todo, desc="runs", disable=not progress):
-        runner = RUNNERS[spec.suite].get(spec.method)
-        if runner is None:
-            raise ValueError(f"unknown {spec.suite} method {spec.method!r}; valid choices: {', '.join(RUNNERS[spec.suite])}")
-        result = runner(spec)
-        n = result.get("num_train") or _num_train(spec)
-        rec = {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
-               "top1": result["test"]["top1"], "top5": result["test"]["top5"],
-               "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
-               "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
-               "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
-               "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
-               "selection_backprop": result.get("selection_backprop", 0),
-               "config": spec.config}
-        with log.open("a") as f:  # one line per finished run: an interrupted benchmark loses at most the run in flight
+    outcomes = ((s, run_spec(s)) for s in todo) if ray is None else run_on_ray(todo, run_spec, ray)
+    for spec, result in tqdm(outcomes, total=len(todo), desc="runs", disable=not progress):
+        if isinstance(result, RunFailure):
+            with failed_log.open("a") as f:
+                f.write(json.dumps({"key": spec.key, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+                                    "error": result.error, "details": result.details}) + "\n")
+            continue
+        rec = run_record(spec, result)
+        with log.open("a") as f:  # one line per finished run: an interrupted benchmark loses at most the runs in flight
             f.write(json.dumps(rec) + "\n")
         done[spec.key] = rec
-    return [done[s.key] for s in specs]
+    return [done[s.key] for s in specs if s.key in done]
 
 
 _SIZE_CACHE: dict[tuple, int] = {}
@@ -296,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
     add_trainer_arguments(p)
+    add_ray_arguments(p)
     return p
 
 
@@ -318,17 +341,23 @@ def main(argv: list[str] | None = None) -> str:
               "trainer": trainer_options(args)}
     try:
         TrainerConfig(**config["trainer"]).validate()
+        ray = ray_options(args)
     except ValueError as err:
         parser.error(str(err))
     specs = [RunSpec(args.suite, m, r, s, config) for r in args.ratios for m in methods for s in args.seeds
              if not (m == "full" and r != args.ratios[0])]  # full data does not depend on the ratio
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
-    records = execute(specs, out)
+    records = execute(specs, out, ray=ray)
+    if not records:
+        parser.exit(1, f"error: every run failed; their errors are in {out}/failed.jsonl\n")
     noise = f", {args.noise} noise {args.noise_rate:.0%}" if args.noise else ""
     title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{noise}"
     table = write_outputs(records, out, title)
     print(table)
     print(f"\nwritten: {out}/runs.jsonl, runs.csv, summary.json, summary.md, accuracy_vs_cost.png, accuracy_vs_ratio.png")
+    if len(records) < len(specs):
+        parser.exit(1, f"error: {len(specs) - len(records)} of {len(specs)} runs failed; their errors are in "
+                       f"{out}/failed.jsonl. The same command retries them and keeps the finished runs.\n")
     return table
 
 
