@@ -27,8 +27,7 @@ class RayOptions:
     """Where and how runs execute on Ray.
 
     :param address: ``local`` (start a private instance on this machine), ``auto`` (join the cluster
-        this machine belongs to, as started by ``ray start``), or a cluster address
-        (``HOST:6379`` or ``ray://HOST:10001``)
+        this machine belongs to, as started by ``ray start``), or a cluster's ``HOST:PORT``
     :param device: the runs' ``--device``: ``cuda`` asks for one GPU per run, ``auto`` does when the
         cluster has GPUs, ``cpu`` never does
     :param cpus: CPU threads of each run (its Ray ``num_cpus`` and torch's thread count)
@@ -62,8 +61,8 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     """``--ray``, ``--ray-cpus`` and ``--ray-retries``."""
     g = parser.add_argument_group("Ray (each run a task on a local instance or a cluster)")
     g.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
-                   help="run on Ray: local (a private instance), auto (the cluster of `ray start`), or HOST:PORT / "
-                        "ray://HOST:10001; default: one run after another in this process")
+                   help="run each run as a Ray task: local (a private instance), auto (the cluster this machine "
+                        "joined with `ray start`) or a cluster's HOST:PORT; default: one run after another in this process")
     g.add_argument("--ray-cpus", type=int, default=1, help="CPU threads per run (a --device cuda run also gets 1 GPU)")
     g.add_argument("--ray-retries", type=int, default=2, help="restarts of a run whose worker died")
 
@@ -84,7 +83,7 @@ def _connect(address: str) -> bool:
     if ray.is_initialized():
         return False
     if address == "local":
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)  # new, even where a cluster runs
     else:
         # the cluster's workers import the project from this copy of it, so only its dependencies
         # need to be installed on the nodes

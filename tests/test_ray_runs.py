@@ -15,15 +15,6 @@ RESULT_FIELDS = ("key", "method", "ratio", "seed", "top1", "top5", "backprop", "
                  "noisy_kept_fraction", "config")
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    """One local Ray instance for the module: starting one takes seconds on 2 cores."""
-    ray = pytest.importorskip("ray", reason="needs Ray: pip install -e '.[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _results(folder) -> dict[str, dict]:
     recs = (json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines())
     return {r["key"]: {f: r[f] for f in RESULT_FIELDS} for r in recs}
@@ -33,7 +24,7 @@ def _results(folder) -> dict[str, dict]:
     ["--suite", "dynamic", "--epochs", "2", "--anneal", "0.5", "--methods", "full,loss_topk,dataagent_a2c"],
     ["--suite", "static", "--epochs", "1", "--train-size", "400", "--methods", "random,el2n,cover,rlselector_a2c"],
 ], ids=["dynamic", "static"])
-def test_ray_suite_resumes_and_equals_the_sequential_run(ray_instance, tmp_path, capsys, suite_argv):
+def test_ray_suite_resumes_and_equals_the_sequential_run(local_ray, tmp_path, capsys, suite_argv):
     argv = [*suite_argv, "--dataset", "digits", "--model", "mlp", "--ratios", "0.5", "--seeds", "0"]
     sequential, on_ray = tmp_path / "sequential", tmp_path / "ray"
     benchmark.main([*argv, "--out", str(sequential)])
@@ -49,7 +40,7 @@ def test_ray_suite_resumes_and_equals_the_sequential_run(ray_instance, tmp_path,
     assert not (on_ray / "failed.jsonl").exists()
 
 
-def test_failed_runs_are_recorded_and_retried_by_the_next_call(ray_instance, tmp_path, capsys):
+def test_failed_runs_are_recorded_and_retried_by_the_next_call(local_ray, tmp_path, capsys):
     argv = ["--suite", "dynamic", "--dataset", "synthetic", "--model", "mlp", "--epochs", "1", "--methods", "random",
             "--lr", "1e30", "--out", str(tmp_path), "--ray", "local"]
     for _ in range(2):  # the second call tries the failed run again, and records its failure anew
@@ -62,7 +53,7 @@ def test_failed_runs_are_recorded_and_retried_by_the_next_call(ray_instance, tmp
     assert not (tmp_path / "runs.jsonl").exists()
 
 
-def test_errors_come_back_and_dead_workers_are_retried(ray_instance, tmp_path):
+def test_errors_come_back_and_dead_workers_are_retried(local_ray, tmp_path):
     marker = tmp_path / "crashed-once"
 
     def crash_once(x: int) -> int:  # nested, so Ray ships it by value to the workers
