@@ -13,6 +13,12 @@ from envs.rllib import RLLIB_ENV_IDS, make_rllib_env, register_rllib_envs
 TINY = dict(dataset="synthetic", model="mlp", epochs=2, batch_size=64, device="cpu")  # 512 samples: 8 batches an epoch
 
 
+@pytest.fixture(scope="module")
+def rllib():
+    """Skips before Ray starts when RLlib's extra dependencies are absent."""
+    return pytest.importorskip("ray.rllib", reason="needs RLlib: pip install -e '.[rllib]'")
+
+
 def test_rllib_env_is_the_gymnasium_env_with_a_flat_observation():
     env = make_rllib_env("CoverSelect-v0", TINY)
     obs, _ = env.reset(seed=0)
@@ -25,8 +31,7 @@ def test_rllib_env_is_the_gymnasium_env_with_a_flat_observation():
 
 @pytest.mark.filterwarnings("ignore:.*rllib-single-agent-env-v0 already in registry")  # RLlib re-registers its own wrapper
 @pytest.mark.parametrize("env_id", RLLIB_ENV_IDS)
-def test_rllib_ppo_trains_on_the_registered_env(local_ray, env_id):
-    pytest.importorskip("ray.rllib", reason="needs RLlib: pip install -e '.[rllib]'")
+def test_rllib_ppo_trains_on_the_registered_env(rllib, local_ray, env_id):
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
