@@ -6,6 +6,8 @@
 Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
 interrupted benchmark resumes where it stopped. At the end the script writes ``runs.csv``, ``summary.json`` and
 ``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png`` and ``accuracy_vs_ratio.png``.
+With ``--ray local|auto|HOST:PORT`` each run is a Ray task instead (``experiments.ray_runs``): same records,
+streamed into the same ``runs.jsonl``; runs that fail go to ``failed.jsonl`` and the next call retries them.
 
 Dynamic suite: each method trains the inner model once per (ratio, seed). ``ratio`` is the kept fraction per
 pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``.
