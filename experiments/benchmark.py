@@ -42,7 +42,7 @@ from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
 from envs.trainer import Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options
-from experiments.ray_runs import RayOptions, RunFailure, add_ray_arguments, ray_options, run_on_ray
+from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
 DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
@@ -349,7 +349,10 @@ def main(argv: list[str] | None = None) -> str:
     specs = [RunSpec(args.suite, m, r, s, config) for r in args.ratios for m in methods for s in args.seeds
              if not (m == "full" and r != args.ratios[0])]  # full data does not depend on the ratio
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
-    records = execute(specs, out, ray=ray)
+    try:
+        records = execute(specs, out, ray=ray)
+    except RayResourceError as err:
+        parser.error(str(err))
     if not records:
         parser.exit(1, f"error: every run failed; their errors are in {out}/failed.jsonl\n")
     noise = f", {args.noise} noise {args.noise_rate:.0%}" if args.noise else ""

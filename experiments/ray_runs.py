@@ -102,18 +102,32 @@ def _run_with_threads(fn: Callable[[Item], Result], item: Item, threads: int) ->
     return fn(item)
 
 
-def _wants_gpu(device: str) -> bool:
+class RayResourceError(ValueError):
+    """A run asks for more than the Ray cluster has: its tasks would wait forever."""
+
+
+def _task_resources(options: RayOptions) -> tuple[int, int]:
+    """``(num_cpus, num_gpus)`` of one run, checked against the cluster's current resources."""
     import ray
 
-    return device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0), have.get("GPU", 0)
+    if options.cpus > cpus:
+        raise RayResourceError(f"--ray-cpus={options.cpus} is more than the Ray cluster's {cpus:g} CPUs; "
+                               f"valid: 1 to {cpus:g}")
+    if options.device.startswith("cuda") and gpus < 1:
+        raise RayResourceError(f"--device {options.device} with --ray: the Ray cluster has no GPU; valid: cpu or auto")
+    wants_gpu = options.device.startswith("cuda") or (options.device == "auto" and gpus >= 1)
+    return options.cpus, int(wants_gpu)
 
 
 def run_on_ray(items: list[Item], fn: Callable[[Item], Result], options: RayOptions) -> Iterator[tuple[Item, Result | RunFailure]]:
     """Run ``fn(item)`` for every item as a Ray task; yield ``(item, result or RunFailure)`` in the
-    order the tasks finish. Leaving the loop early cancels the tasks still pending.
+    order the tasks finish. Leaving the loop early cancels the tasks still pending. Raises
+    :class:`RayResourceError` before any run starts when one run needs more than the cluster has.
 
     :param items: the runs (picklable)
-    :param fn: a module-level function, so workers import it rather than unpickle a copy
+    :param fn: the run; Ray pickles it (a module-level function is imported by the workers)
     :param options: where and with which resources
     """
     import ray
@@ -122,9 +136,9 @@ def run_on_ray(items: list[Item], fn: Callable[[Item], Result], options: RayOpti
     started = _connect(options.address)
     pending: dict[Any, Item] = {}
     try:
-        task = ray.remote(_run_with_threads).options(
-            num_cpus=options.cpus, num_gpus=1 if _wants_gpu(options.device) else 0,
-            max_retries=options.retries, retry_exceptions=False)
+        num_cpus, num_gpus = _task_resources(options)
+        task = ray.remote(_run_with_threads).options(num_cpus=num_cpus, num_gpus=num_gpus,
+                                                     max_retries=options.retries, retry_exceptions=False)
         pending = {task.remote(fn, item, options.cpus): item for item in items}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)

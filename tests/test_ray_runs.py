@@ -76,6 +76,26 @@ def test_errors_come_back_and_dead_workers_are_retried(local_ray, tmp_path):
     assert isinstance(failure, RunFailure) and "after 0 retries" in failure.error
 
 
+def test_each_run_gets_its_cpu_threads(local_ray):
+    def threads(_: int) -> int:
+        import torch
+
+        return torch.get_num_threads()
+
+    assert dict(run_on_ray([0], threads, RayOptions("local", cpus=2))) == {0: 2}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ray-cpus", "3"], "--ray-cpus=3 is more than the Ray cluster's 2 CPUs; valid: 1 to 2"),
+    (["--device", "cuda"], "--device cuda with --ray: the Ray cluster has no GPU; valid: cpu or auto"),
+])
+def test_runs_the_cluster_cannot_hold_are_refused_before_any_starts(local_ray, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        benchmark.main([*argv, "--ray", "local", "--dataset", "synthetic", "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
+    assert not tmp_path.joinpath("runs.jsonl").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--ray", "local", "--ray-cpus", "0"], "--ray-cpus=0 is invalid; valid: an integer >= 1"),
     (["--ray", "local", "--ray-retries", "-1"], "--ray-retries=-1 is invalid; valid: an integer >= 0"),
