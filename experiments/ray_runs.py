@@ -14,7 +14,6 @@ so the default install does not need it (``pip install -e ".[ray]"``).
 from __future__ import annotations
 
 import argparse
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -151,7 +150,7 @@ def run_on_ray(items: list[Item], fn: Callable[[Item], Result], options: RayOpti
                 outcome = RunFailure(f"{type(cause).__name__}: {cause}".splitlines()[0], str(err))
             except RayError as err:  # its worker died on every attempt
                 outcome = RunFailure(f"{type(err).__name__} after {options.retries} retries: {str(err).splitlines()[0]}",
-                                     traceback.format_exc())
+                                     str(err))
             yield item, outcome
     finally:
         for ref in pending:
