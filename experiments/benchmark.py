@@ -6,6 +6,8 @@
 Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
 interrupted benchmark resumes where it stopped. At the end the script writes ``runs.csv``, ``summary.json`` and
 ``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png`` and ``accuracy_vs_ratio.png``.
+With ``--ray local|auto|HOST:PORT`` each run is a Ray task instead (``experiments.ray_runs``): same records,
+streamed into the same ``runs.jsonl``; runs that fail go to ``failed.jsonl`` and the next call retries them.
 
 Dynamic suite: each method trains the inner model once per (ratio, seed). ``ratio`` is the kept fraction per
 pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``
@@ -49,6 +51,7 @@ from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options
+from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
@@ -241,10 +244,47 @@ def full_backprop(config: dict[str, Any], num_train: int) -> int:
     return config["trainer"]["epochs"] * num_train
 
 
-def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Run every spec not already recorded in ``out/runs.jsonl``; return all records."""
+def run_spec(spec: RunSpec) -> dict[str, Any]:
+    """Run one benchmark cell with its suite's runner for its method. A run whose model diverges
+    returns ``{"error": ...}``: the same seed would diverge again, so it is a result, not a crash."""
+    runner = RUNNERS[spec.suite].get(spec.method)
+    if runner is None:
+        raise ValueError(f"unknown {spec.suite} method {spec.method!r}; valid choices: {', '.join(RUNNERS[spec.suite])}")
+    try:
+        return runner(spec)
+    except DivergenceError as err:
+        return {"error": str(err)}
+
+
+def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """The ``runs.jsonl`` line of a finished run; a diverged run's line carries its ``error`` instead of
+    metrics (it is listed in the summary and left out of every table)."""
+    if result.get("error"):
+        return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+                "error": result["error"], "config": spec.config}
+    n = result.get("num_train") or _num_train(spec)
+    return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+            "top1": result["test"]["top1"], "top5": result["test"]["top5"],
+            "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
+            "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
+            "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
+            "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
+            "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+            "selection_backprop": result.get("selection_backprop", 0),
+            "config": spec.config}
+
+
+def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOptions | None = None) -> list[dict[str, Any]]:
+    """Run every spec not already recorded in ``out/runs.jsonl``; return the records of the finished ones.
+
+    A run whose model diverges is recorded in ``runs.jsonl`` with its ``error`` (see :func:`run_spec`).
+    Without ``ray`` the runs go one after another in this process and any other error stops the suite. With
+    ``ray`` they run as Ray tasks, and a run that fails is written to ``out/failed.jsonl`` instead
+    (rewritten by each call), so that a rerun of the suite retries it."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
+    failed_log = out / "failed.jsonl"
+    failed_log.unlink(missing_ok=True)
     done = {}
     if log.exists():
         for line in log.read_text().splitlines():
@@ -254,36 +294,20 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True) -> list[dict
     todo = [s for s in specs if s.key not in done]
     if len(todo) < len(specs):
         print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already in {log}")
-    for spec in tqdm(todo, desc="runs", disable=not progress):
-        runner = RUNNERS[spec.suite].get(spec.method)
-        if runner is None:
-            raise ValueError(f"unknown {spec.suite} method {spec.method!r}; valid choices: {', '.join(RUNNERS[spec.suite])}")
-        try:
-            result = runner(spec)
-        except DivergenceError as err:
-            result = {"error": str(err)}
-        if result.get("error"):  # recorded, reported and left out of the tables, never lost silently
-            rec = {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
-                   "error": result["error"], "config": spec.config}
-            tqdm.write(f"run failed: {spec.method} ratio {spec.ratio} seed {spec.seed}: {result['error']}")
-            with log.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
-            done[spec.key] = rec
+    outcomes = ((s, run_spec(s)) for s in todo) if ray is None else run_on_ray(todo, run_spec, ray)
+    for spec, result in tqdm(outcomes, total=len(todo), desc="runs", disable=not progress):
+        if isinstance(result, RunFailure):
+            with failed_log.open("a") as f:
+                f.write(json.dumps({"key": spec.key, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
+                                    "error": result.error, "details": result.details}) + "\n")
             continue
-        n = result.get("num_train") or _num_train(spec)
-        rec = {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
-               "top1": result["test"]["top1"], "top5": result["test"]["top5"],
-               "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
-               "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
-               "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
-               "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
-               "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
-               "selection_backprop": result.get("selection_backprop", 0),
-               "config": spec.config}
-        with log.open("a") as f:  # one line per finished run: an interrupted benchmark loses at most the run in flight
+        rec = run_record(spec, result)
+        if "error" in rec:
+            tqdm.write(f"run failed: {spec.method} ratio {spec.ratio} seed {spec.seed}: {rec['error']}")
+        with log.open("a") as f:  # one line per finished run: an interrupted benchmark loses at most the runs in flight
             f.write(json.dumps(rec) + "\n")
         done[spec.key] = rec
-    return [done[s.key] for s in specs]
+    return [done[s.key] for s in specs if s.key in done]
 
 
 _SIZE_CACHE: dict[tuple, int] = {}
@@ -526,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_trainer_arguments(p)
+    add_ray_arguments(p)
     return p
 
 
@@ -549,6 +574,7 @@ def main(argv: list[str] | None = None) -> str:
               "trainer": trainer_options(args)}
     try:
         TrainerConfig(**config["trainer"]).validate()
+        ray = ray_options(args)
     except ValueError as err:
         parser.error(str(err))
     def ratios(method: str) -> list[float]:
@@ -560,12 +586,20 @@ def main(argv: list[str] | None = None) -> str:
 
     specs = [RunSpec(args.suite, m, r, s, config) for m in methods for r in ratios(m) for s in args.seeds]
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
-    records = execute(specs, out, progress=not args.no_progress)
+    try:
+        records = execute(specs, out, progress=not args.no_progress, ray=ray)
+    except RayResourceError as err:
+        parser.error(str(err))
+    if not records:
+        parser.exit(1, f"error: every run failed; their errors are in {out}/failed.jsonl\n")
     noise = f", {args.noise} noise {args.noise_rate:.0%}" if args.noise else ""
     title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{noise}"
     table = write_outputs(records, out, title)
     print(table)
     print(f"\nwritten: {out}/runs.jsonl, runs.csv, summary.json, summary.md, accuracy_vs_cost.png, accuracy_vs_ratio.png")
+    if len(records) < len(specs):
+        parser.exit(1, f"error: {len(specs) - len(records)} of {len(specs)} runs failed; their errors are in "
+                       f"{out}/failed.jsonl. The same command retries them and keeps the finished runs.\n")
     return table
 
 

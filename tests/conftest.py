@@ -24,3 +24,12 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     import envs.data
 
     monkeypatch.setattr(envs.data, "CACHE_DIR", tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One private 2-CPU Ray instance for every test that needs Ray: starting one takes seconds here."""
+    ray = pytest.importorskip("ray", reason="needs Ray: pip install -e '.[ray]'")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
