@@ -141,19 +141,12 @@ def own_splits(source: Any) -> OwnSplits:
     if "train" not in spec or unknown:
         raise ValueError(f"a dataset mapping needs a 'train' entry and may have 'test' and 'num_classes'; got keys {sorted(spec)}")
     train_x, train_y = _pair(spec["train"], "train")
-    if spec.get("test") is not None:
-        test_x, test_y = _pair(spec["test"], "test")
-        if test_x.shape[1:] != train_x.shape[1:] or test_x.dtype != train_x.dtype:
-            raise ValueError(f"test inputs {test_x.shape[1:]} {test_x.dtype} differ from train inputs "
-                             f"{train_x.shape[1:]} {train_x.dtype}; valid: one input shape and dtype")
-    else:
-        from sklearn.model_selection import train_test_split
-
-        counts = np.bincount(train_y)
-        stratify = train_y if counts[counts > 0].min() >= 2 else None
-        tr, te = train_test_split(np.arange(len(train_y)), test_size=TEST_FRACTION, stratify=stratify, random_state=0)
-        train_x, train_y, test_x, test_y = train_x[tr], train_y[tr], train_x[te], train_y[te]
-    largest = int(max(train_y.max(), test_y.max()))
+    test = spec.get("test")
+    test_x, test_y = _pair(test, "test") if test is not None else (train_x[:0], train_y[:0])
+    if test is not None and (test_x.shape[1:] != train_x.shape[1:] or test_x.dtype != train_x.dtype):
+        raise ValueError(f"test inputs {test_x.shape[1:]} {test_x.dtype} differ from train inputs "
+                         f"{train_x.shape[1:]} {train_x.dtype}; valid: one input shape and dtype")
+    largest = int(max(train_y.max(), test_y.max(initial=0)))
     num_classes = spec.get("num_classes")
     if num_classes is None:
         num_classes = largest + 1
@@ -162,4 +155,12 @@ def own_splits(source: Any) -> OwnSplits:
                          "num_classes >= 2")
     if num_classes < 2:
         raise ValueError("the labels hold a single class; valid: at least 2 classes")
+    if test is None:
+        from sklearn.model_selection import train_test_split
+
+        counts = np.bincount(train_y)
+        classes = int((counts > 0).sum())
+        stratify = train_y if counts[counts > 0].min() >= 2 and TEST_FRACTION * len(train_y) >= classes else None
+        tr, te = train_test_split(np.arange(len(train_y)), test_size=TEST_FRACTION, stratify=stratify, random_state=0)
+        train_x, train_y, test_x, test_y = train_x[tr], train_y[tr], train_x[te], train_y[te]
     return OwnSplits(train_x, train_y, test_x, test_y, int(num_classes))

@@ -71,6 +71,12 @@ class FeatureModel(nn.Module):
         return out, features
 
 
+def _check_registry_inputs(name: str, data: DeviceDataset) -> None:
+    if not (data.is_image or data.train_x.is_floating_point()):
+        raise ValueError(f"model {name!r} takes images or float vectors, but these inputs are {data.train_x.dtype}; "
+                         "valid: your own nn.Module for integer inputs (token ids), e.g. with an nn.Embedding")
+
+
 def make_model(model: str | nn.Module, data: DeviceDataset) -> nn.Module:
     """The model to train on ``data``, with a ``feature_dim`` attribute, returning ``(logits, features)``.
 
@@ -83,9 +89,7 @@ def make_model(model: str | nn.Module, data: DeviceDataset) -> nn.Module:
     :raises ValueError: a model without usable features, or with the wrong number of logits
     """
     if isinstance(model, str):
-        if not (data.is_image or data.train_x.is_floating_point()):
-            raise ValueError(f"model {model!r} takes images or float vectors, but these inputs are {data.train_x.dtype}; "
-                             "valid: your own nn.Module for integer inputs (token ids), e.g. with an nn.Embedding")
+        _check_registry_inputs(model, data)
         return build_model(model, data.input_shape, data.num_classes)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={model!r} is invalid; valid: a registry name or an nn.Module returning logits")
@@ -100,7 +104,7 @@ def make_model(model: str | nn.Module, data: DeviceDataset) -> nn.Module:
         with torch.no_grad():
             logits, features = wrapped(x)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"{type(model).__name__} cannot take inputs of shape {tuple(x.shape)} {x.dtype}: {err}") from None
+        raise ValueError(f"{type(model).__name__} cannot take inputs of shape {tuple(x.shape)} {x.dtype}: {str(err).splitlines()[0]}") from None
     finally:
         wrapped.train(training)
     if logits.shape != (len(x), data.num_classes):
@@ -116,6 +120,7 @@ def make_model(model: str | nn.Module, data: DeviceDataset) -> nn.Module:
 def model_feature_dim(model: str | nn.Module, data: DeviceDataset) -> int:
     """The feature size of ``model`` on ``data`` without building a real registry model (no memory, no RNG draw)."""
     if isinstance(model, str):
+        _check_registry_inputs(model, data)
         with torch.device("meta"):
             return build_model(model, data.input_shape, data.num_classes).feature_dim
     return make_model(model, data).feature_dim
