@@ -53,7 +53,7 @@ def is_own_source(source: Any) -> bool:
 def describe(source: Any) -> str:
     """A short name for user data, for logs and metadata (never the data itself)."""
     if isinstance(source, Mapping):
-        return f"own:{describe(source['train'])[4:]}" if "train" in source else "own:mapping"
+        return describe(source["train"]) if "train" in source else "own:mapping"
     if isinstance(source, (tuple, list)):
         return f"own:arrays{tuple(np.shape(source[0]))}" if len(source) == 2 else "own:sequence"
     return f"own:{type(source).__name__}"

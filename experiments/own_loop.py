@@ -99,11 +99,11 @@ def train(selector: Selector | None, train_set: TensorDataset, test_set: TensorD
 # --- the selection side -----------------------------------------------------------------------------
 
 
-def train_tiny_agent(out: Path, seed: int) -> Path:
+def train_tiny_agent(out: Path, epochs: int, seed: int) -> Path:
     """A small Data Agent with the model-agnostic ``signals`` state, trained by ``experiments.train``."""
     from experiments.train import main as train_main
 
-    train_main(["--model", "mlp", "--state", "signals", "--epochs", "10", "--batch-size", "64", "--seed", str(seed),
+    train_main(["--model", "mlp", "--state", "signals", "--epochs", str(epochs), "--batch-size", "64", "--seed", str(seed),
                 "--reference", "none", "--checkpoint-every", "0", "--no-progress", "--out", str(out)])
     return out / "agent.zip"
 
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--baseline", choices=DYNAMIC_METHODS, default=None, help="a baseline instead of an agent")
     parser.add_argument("--agent-out", type=Path, default=Path("runs/own_loop_agent"),
                         help="where the tiny agent goes when neither --agent nor --baseline is given")
+    parser.add_argument("--agent-epochs", type=int, default=10, help="epochs (one episode) of the tiny agent's training")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--keep-ratio", type=float, default=0.5, help="fraction kept per pruned epoch")
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         if args.baseline is not None:
             name, selector = args.baseline, Selector.from_baseline(args.baseline, num_classes=classes, **sizes, **selection)
         else:
-            agent = args.agent or train_tiny_agent(args.agent_out, args.seed)
+            agent = args.agent or train_tiny_agent(args.agent_out, args.agent_epochs, args.seed)
             name, selector = "agent", Selector.from_agent(agent, **sizes, **selection)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
