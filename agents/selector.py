@@ -12,7 +12,7 @@ back-propagate, weighted as the method says. Three lines in an existing loop::
 
 With the same policy, seed and training, the selection equals the env's: the same kept samples,
 the same batches in the same order (``tests/test_selector.py``). Everything stays on ``device``;
-the policy runs there too (no host transfer per batch).
+the policy runs there too (no device-to-host transfer per batch).
 
 Distributed training (DDP) is not covered: every rank would need every rank's scores. Run the
 selector on one process, or give each rank the same selector and all-gathered ``update`` inputs.
