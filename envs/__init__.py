@@ -7,11 +7,12 @@ from envs.data import DATASET_NAMES, DeviceDataset, load_dataset
 from envs.data_agent import DataAgentEnv
 from envs.ledger import CostLedger
 from envs.models import MODEL_NAMES, build_model
+from envs.own_model import FeatureModel
 from envs.store import SampleStore
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device, seed_everything
 
 __all__ = [
-    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DeviceDataset", "DivergenceError", "SampleStore",
+    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DeviceDataset", "DivergenceError", "FeatureModel", "SampleStore",
     "Trainer", "TrainerConfig", "build_model", "load_dataset", "resolve_device", "seed_everything",
 ]
 

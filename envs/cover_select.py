@@ -18,13 +18,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from torch import nn
 
 from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees, parse_epsilon
 from envs.coreset import select_by_score
 from envs.actions import check_score_action
 from envs.data import load_dataset
 from envs.episode import BatchEpisodeMixin
-from envs.models import build_model
+from envs.own_model import model_feature_dim, model_label
 from envs.rewards import CoverRatioReward
 from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
 
@@ -94,8 +95,9 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
     step (:mod:`envs.episode`); the continued episode is identical on CPU.
 
-    :param dataset: dataset registry name (see :mod:`envs.data`)
-    :param model: model registry name of the target model (``mlp``, ``cnn``, ``resnet18``)
+    :param dataset: dataset registry name (see :mod:`envs.data`) or your own data (:mod:`envs.own_data`)
+    :param model: model registry name of the target model (``mlp``, ``cnn``, ``resnet18``) or your own
+        ``nn.Module`` (:mod:`envs.own_model`; every run starts from a copy of its weights)
     :param batch_size: samples per batch (at most the training-set size)
     :param epochs: epochs of the selection run (the paper: 200)
     :param target_ratio: coreset fraction ``sr``, in (0, 1)
@@ -124,7 +126,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, dataset: str = "digits", model: str = "mlp", *, batch_size: int = 128, epochs: int = 10,
+    def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *, batch_size: int = 128, epochs: int = 10,
                  target_ratio: float = 0.5, epsilon: str | float = "mean", train_on: str = "all",
                  reward_norm: bool = False, device: str = "auto", train_size: int | None = None, data_seed: int = 0,
                  noise: str | None = None, noise_rate: float = 0.0, data_root: str | None = None,
@@ -160,8 +162,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
         if batch_size > self.num_samples:
             raise ValueError(f"batch_size={batch_size!r} is invalid for {self.num_samples} training samples; "
                              f"valid range: [1, {self.num_samples}]")
-        with torch.device("meta"):  # the feature size only: no memory, no draw from torch's RNG
-            self.feature_dim: int = build_model(model, self.data.input_shape, self.data.num_classes).feature_dim
+        self.feature_dim: int = model_feature_dim(model, self.data)
         self._members = class_members(self.data.train_y, self.data.num_classes)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(batch_size, self.feature_dim), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(batch_size,), dtype=np.float32)
@@ -254,9 +255,9 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
             raise RuntimeError("coreset_meta() called before reset()")
         o = self.data_options
         return {
-            "method": "rl-selector", "dataset": self.dataset_name, "num_train": self.num_samples,
+            "method": "rl-selector", "dataset": self.data.name, "num_train": self.num_samples,
             "train_size": o["train_size"], "data_seed": o["seed"], "noise": o["noise"], "noise_rate": o["noise_rate"],
-            "ratio": self.target_ratio, "seed": self._seed, "model": self.model_name,
+            "ratio": self.target_ratio, "seed": self._seed, "model": model_label(self.model_name),
             "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon),
             "train_on": self.train_on, "trainer": self.config.as_dict(), "ledger": self.trainer.ledger.as_dict(),
         }

@@ -13,6 +13,9 @@ Every dataset is reached through :func:`load_dataset` by a registry name:
 ``cifar100``      torchvision's CIFAR-100 python format (idem)
 ``imagefolder:<path>`` any tree with ``train/<class>/*`` and ``test/<class>/*``, or a folder
                   holding ``train.zip`` and ``test.zip`` of such trees; decoded once and cached.
+
+Instead of a name, :func:`load_dataset` also takes your own data (``(X, y)``, a torch ``Dataset``,
+a Hugging Face dataset, or ``{"train": ..., "test": ...}``; see :mod:`envs.own_data`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+
+from envs.own_data import describe, is_own_source, own_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
 NOISE_TYPES = ("symmetric", "asymmetric")
@@ -71,19 +76,20 @@ class Augmentation:
 class RawSplits:
     """Decoded data in host memory, before subsetting, noise and the move to the device."""
 
-    train_x: np.ndarray  # uint8 (N, C, H, W)
+    train_x: np.ndarray  # uint8 (N, C, H, W) images; own data may also be float32 or int64 of any shape
     train_y: np.ndarray  # int64 (N,)
     test_x: np.ndarray
     test_y: np.ndarray
     num_classes: int
-    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale (uint8 images only)
     std: tuple[float, ...]
     augmentation: Augmentation
     class_names: tuple[str, ...] = ()
 
 
 class DeviceDataset:
-    """A train/test split stored as uint8 tensors on one device.
+    """A train/test split stored as uint8 tensors on one device (own data that is not uint8 images:
+    float32 or int64 tensors, passed to the model as they are).
 
     ``train_y`` holds the labels used for training (possibly noisy); ``train_y_true`` the clean
     ones, kept for analysis (e.g. the fraction of noisy samples a method kept).
@@ -95,15 +101,17 @@ class DeviceDataset:
         self.num_classes = raw.num_classes
         self.class_names = raw.class_names
         self.augmentation = raw.augmentation
-        self.train_x = torch.as_tensor(raw.train_x, dtype=torch.uint8).to(device)
+        self.train_x = torch.as_tensor(raw.train_x).to(device)
         self.train_y = torch.as_tensor(raw.train_y, dtype=torch.long).to(device)
         true = raw.train_y if train_y_true is None else train_y_true
         self.train_y_true = torch.as_tensor(true, dtype=torch.long).to(device)
-        self.test_x = torch.as_tensor(raw.test_x, dtype=torch.uint8).to(device)
+        self.test_x = torch.as_tensor(raw.test_x).to(device)
         self.test_y = torch.as_tensor(raw.test_y, dtype=torch.long).to(device)
-        c = self.train_x.shape[1]
-        self._mean = torch.tensor(raw.mean, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
-        self._std = torch.tensor(raw.std, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
+        self.is_image = self.train_x.dtype == torch.uint8
+        if self.is_image:
+            c = self.train_x.shape[1]
+            self._mean = torch.tensor(raw.mean, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
+            self._std = torch.tensor(raw.std, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
 
     @property
     def num_train(self) -> int:
@@ -114,16 +122,21 @@ class DeviceDataset:
         return int(self.test_y.shape[0])
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input: ``(C, H, W)`` for images, any shape for own data (``(D,)`` for tabular rows)."""
+        return tuple(self.train_x.shape[1:])
 
     @property
     def noisy_mask(self) -> torch.Tensor:
         """Boolean mask of training samples whose label was corrupted."""
         return self.train_y != self.train_y_true
 
-    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        return (x_uint8.float() - self._mean) / self._std
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images: per-channel standardisation, in channels-last layout (convolutions run faster
+        in it on CPU and GPU, BENCHMARKS.md). Other inputs: unchanged."""
+        if not self.is_image:
+            return x
+        return ((x.float() - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
 
     def train_batch(
         self, idx: torch.Tensor, generator: torch.Generator | None = None, augment: bool = True
@@ -131,14 +144,13 @@ class DeviceDataset:
         """Normalised (and, if enabled, augmented) training images and labels for ``idx``."""
         x = self.normalize(self.train_x[idx])
         if augment and self.augmentation.active:
-            x = self.augmentation(x, generator)
-        # channels-last on purpose: convolutions run faster in it on CPU and GPU (BENCHMARKS.md)
-        return x.contiguous(memory_format=torch.channels_last), self.train_y[idx]
+            x = self.augmentation(x, generator).contiguous(memory_format=torch.channels_last)
+        return x, self.train_y[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, self.num_test, batch_size):
             sl = slice(start, start + batch_size)
-            yield self.normalize(self.test_x[sl]).contiguous(memory_format=torch.channels_last), self.test_y[sl]
+            yield self.normalize(self.test_x[sl]), self.test_y[sl]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,8 +338,22 @@ _LOADERS: dict[str, Callable[[str | None, bool], RawSplits]] = {
 }
 
 
-def load_raw(name: str, root: str | None = None, download: bool = False) -> RawSplits:
-    """Decode a registered dataset into host arrays (no subsetting, no noise)."""
+def _own_raw(source: Any) -> RawSplits:
+    """A user's data (:mod:`envs.own_data`) as :class:`RawSplits`: uint8 images get per-channel
+    statistics of the training split; no augmentation (a user's data has no known invariances)."""
+    s = own_splits(source)
+    if s.train_x.dtype == np.uint8:
+        mean = tuple(float(v) / 255.0 for v in s.train_x.mean(axis=(0, 2, 3), dtype=np.float64))
+        std = tuple(max(float(v), 1e-3) / 255.0 for v in s.train_x.std(axis=(0, 2, 3), dtype=np.float64))
+    else:
+        mean, std = (), ()
+    return RawSplits(s.train_x, s.train_y, s.test_x, s.test_y, s.num_classes, mean, std, Augmentation())
+
+
+def load_raw(name: str | Any, root: str | None = None, download: bool = False) -> RawSplits:
+    """Decode a registered dataset, or read a user's data, into host arrays (no subsetting, no noise)."""
+    if is_own_source(name):
+        return _own_raw(name)
     if name.startswith("imagefolder:"):
         return _load_imagefolder(name.split(":", 1)[1])
     if name not in _LOADERS:
@@ -375,7 +401,7 @@ def corrupt_labels(labels: np.ndarray, num_classes: int, kind: str, rate: float,
 
 
 def load_dataset(
-    name: str = "digits",
+    name: str | Any = "digits",
     *,
     device: torch.device | str = "cpu",
     train_size: int | None = None,
@@ -385,9 +411,9 @@ def load_dataset(
     root: str | None = None,
     download: bool = False,
 ) -> DeviceDataset:
-    """Load a registered dataset onto ``device``.
+    """Load a registered dataset, or your own data, onto ``device``.
 
-    :param name: a registry name (see module docstring)
+    :param name: a registry name (see module docstring) or your own data (:mod:`envs.own_data`)
     :param device: where the uint8 tensors live
     :param train_size: keep a class-stratified, seeded subset of this many training samples
     :param noise: ``None``, ``"symmetric"`` or ``"asymmetric"`` label noise on the training labels
@@ -401,6 +427,7 @@ def load_dataset(
     if not 0.0 <= noise_rate < 1.0:
         raise ValueError(f"noise_rate={noise_rate} is outside [0, 1)")
     raw = load_raw(name, root=root, download=download)
+    name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
     if train_size is not None:
         if not isinstance(train_size, (int, np.integer)) or train_size <= 0 or train_size > n:

@@ -17,18 +17,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from torch import nn
 
 from envs.actions import check_score_action
 from envs.data import DeviceDataset, load_dataset
 from envs.episode import BatchEpisodeMixin
-from envs.models import build_model
+from envs.own_model import model_feature_dim
 from envs.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
 from envs.selection import AnnealedTopKSelector, EpochPlan
+from envs.store import SIGNAL_NAMES
 from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
 
 STATES = ("features", "signals", "both")
-SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct", "times_selected", "score",
-                "progress", "pruning")
 _COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
@@ -98,8 +98,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
     step (:mod:`envs.episode`); the continued episode is identical on CPU.
 
-    :param dataset: dataset registry name (see :mod:`envs.data`)
-    :param model: model registry name (``mlp``, ``cnn``, ``resnet18``)
+    :param dataset: dataset registry name (see :mod:`envs.data`) or your own data (:mod:`envs.own_data`)
+    :param model: model registry name (``mlp``, ``cnn``, ``resnet18``) or your own ``nn.Module``
+        (:mod:`envs.own_model`; every run starts from a copy of its weights)
     :param batch_size: samples per batch (>= 2: the reward's batch variances need two samples)
     :param epochs: epochs of the training run
     :param keep_ratio: fraction of samples kept per pruned epoch, in (0, 1]; must keep at least ``batch_size``
@@ -130,7 +131,7 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, dataset: str = "digits", model: str = "mlp", *, batch_size: int = 128, epochs: int = 10,
+    def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *, batch_size: int = 128, epochs: int = 10,
                  keep_ratio: float = 0.5, anneal: float = 0.875, loss_weight: float | None = None,
                  state: str = "features", reward: str | BatchReward = "composite", reward_norm: bool = True,
                  reward_baseline: str = "none", selection: str = "topk", refresh: float = 0.0,
@@ -169,8 +170,7 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
                 f"keep_ratio={keep_ratio!r} keeps {smallest} of the {self.num_samples} training samples, fewer than "
                 f"batch_size={batch_size}; valid range: keep_ratio >= {batch_size / self.num_samples:.4g} (or a smaller batch_size)")
         self.keep_ratio, self.anneal, self.loss_weight = keep_ratio, anneal, loss_weight
-        with torch.device("meta"):  # the feature size only: no memory, no draw from torch's RNG
-            feature_dim = build_model(model, data.input_shape, data.num_classes).feature_dim
+        feature_dim = model_feature_dim(model, data)
         state_dim = {"features": feature_dim, "signals": len(SIGNAL_NAMES),
                      "both": feature_dim + len(SIGNAL_NAMES)}[state]
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(batch_size, state_dim), dtype=np.float32)
@@ -323,20 +323,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
 
     def _signals(self, fwd: BatchForward) -> torch.Tensor:
         """Columns :data:`SIGNAL_NAMES`, read from the sample store the forward pass just updated."""
-        store, idx, t = self.trainer.store, fwd.idx, self.trainer
-        n = len(idx)
-        return torch.stack([
-            store.last_loss[idx],
-            store.loss_ema[idx],
-            store.entropy[idx] / math.log(self.trainer.dataset.num_classes),
-            store.margin[idx],
-            store.confidence[idx],
-            store.was_correct[idx].float(),
-            store.times_selected[idx].float() / (t.epoch + 1),
-            self.selector.scores[idx],
-            store.last_loss.new_full((n,), t.progress),
-            store.last_loss.new_full((n,), float(self.selector.is_pruned(t.epoch))),
-        ], dim=1)
+        t = self.trainer
+        return t.store.signal_state(fwd.idx, self.selector.scores, t.epoch, t.progress,
+                                    self.selector.is_pruned(t.epoch), t.dataset.num_classes)
 
     def _noisy_kept_fraction(self) -> float | None:
         """With label noise: the mean share of noisy samples among those kept in pruned epochs."""

@@ -6,6 +6,7 @@ means the state, the reward and the gradient all come from the same forward pass
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -15,13 +16,12 @@ MODEL_NAMES = ("mlp", "cnn", "resnet18")
 
 
 class MLP(nn.Module):
-    """Flatten -> 256 -> 128 (features) -> classes."""
+    """Flatten -> 256 -> 128 (features) -> classes. Takes images and float vectors of any shape (tabular rows)."""
 
-    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, hidden: int = 256, feature_dim: int = 128):
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, hidden: int = 256, feature_dim: int = 128):
         super().__init__()
-        c, h, w = in_shape
         self.body = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, feature_dim), nn.ReLU(inplace=True)
+            nn.Flatten(), nn.Linear(math.prod(in_shape), hidden), nn.ReLU(inplace=True), nn.Linear(hidden, feature_dim), nn.ReLU(inplace=True)
         )
         self.head = nn.Linear(feature_dim, num_classes)
         self.feature_dim = feature_dim
@@ -88,8 +88,11 @@ _MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
 }
 
 
-def build_model(name: str, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def build_model(name: str, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Build a registered model; it has a ``feature_dim`` attribute and returns ``(logits, features)``."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+    if name != "mlp" and len(in_shape) != 3:
+        raise ValueError(f"model {name!r} needs image inputs (C, H, W), but these inputs have shape {tuple(in_shape)}; "
+                         "valid: model='mlp' or your own nn.Module")
     return _MODELS[name](tuple(in_shape), num_classes)

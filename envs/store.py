@@ -7,9 +7,14 @@ serves them all. Memory is linear in the dataset: :data:`SampleStore.BYTES_PER_S
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from envs import signals
+
+SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct", "times_selected", "score",
+                "progress", "pruning")
 
 
 class SampleStore:
@@ -41,24 +46,54 @@ class SampleStore:
         self.was_correct = torch.zeros(num_samples, dtype=torch.bool, device=device)
 
     @torch.no_grad()
-    def update(self, idx: torch.Tensor, losses: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
-        """Record one training forward pass of the samples ``idx``."""
+    def update(self, idx: torch.Tensor, losses: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor | None,
+               epoch: int) -> None:
+        """Record one training forward pass of the samples ``idx``. Without ``logits`` (a drop-in
+        selector told only the losses) the entropy is not updated; without ``labels`` neither are
+        margin, confidence, correctness and forgetting."""
         losses = losses.detach().float()
-        logits = logits.detach()
         first = self.times_selected[idx] == 0
         prev = torch.where(first, losses, self.loss_ema[idx])
         prev_sq = torch.where(first, losses**2, self.loss_sq_ema[idx])
         self.loss_ema[idx] = self.ema * prev + (1 - self.ema) * losses
         self.loss_sq_ema[idx] = self.ema * prev_sq + (1 - self.ema) * losses**2
         self.last_loss[idx] = losses
-        self.entropy[idx] = signals.entropy(logits)
-        self.margin[idx] = signals.margin(logits, labels)
-        self.confidence[idx] = signals.confidence(logits, labels)
-        correct = logits.argmax(dim=1) == labels
-        self.forgetting[idx] += (self.was_correct[idx] & ~correct).int()
-        self.was_correct[idx] = correct
+        if logits is not None:
+            logits = logits.detach()
+            self.entropy[idx] = signals.entropy(logits)
+        if logits is not None and labels is not None:
+            self.margin[idx] = signals.margin(logits, labels)
+            self.confidence[idx] = signals.confidence(logits, labels)
+            correct = logits.argmax(dim=1) == labels
+            self.forgetting[idx] += (self.was_correct[idx] & ~correct).int()
+            self.was_correct[idx] = correct
         self.times_selected[idx] += 1
         self.last_epoch[idx] = epoch
+
+    def signal_state(self, idx: torch.Tensor, scores: torch.Tensor, epoch: int, progress: float, pruned: bool,
+                     num_classes: int) -> torch.Tensor:
+        """Data Agent's compact, model-agnostic state of the samples ``idx`` (columns :data:`SIGNAL_NAMES`),
+        read after their forward pass was recorded: one builder for the env and the drop-in selector.
+
+        :param scores: every sample's current selection score, ``(N,)``
+        :param epoch: the current epoch (normalises ``times_selected``)
+        :param progress: fraction of the planned training done, in [0, 1]
+        :param pruned: whether the current epoch trains on a selected subset
+        :param num_classes: classes of the task (normalises the entropy)
+        """
+        n = len(idx)
+        return torch.stack([
+            self.last_loss[idx],
+            self.loss_ema[idx],
+            self.entropy[idx] / math.log(num_classes),
+            self.margin[idx],
+            self.confidence[idx],
+            self.was_correct[idx].float(),
+            self.times_selected[idx].float() / (epoch + 1),
+            scores[idx],
+            self.last_loss.new_full((n,), progress),
+            self.last_loss.new_full((n,), float(pruned)),
+        ], dim=1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {n: getattr(self, n).clone() for n in (*self.FLOAT_FIELDS, *self.INT_FIELDS, "was_correct")}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
-from envs.models import build_model
+from envs.own_model import make_model
 from envs.schedules import SCHEDULES, lr_at
 from envs.store import SampleStore
 
@@ -119,13 +119,14 @@ class Trainer:
     """Trains one model on one :class:`DeviceDataset`, counting every sample in a :class:`CostLedger`.
 
     :param dataset: the data, already on ``device``
-    :param model: a registry name (``mlp``, ``cnn``, ``resnet18``)
+    :param model: a registry name (``mlp``, ``cnn``, ``resnet18``) or your own ``nn.Module`` (every
+        trainer starts from a copy of its weights; features as in :mod:`envs.own_model`)
     :param config: training hyper-parameters
     :param seed: seeds the model initialisation, shuffling and augmentation
     :param track_samples: keep a :class:`SampleStore` of per-sample statistics
     """
 
-    def __init__(self, dataset: DeviceDataset, model: str, config: TrainerConfig | None = None,
+    def __init__(self, dataset: DeviceDataset, model: str | torch.nn.Module, config: TrainerConfig | None = None,
                  seed: int = 0, track_samples: bool = True):
         self.config = config or TrainerConfig()
         self.config.validate()
@@ -134,7 +135,7 @@ class Trainer:
         self.model_name = model
         seed_everything(seed)
         # channels-last weights to match the channels-last batches of DeviceDataset
-        self.model = build_model(model, dataset.input_shape, dataset.num_classes).to(self.device, memory_format=torch.channels_last)
+        self.model = make_model(model, dataset).to(self.device, memory_format=torch.channels_last)
         self.feature_dim: int = self.model.feature_dim
         c = self.config
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,

@@ -182,14 +182,24 @@ class FullData:
 
 def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
                           prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1) -> DynamicSelector:
-    """Build a registered dynamic baseline for ``trainer``'s training set."""
-    n, dev, gen = trainer.dataset.num_train, trainer.device, trainer.generator
+    """Build a registered dynamic baseline for ``trainer``'s training set (its shuffling generator draws the
+    baseline's random numbers too)."""
+    return dynamic_selector(method, trainer.dataset.num_train, trainer.dataset.num_classes, trainer.config.epochs,
+                            keep_ratio=keep_ratio, anneal=anneal, prune_ratio=prune_ratio, ucb_c=ucb_c, epsilon=epsilon,
+                            device=trainer.device, generator=trainer.generator)
+
+
+def dynamic_selector(method: str, num_samples: int, num_classes: int, epochs: int, *, keep_ratio: float = 0.5,
+                     anneal: float = 0.875, prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1,
+                     device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> DynamicSelector:
+    """Build a registered dynamic baseline for a training set of ``num_samples`` (no trainer needed: the
+    drop-in selector of :mod:`agents.selector` uses it in any training loop)."""
     if method == "full":
-        return FullData(n, dev)
+        return FullData(num_samples, device)
     if method == "infobatch":
-        return InfoBatch(n, trainer.config.epochs, prune_ratio, anneal, device=dev, generator=gen)
+        return InfoBatch(num_samples, epochs, prune_ratio, anneal, device=device, generator=generator)
     if method in DYNAMIC_METHODS:
-        return ScoredTopK(method, n, trainer.dataset.num_classes, trainer.config.epochs, keep_ratio, anneal, ucb_c, epsilon, dev, gen)
+        return ScoredTopK(method, num_samples, num_classes, epochs, keep_ratio, anneal, ucb_c, epsilon, device, generator)
     raise ValueError(f"unknown dynamic method {method!r}; valid choices: {', '.join(DYNAMIC_METHODS)}")
 
 
