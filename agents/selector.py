@@ -169,6 +169,7 @@ class Selector(Sampler[int]):
     @classmethod
     def from_agent(cls, path: str | Path, num_samples: int, epochs: int, batch_size: int, *, keep_ratio: float = 0.5,
                    anneal: float = 0.875, loss_weight: float | None = None, state: str | None = None,
+                   selection: str | None = None, refresh: float | None = None, temperature: float | None = None,
                    device: torch.device | str = "cpu", seed: int = 0) -> Selector:
         """A selector driven by an agent saved by ``experiments.train`` (``DataAgent-v0``).
 
@@ -181,6 +182,10 @@ class Selector(Sampler[int]):
         :param loss_weight: loss weight of kept samples in pruned epochs (``None``: ``1 / keep_ratio``)
         :param state: the agent's state, ``features``, ``signals`` or ``both``; ``None``: read from the
             ``config.yml`` beside the zip (``features`` without one)
+        :param selection: ``topk``, ``soft`` or ``importance`` (:class:`~envs.selection.AnnealedTopKSelector`);
+            ``None``: the run's, from ``config.yml`` (else ``topk``)
+        :param refresh: share of the budget re-admitted at random; ``None``: the run's (else 0)
+        :param temperature: ``soft`` selection's temperature; ``None``: the run's (else 1)
         :param device: where selection and the policy run
         :param seed: seeds shuffling and tie-breaking exactly as ``DataAgent-v0``'s ``reset(seed=seed)``
         """
@@ -191,9 +196,13 @@ class Selector(Sampler[int]):
         if config.get("env", "DataAgent-v0") != "DataAgent-v0":
             raise ValueError(f"agent {str(path)!r} was trained on {config['env']}; valid: an agent of DataAgent-v0 "
                              "(the selector runs Data Agent's per-epoch selection)")
+        trained_with = config.get("env_kwargs") or {}
         if state is None:
-            state = (config.get("env_kwargs") or {}).get("state") or "features"
-        selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, loss_weight, device=device)
+            state = trained_with.get("state") or "features"
+        given = {"selection": selection, "refresh": refresh, "temperature": temperature}
+        chosen = {k: v if v is not None else trained_with.get(k) for k, v in given.items()}
+        selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, loss_weight, device=device,
+                                        **{k: v for k, v in chosen.items() if v is not None})
         if selector.pruned_epochs > 0 and selector.num_kept < batch_size:
             raise ValueError(f"keep_ratio={keep_ratio!r} keeps {selector.num_kept} of {num_samples} samples, fewer than "
                              f"batch_size={batch_size}; valid range: keep_ratio >= {batch_size / num_samples:.4g}")
