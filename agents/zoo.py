@@ -62,8 +62,9 @@ class PresetAdjustments(BaseCallback):
 
     def adjust(self, agent: BaseAlgorithm) -> None:
         """Set ``agent``'s learning-rate schedule and PPO minibatch size as the preset says."""
-        if self.final_learning_rate is not None:
-            agent.lr_schedule = LinearSchedule(agent.lr_schedule(1.0), self.final_learning_rate, end_fraction=1.0)
+        if self.final_learning_rate is not None:  # learning_rate too, which a saved agent rebuilds its schedule from
+            schedule = LinearSchedule(agent.lr_schedule(1.0), self.final_learning_rate, end_fraction=1.0)
+            agent.learning_rate = agent.lr_schedule = schedule
         if self.n_minibatches is not None:
             if not hasattr(agent, "batch_size") or not hasattr(agent, "n_steps"):
                 raise ValueError(f"n_minibatches applies to PPO's rollout, not to {type(agent).__name__}; remove it")
