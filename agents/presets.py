@@ -103,20 +103,22 @@ def resolve_class(path: str | type) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _callbacks(entry: dict[str, Any]) -> list[Any]:
+def _callbacks(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The entry's ``callback`` list as (import path, keyword arguments) pairs, as Zoo reads it."""
     value = entry.get("callback") or []
-    return list(value) if isinstance(value, list) else [value]
+    items = value if isinstance(value, list) else [value]
+    pairs = [next(iter(item.items())) if isinstance(item, dict) else (item, {}) for item in items]
+    return [(name, dict(options or {})) for name, options in pairs]
 
 
 def adjustments_of(entry: dict[str, Any]) -> PresetAdjustments | None:
     """The entry's :class:`PresetAdjustments` hook, built from its YAML options; other callbacks are refused
     (they act while Zoo trains; make_agent builds the agent only)."""
     found = None
-    for item in _callbacks(entry):
-        name, options = next(iter(item.items())) if isinstance(item, dict) else (item, {})
+    for name, options in _callbacks(entry):
         if name != ADJUSTMENTS:
             raise ValueError(f"callback {name!r} is not applied by make_agent; valid: {ADJUSTMENTS}")
-        found = PresetAdjustments(**(options or {}))
+        found = PresetAdjustments(**options)
     return found
 
 
@@ -126,20 +128,14 @@ def with_overrides(entry: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     options of the :class:`PresetAdjustments` hook."""
     out = copy.deepcopy(entry)
     hook = {k: overrides[k] for k in ("final_learning_rate", "n_minibatches") if k in overrides}
-    rest = {k: v for k, v in overrides.items() if k not in hook and k != "policy_kwargs"}
-    out.update(copy.deepcopy(rest))
+    out.update(copy.deepcopy({k: v for k, v in overrides.items() if k not in hook and k != "policy_kwargs"}))
     if "policy_kwargs" in overrides:
         out["policy_kwargs"] = {**eval_policy_kwargs(out.get("policy_kwargs", {})),
                                 **eval_policy_kwargs(overrides["policy_kwargs"])}
     if hook:
         callbacks = _callbacks(out)
-        options = next((item[ADJUSTMENTS] or {} for item in callbacks if isinstance(item, dict) and ADJUSTMENTS in item),
-                       None)
-        if options is None:
-            options = {}
-            callbacks.append({ADJUSTMENTS: options})
-        options.update(hook)
-        out["callback"] = [{ADJUSTMENTS: options} if isinstance(c, dict) and ADJUSTMENTS in c else c for c in callbacks]
+        options = {**next((o for name, o in callbacks if name == ADJUSTMENTS), {}), **hook}
+        out["callback"] = [*({name: o} for name, o in callbacks if name != ADJUSTMENTS), {ADJUSTMENTS: options}]
     return out
 
 
