@@ -78,7 +78,11 @@ def eval_policy_kwargs(value: str | dict[str, Any]) -> dict[str, Any]:
     and ``th`` (torch), e.g. ``"dict(net_arch=[64], activation_fn=nn.Tanh)"``."""
     if isinstance(value, dict):
         return dict(value)
-    kwargs = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": nn, "th": torch})  # noqa: S307 (Zoo's format)
+    try:
+        kwargs = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": nn, "th": torch})  # noqa: S307 (Zoo's format)
+    except Exception as err:  # a syntax or name error of the expression: the user's input, not a bug
+        raise ValueError(f"policy_kwargs={value!r} is invalid ({type(err).__name__}: {err}); valid: a dict, or an "
+                         "expression over dict, nn and th such as 'dict(net_arch=[64], activation_fn=nn.Tanh)'") from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"policy_kwargs={value!r} is invalid; valid: a dict, or an expression that makes one")
     return kwargs

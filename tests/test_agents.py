@@ -105,7 +105,7 @@ def test_overrides_replace_and_merge():
                        (dict(mode="per_batch"), "mode"), (dict(learning_rate="exp_1e-3"), "learning_rate"),
                        (dict(n_minibatches=0), "n_minibatches"), (dict(normalize=True), "normalize"),
                        (dict(callback=["rl_zoo3.callbacks.RawStatisticsCallback"]), "callback"),
-                       (dict(policy_kwargs="[1, 2]"), "policy_kwargs")]:
+                       (dict(policy_kwargs="[1, 2]"), "policy_kwargs"), (dict(policy_kwargs="dict(a=os)"), "NameError")]:
         kwargs = dict(algo="ppo", env_id="DataAgent-v0") | bad
         with pytest.raises(ValueError, match=match):
             make_agent(kwargs.pop("algo"), FakeBatchEnv(), **kwargs)
