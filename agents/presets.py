@@ -169,6 +169,8 @@ def agent_kwargs(entry: dict[str, Any], num_envs: int, steps_per_episode: int | 
     kwargs = {k: v for k, v in entry.items() if k not in (*ZOO_RUN_KEYS, "vec_env_wrapper", "callback")}
     unsupported = sorted(k for k in kwargs if k in ("normalize", "frame_stack", "env_wrapper", "env_kwargs",
                                                     "monitor_kwargs", "noise_type", "noise_std"))
+    if entry.get("vec_env_wrapper") not in (None, PER_SAMPLE_WRAPPER):
+        unsupported.append("vec_env_wrapper (other than agents.zoo.per_sample)")
     if unsupported:
         raise ValueError(f"{', '.join(unsupported)}: Zoo option(s) make_agent does not apply; remove them from the preset")
     kwargs["policy"] = resolve_class(kwargs.get("policy", "MlpPolicy"))

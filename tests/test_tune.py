@@ -74,3 +74,16 @@ def test_options_the_tuner_sets_are_refused(capsys):
         with pytest.raises(SystemExit):
             main([*argv, *TINY])
         assert match in capsys.readouterr().err
+
+
+def test_a_stored_study_continues_where_it_stopped(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = ["--env", "CoverSelect-v0", "--algo", "a2c", "--trials", "1", "--storage", storage, "--study-name", "cs",
+            "--out", str(tmp_path / "tune"), *TINY]
+    first = main(argv)
+    assert [t.user_attrs.get("preset", False) for t in first.trials] == [True]
+    assert first.trials[0].params == preset_params("a2c", "CoverSelect-v0")
+    second = main(argv)  # a second call: one more trial, sampled, and the preset is not queued again
+    assert len(second.trials) == 2 and not second.trials[1].user_attrs.get("preset", False)
+    assert second.user_attrs["budget"] == 2 * 160  # the selection model trains on all data: 2 epochs of 160
+    assert len((tmp_path / "tune" / "trials.jsonl").read_text().splitlines()) == 2
