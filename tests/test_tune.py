@@ -87,3 +87,16 @@ def test_a_stored_study_continues_where_it_stopped(tmp_path):
     assert len(second.trials) == 2 and not second.trials[1].user_attrs.get("preset", False)
     assert second.user_attrs["budget"] == 2 * 160  # the selection model trains on all data: 2 epochs of 160
     assert len((tmp_path / "tune" / "trials.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_trial_whose_budget_differs_is_an_error(monkeypatch):
+    import experiments.tune as tune
+
+    def fake_train(argv):  # a budget that depends on the seed, as a coreset-trained selection model's can
+        seed = int(argv[argv.index("--seed") + 1])
+        return {"run": {"test": {"top1": 50.0}, "ledger": {"samples_backpropagated": 100 + seed}}}
+
+    monkeypatch.setattr(tune, "train", fake_train)
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(RuntimeError, match="budget is not fixed"):
+        tune.objective(study.ask(), "a2c", [0, 1], ["--env", "CoverSelect-v0", "--algo", "a2c"])
