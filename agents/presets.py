@@ -161,8 +161,8 @@ def with_mode(entry: dict[str, Any], mode: str) -> dict[str, Any]:
     return out
 
 
-def agent_kwargs(entry: dict[str, Any], num_envs: int, steps_per_episode: int | None = None) -> dict[str, Any]:
-    """SB3 constructor arguments of a preset entry (``policy`` included, ``env`` not), for ``num_envs``
+def agent_kwargs(algo: str, entry: dict[str, Any], num_envs: int, steps_per_episode: int | None = None) -> dict[str, Any]:
+    """SB3 constructor arguments of ``algo`` from a preset entry (``policy`` included, ``env`` not), for ``num_envs``
     sub-envs. ``n_steps`` is capped at ``steps_per_episode`` so that an update happens within one
     training run (Zoo, which trains over many runs, has no need of it); PPO's ``batch_size`` comes
     from the :class:`PresetAdjustments` hook when it sets ``n_minibatches``."""
@@ -181,7 +181,7 @@ def agent_kwargs(entry: dict[str, Any], num_envs: int, steps_per_episode: int | 
     if steps_per_episode is not None and "n_steps" in kwargs:
         kwargs["n_steps"] = max(1, min(int(kwargs["n_steps"]), steps_per_episode))
     hook = adjustments_of(entry)
-    if hook is not None and hook.n_minibatches is not None:
+    if algo == "ppo" and hook is not None and hook.n_minibatches is not None:  # else the hook refuses it
         kwargs["batch_size"] = hook.batch_size(kwargs.get("n_steps", 2048) * num_envs)
     return kwargs
 
@@ -242,7 +242,7 @@ def make_agent(algo: str, env: gym.Env | VecEnv, mode: str | None = None, *, env
         num_envs = venv.num_envs
     else:
         venv, num_envs = env, env.num_envs if isinstance(env, VecEnv) else 1
-    agent = ALGOS[algo](env=venv, **agent_kwargs(entry, num_envs, episode_steps(env)))
+    agent = ALGOS[algo](env=venv, **agent_kwargs(algo, entry, num_envs, episode_steps(env)))
     hook = adjustments_of(entry)
     if hook is not None:
         hook.adjust(agent)

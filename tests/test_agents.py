@@ -103,7 +103,7 @@ def test_overrides_replace_and_merge():
     assert decayed.policy.activation_fn is torch.nn.Tanh
     for bad, match in [(dict(algo="sac"), "algo"), (dict(env_id="CartPole-v1"), "no ppo preset"),
                        (dict(mode="per_batch"), "mode"), (dict(learning_rate="exp_1e-3"), "learning_rate"),
-                       (dict(n_minibatches=0), "n_minibatches"), (dict(normalize=True), "normalize"),
+                       (dict(n_minibatches=0), "n_minibatches"), (dict(algo="a2c", n_minibatches=2), "PPO's rollout"), (dict(normalize=True), "normalize"),
                        (dict(vec_env_wrapper="rl_zoo3.wrappers.HistoryWrapper"), "vec_env_wrapper"),
                        (dict(callback=["rl_zoo3.callbacks.RawStatisticsCallback"]), "callback"),
                        (dict(policy_kwargs="[1, 2]"), "policy_kwargs"), (dict(policy_kwargs="dict(a=os)"), "NameError")]:
