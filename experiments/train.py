@@ -6,8 +6,8 @@
     python -m experiments.train --load-agent runs/da/agent.zip --no-learn --seed 1   # reuse a trained policy
     python -m experiments.train --resume runs/da                  # continue a killed or interrupted run
 
-Agent hyper-parameters come from ``experiments/hyperparams/{algo}.yml`` (``--hyperparams key=value``
-overrides them). The run writes to ``--out``: the agent (``agent.zip``, SB3 format), ``config.yml``,
+Agent hyper-parameters come from ``agents/hyperparams/{algo}.yml``, RL Zoo files (``--hyperparams
+key=value`` overrides them). The run writes to ``--out``: the agent (``agent.zip``, SB3 format), ``config.yml``,
 ``metrics.json``, TensorBoard logs (``tb/``) and, for ``CoverSelect-v0``, the coreset
 (``coreset.npy`` + ``coreset.json``). With ``--reference full`` a full-data run of the same
 dataset, model, seed and trainer options (:func:`experiments.full_data.run_full_data`) is the
@@ -48,7 +48,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
-from agents import ALGOS, MODES, agent_state, episode_steps, load_agent_state, load_hyperparams, make_agent
+from agents import ALGOS, MODES, agent_state, episode_steps, load_agent_state, load_hyperparams, make_agent, preset_mode
 from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from envs.coreset import save_coreset
 from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env_options = env_kwargs(args)
         env = RunEndResults(gym.make(args.env, **env_options))
         hyperparams = load_hyperparams(args.algo, args.env)
-        mode = args.mode or hyperparams["mode"]
+        mode = args.mode or preset_mode(hyperparams)
         agent = make_agent(args.algo, env, mode, seed=args.seed, device=args.agent_device,
                            tensorboard_log=None if args.no_learn else str(out / "tb"), **overrides)
     except (ValueError, FileNotFoundError) as err:

@@ -30,6 +30,7 @@ def test_spaces_are_one_row_and_one_score():
 def test_each_slot_gets_its_own_sample_reward():
     env = FakeBatchEnv(batch_size=6, state_dim=3)
     venv = PerSampleVecEnv(env)
+    venv.seed(0)  # fixed rows: with random ones, a "bad" action can land on the target (about 1 run in 30)
     obs = venv.reset()
     np.testing.assert_array_equal(obs, env._obs)
     actions = target_actions(env)

@@ -18,7 +18,8 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import envs  # noqa: F401  (registers the env ids)
 from agent_helpers import FakeBatchEnv, learn_and_record
-from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor, env_id_of, make_agent
+from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor, env_id_of, make_agent, preset_mode
+from agents.presets import eval_policy_kwargs
 from envs.cover_select import CoverSelectEnv
 from envs.data_agent import DataAgentEnv
 
@@ -27,7 +28,7 @@ ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 
 
 def yaml_entry(algo: str, env_id: str) -> dict:
-    return yaml.safe_load((files("experiments") / "hyperparams" / f"{algo}.yml").read_text())[env_id]
+    return yaml.safe_load((files("agents") / "hyperparams" / f"{algo}.yml").read_text())[env_id]
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
@@ -35,18 +36,21 @@ def yaml_entry(algo: str, env_id: str) -> dict:
 def test_agents_take_every_preset_value_from_the_yaml(algo, env_id):
     entry = yaml_entry(algo, env_id)
     agent = make_agent(algo, FakeBatchEnv(batch_size=8, episode_steps=1000), env_id=env_id)
-    assert isinstance(agent.policy, BatchOfSamplesPolicy) == (entry["mode"] == "batch")
-    assert agent.get_env().num_envs == (1 if entry["mode"] == "batch" else 8)
+    batch = entry["policy"] == "agents.BatchOfSamplesPolicy"
+    assert isinstance(agent.policy, BatchOfSamplesPolicy) == batch
+    assert batch == ("vec_env_wrapper" not in entry)  # the per-sample layout is MlpPolicy on the per-sample hook
+    assert agent.get_env().num_envs == (1 if batch else 8)
     for key in ("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage",
                 "n_epochs", "target_kl"):
         if key in entry:
             assert getattr(agent, key) == entry[key], key
-    start, end = (float(x) for x in entry["learning_rate"].split("_")[1:])
-    assert math.isclose(agent.lr_schedule(1.0), start) and math.isclose(agent.lr_schedule(0.0), end)
-    assert agent.policy.net_arch == entry["policy_kwargs"]["net_arch"]
+    hook = entry["callback"][0]["agents.zoo.PresetAdjustments"]
+    assert math.isclose(agent.lr_schedule(1.0), entry["learning_rate"])
+    assert math.isclose(agent.lr_schedule(0.0), hook["final_learning_rate"])  # the papers' decay to 1 %
+    assert agent.policy.net_arch == eval_policy_kwargs(entry["policy_kwargs"])["net_arch"]
     opt = agent.policy.optimizer
     assert type(opt) is torch.optim.Adam
-    assert {k: opt.defaults[k] for k in ("eps", "weight_decay")} == entry["policy_kwargs"]["optimizer_kwargs"]
+    assert {k: opt.defaults[k] for k in ("eps", "weight_decay")} == {"eps": 1e-5, "weight_decay": 5e-4}
     if algo == "ppo":  # full-batch updates
         assert agent.clip_range(1.0) == entry["clip_range"] and agent.batch_size == agent.n_steps * agent.get_env().num_envs
 
@@ -55,11 +59,15 @@ def test_paper_values_of_the_two_main_presets():
     da, rs = yaml_entry("ppo", "DataAgent-v0"), yaml_entry("a2c", "CoverSelect-v0")
     assert ([da[k] for k in ("n_steps", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef")]
             == [10, 4, 0.99, 0.95, 0.2, 0.0])
-    assert (da["mode"], rs["mode"]) == ("per_sample", "batch")  # the measured better layouts
-    assert da["normalize_advantage"] is False and da["policy_kwargs"]["net_arch"] == {"pi": [128, 128], "vf": [128, 128]}
+    assert (preset_mode(da), preset_mode(rs)) == ("per_sample", "batch")  # the measured better layouts
+    assert da["normalize_advantage"] is False
+    assert eval_policy_kwargs(da["policy_kwargs"])["net_arch"] == {"pi": [128, 128], "vf": [128, 128]}
     assert ([rs[k] for k in ("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "use_rms_prop")]
             == [1, 0.99, 1.0, 0.0, 0.5, False])
-    assert rs["policy_kwargs"]["net_arch"] == {"pi": [512, 256], "vf": [512, 256]}
+    assert eval_policy_kwargs(rs["policy_kwargs"])["net_arch"] == {"pi": [512, 256], "vf": [512, 256]}
+    for entry in (da, rs):  # lr 3e-4 decayed linearly to 3e-6 (methods.md A.11)
+        assert (entry["learning_rate"], entry["callback"][0]["agents.zoo.PresetAdjustments"]["final_learning_rate"]) \
+            == (3e-4, 3e-6)
 
 
 def test_rollout_adapts_to_the_env():
@@ -74,14 +82,31 @@ def test_rollout_adapts_to_the_env():
         make_agent("ppo", FakeBatchEnv(batch_size=8, episode_steps=6), "batch", env_id="DataAgent-v0", n_minibatches=4)
 
 
+def test_switching_layouts_keeps_the_preset_and_drops_only_the_batch_policy_options():
+    batch = make_agent("ppo", FakeBatchEnv(batch_size=8, episode_steps=100), "batch", env_id="DataAgent-v0")
+    assert isinstance(batch.policy, BatchOfSamplesPolicy) and batch.policy.net_arch == {"pi": [128, 128], "vf": [128, 128]}
+    assert batch.get_env().num_envs == 1 and batch.batch_size == 10
+    per_sample = make_agent("a2c", FakeBatchEnv(batch_size=8), "per_sample", env_id="CoverSelect-v0")
+    assert type(per_sample.policy).__name__ == "ActorCriticPolicy" and per_sample.get_env().num_envs == 8
+    assert per_sample.policy.net_arch == {"pi": [512, 256], "vf": [512, 256]}  # log_prob_reduction etc. dropped
+
+
 def test_overrides_replace_and_merge():
     agent = make_agent("a2c", FakeBatchEnv(batch_size=8), env_id="CoverSelect-v0", gamma=0.5, learning_rate=1e-3,
-                       policy_kwargs=dict(net_arch=[16], distribution="beta"))
+                       final_learning_rate=None, policy_kwargs=dict(net_arch=[16], distribution="beta"))
     assert agent.gamma == 0.5 and agent.lr_schedule(0.3) == 1e-3
     assert agent.policy.net_arch == [16] and agent.policy.distribution == "beta"
     assert agent.policy.optimizer.defaults["weight_decay"] == 5e-4  # the rest of the preset's policy_kwargs stays
+    decayed = make_agent("ppo", FakeBatchEnv(batch_size=8), env_id="CoverSelect-v0", learning_rate="lin_1e-3",
+                         final_learning_rate=1e-4, policy_kwargs="dict(activation_fn=nn.Tanh)")
+    assert math.isclose(decayed.lr_schedule(1.0), 1e-3) and math.isclose(decayed.lr_schedule(0.0), 1e-4)
+    assert decayed.policy.activation_fn is torch.nn.Tanh
     for bad, match in [(dict(algo="sac"), "algo"), (dict(env_id="CartPole-v1"), "no ppo preset"),
-                       (dict(mode="per_batch"), "mode"), (dict(learning_rate="exp_1e-3"), "learning_rate")]:
+                       (dict(mode="per_batch"), "mode"), (dict(learning_rate="exp_1e-3"), "learning_rate"),
+                       (dict(n_minibatches=0), "n_minibatches"), (dict(algo="a2c", n_minibatches=2), "PPO's rollout"), (dict(normalize=True), "normalize"),
+                       (dict(vec_env_wrapper="rl_zoo3.wrappers.HistoryWrapper"), "vec_env_wrapper"),
+                       (dict(callback=["rl_zoo3.callbacks.RawStatisticsCallback"]), "callback"),
+                       (dict(policy_kwargs="[1, 2]"), "policy_kwargs"), (dict(policy_kwargs="dict(a=os)"), "NameError")]:
         kwargs = dict(algo="ppo", env_id="DataAgent-v0") | bad
         with pytest.raises(ValueError, match=match):
             make_agent(kwargs.pop("algo"), FakeBatchEnv(), **kwargs)
