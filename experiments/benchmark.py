@@ -75,8 +75,14 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
 }
 # Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
 DATA_AGENT_POLICIES = ("ppo", "a2c", "const", "randact")
-DATA_AGENT_METHODS = tuple(f"dataagent_{p}" + ("" if v == "paper" else f"_{v}")
-                           for p in DATA_AGENT_POLICIES for v in DATA_AGENT_VARIANTS)
+
+
+def data_agent_method_name(policy: str, variant: str) -> str:
+    """``dataagent_<policy>[_<variant>]``; the paper's preset has no suffix."""
+    return f"dataagent_{policy}" + ("" if variant == "paper" else f"_{variant}")
+
+
+DATA_AGENT_METHODS = tuple(data_agent_method_name(p, v) for p in DATA_AGENT_POLICIES for v in DATA_AGENT_VARIANTS)
 RL_SELECTOR_METHODS = ("rlselector_a2c", "rlselector_ppo")
 
 
@@ -226,7 +232,9 @@ def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
     return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
 
 
-RECOMMENDED_VARIANT = "soft"  # the DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports (see there)
+# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (section 9),
+# so the paper's preset stays the recommendation.
+RECOMMENDED_VARIANT = "paper"
 
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
     "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_METHODS}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
@@ -234,8 +242,8 @@ RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
 }
 
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
-    "dynamic": (*DYNAMIC_METHODS, "dataagent_ppo", "dataagent_a2c",
-                *(f"dataagent_{p}_{RECOMMENDED_VARIANT}" for p in DATA_AGENT_POLICIES)),
+    "dynamic": tuple(dict.fromkeys((*DYNAMIC_METHODS, "dataagent_ppo", "dataagent_a2c",
+                                    *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
     "static": tuple(RUNNERS["static"]),
 }
 

@@ -185,7 +185,7 @@ def test_every_data_agent_method_names_a_policy_and_a_variant():
 
 def test_controls_and_equal_cost_tables_in_a_tiny_suite(tmp_path):
     variant = benchmark.RECOMMENDED_VARIANT
-    methods = ["full", "random", "stale", "infobatch", f"dataagent_const_{variant}", f"dataagent_randact_{variant}"]
+    methods = ["full", "random", "stale", "infobatch", *(benchmark.data_agent_method_name(p, variant) for p in ("const", "randact"))]
     text = benchmark.main(["--suite", "dynamic", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--anneal", "0.5",
                            "--seeds", "0", "--ratios", "0.3", "0.6", "--prune-ratios", "0.9", "--methods", ",".join(methods),
                            "--out", str(tmp_path)])
