@@ -232,7 +232,7 @@ def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
     return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
 
 
-# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (section 9),
+# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (section 10),
 # so the paper's preset stays the recommendation.
 RECOMMENDED_VARIANT = "paper"
 
