@@ -5,7 +5,7 @@ estimate cannot tell which sample's score earned it. The envs also report every 
 reward (``info["sample_rewards"]``). Exposing batch position ``i`` as sub-env ``i`` hands that
 reward to the transition that produced it, and lets stock ``PPO("MlpPolicy")`` or
 ``A2C("MlpPolicy")`` learn a per-sample policy on ``(state_dim,)`` observations; this is the
-``VecEnv`` layout both papers' blueprints describe (methods.md A.11, B.11).
+``VecEnv`` layout both papers' blueprints describe (docs/methods.md A.11, B.11).
 
 The env's semantics are untouched: one ``step_wait`` is one env step (one mini-batch); GAE links
 consecutive batches per slot, as the Data Agent code does.

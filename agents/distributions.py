@@ -63,7 +63,7 @@ class SampleGaussianDistribution(DiagGaussianDistribution):
 
 
 class SampleBetaDistribution(Distribution):
-    """Data Agent's Beta head (methods.md A.5): per row ``u ~ Beta(alpha, beta)`` with
+    """Data Agent's Beta head (docs/methods.md A.5): per row ``u ~ Beta(alpha, beta)`` with
     ``alpha = softplus(h_a) + 1``, ``beta = softplus(h_b) + 1`` (unimodal or uniform), mapped to
     the action ``a = 2u - 1`` in ``[-1, 1]`` so the env's score ``(a + 1) / 2`` is ``u`` itself.
 

@@ -82,7 +82,7 @@ class BatchOfSamplesPolicy(ActorCriticPolicy):
     (``beta``). Orthogonal initialisation: ``hidden_gain`` for hidden layers, 0.01 for the action
     head, 1 for the value head, zero biases.
 
-    Defaults are Data Agent's networks (methods.md A.5): 128-128 ReLU actor and critic. RL-Selector's
+    Defaults are Data Agent's networks (docs/methods.md A.5): 128-128 ReLU actor and critic. RL-Selector's
     (B.5) are ``net_arch=dict(pi=[512, 256], vf=[512, 256])``.
 
     :param observation_space: ``Box`` of shape ``(batch_size, state_dim)``

@@ -1,6 +1,6 @@
 """Static coresets: choosing one at a ratio, saving/loading it, and the non-RL selections.
 
-Why: RL-Selector's product is a fixed subset that any later model trains on (methods.md B.1).
+Why: RL-Selector's product is a fixed subset that any later model trains on (docs/methods.md B.1).
 A coreset is stored as ``<prefix>.npy`` (sorted int64 training-set indices) plus ``<prefix>.json``
 (how it was made: dataset, train_size, data_seed, ratio, seed, method, ledger...), enough to
 rebuild the exact training set and evaluate the subset with another model
@@ -57,7 +57,7 @@ def _ranked(values: torch.Tensor, descending: bool, seed: int) -> torch.Tensor:
 
 
 def select_by_score(scores: torch.Tensor | np.ndarray, ratio: float, seed: int = 0) -> np.ndarray:
-    """RL-Selector's final coreset from the score vector ``d`` (methods.md B.6).
+    """RL-Selector's final coreset from the score vector ``d`` (docs/methods.md B.6).
 
     Binarise ``d > 0.5``; if the selected count is outside :func:`coreset_size_bounds`, move it to the
     nearest bound by dropping the selected samples with the scores nearest 0.5 (the lowest above it)
@@ -80,7 +80,7 @@ def coreset_target_size(num_samples: int, ratio: float) -> int:
 
 
 def random_coreset(num_samples: int, size: int, seed: int = 0) -> np.ndarray:
-    """A uniform random coreset of ``size`` samples (methods.md C.1, static Random); sorted int64."""
+    """A uniform random coreset of ``size`` samples (docs/methods.md C.1, static Random); sorted int64."""
     if not 1 <= size <= num_samples:
         raise ValueError(f"size={size!r} is invalid; valid range: [1, {num_samples}]")
     return np.sort(np.random.default_rng(seed).choice(num_samples, size=size, replace=False)).astype(np.int64)

@@ -1,4 +1,4 @@
-"""ε-cover degrees (RL-Selector, methods.md B.3 Eq. 6) as pure, chunked tensor functions.
+"""ε-cover degrees (RL-Selector, docs/methods.md B.3 Eq. 6) as pure, chunked tensor functions.
 
 Why chunked: the degree of a sample needs its distance to every class-mate, i.e. an ``N_k x N_k``
 matrix per class (10 GB for a 50,000-sample class in float32). Here distances are produced one

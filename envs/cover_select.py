@@ -1,4 +1,4 @@
-"""``CoverSelect-v0``: RL-Selector's static coreset selection as a Gymnasium environment (methods.md Part B).
+"""``CoverSelect-v0``: RL-Selector's static coreset selection as a Gymnasium environment (docs/methods.md Part B).
 
 Why this shape: RL-Selector trains a throw-away target model for a whole selection run while an
 agent rewrites a persistent score vector ``d`` one mini-batch at a time; the product is the
@@ -70,7 +70,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     rewards use them. During the first epoch every degree is 0 (no features yet), so the reward is
     the ratio term alone.
 
-    **Target-model training** (``train_on``, methods.md B.10 item 2). ``"all"`` (the paper's
+    **Target-model training** (``train_on``, docs/methods.md B.10 item 2). ``"all"`` (the paper's
     reading): every batch is trained on in full. ``"selected"``: every batch is still forwarded and
     scored (so a pruned sample can be selected again), but the loss of samples whose score after
     this step is ``<= 0.5`` is weighted 0: ``mean_B(loss_i * 1(d_i > 0.5))``, AdaPruner's masked

@@ -1,4 +1,4 @@
-"""``DataAgent-v0``: Data Agent's dynamic data selection as a Gymnasium environment (methods.md Part A).
+"""``DataAgent-v0``: Data Agent's dynamic data selection as a Gymnasium environment (docs/methods.md Part A).
 
 Why this shape: in Data Agent the agent scores every sample of every mini-batch the target model
 trains on, and the scores decide which samples the next epochs train on. One environment step is

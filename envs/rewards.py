@@ -5,7 +5,7 @@ it as a plug-in. Each reward is a small class whose call returns the per-sample 
 (on the device, no host sync) plus the scalar weight it used, for logging. Rewards never touch
 the model; they read the pass's detached losses and logits.
 
-Data Agent (methods.md A.2/A.3) and its ablations:
+Data Agent (docs/methods.md A.2/A.3) and its ablations:
 
 ``composite``  ``a * (lam * L~ + (1 - lam) * H~)``, lam = variance ratio (the paper's reward)
 ``loss``       lam fixed at 1 (difficulty only)
@@ -53,7 +53,7 @@ class RunningBatchNormalizer:
     that batch's within-batch standard deviation (unbiased, torch's default); afterwards it is
     ``sqrt(S / n)`` with ``S`` accumulated Welford-style over the ``n`` batch means seen. The
     statistics are updated with the incoming batch *before* it is normalised. This is what the
-    official code does (methods.md A.2, step 5), quirks included: from the second batch on the
+    official code does (docs/methods.md A.2, step 5), quirks included: from the second batch on the
     scale is the spread of batch means, not of rewards, so normalised rewards can be large.
 
     All statistics stay device tensors, so a call never synchronises the device.
@@ -257,7 +257,7 @@ def make_data_agent_reward(name: str, normalize: bool = True, baseline: str = "n
 
 
 # ---------------------------------------------------------------------------------------------
-# RL-Selector (methods.md B.3)
+# RL-Selector (docs/methods.md B.3)
 
 
 class CoverRewardOutput(NamedTuple):
@@ -268,7 +268,7 @@ class CoverRewardOutput(NamedTuple):
 
 
 class CoverRatioReward(NormalizedReward):
-    """RL-Selector's reward ``r_i = r_ratio + r_sel,i`` (Eq. 5 + Eq. 7, reconstructed in methods.md B.3).
+    """RL-Selector's reward ``r_i = r_ratio + r_sel,i`` (Eq. 5 + Eq. 7, reconstructed in docs/methods.md B.3).
 
     * Ratio alignment, shared by the batch: with the global selected fraction ``rho = mean(d > 0.5)``
       and ``delta = rho - target``, ``r_ratio = -delta / (1 - target)`` if ``delta >= 0`` else

@@ -65,7 +65,7 @@ def test_paper_values_of_the_two_main_presets():
     assert ([rs[k] for k in ("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "use_rms_prop")]
             == [1, 0.99, 1.0, 0.0, 0.5, False])
     assert eval_policy_kwargs(rs["policy_kwargs"])["net_arch"] == {"pi": [512, 256], "vf": [512, 256]}
-    for entry in (da, rs):  # lr 3e-4 decayed linearly to 3e-6 (methods.md A.11)
+    for entry in (da, rs):  # lr 3e-4 decayed linearly to 3e-6 (docs/methods.md A.11)
         assert (entry["learning_rate"], entry["callback"][0]["agents.zoo.PresetAdjustments"]["final_learning_rate"]) \
             == (3e-4, 3e-6)
 

@@ -1,4 +1,4 @@
-"""Data Agent's reward objects against hand computations in NumPy (methods.md A.2/A.3)."""
+"""Data Agent's reward objects against hand computations in NumPy (docs/methods.md A.2/A.3)."""
 
 from __future__ import annotations
 

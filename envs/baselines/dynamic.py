@@ -7,7 +7,7 @@ ranking costs no extra forward pass. Every top-k method reuses Data Agent's own 
 ``1/keep_ratio``, anneal to full data after ``anneal * epochs``). A comparison with Data Agent therefore
 differs only in *who* is kept. InfoBatch has its own mechanics (below).
 
-Methods (``DYNAMIC_METHODS``), definitions in methods.md C.1:
+Methods (``DYNAMIC_METHODS``), definitions in docs/methods.md C.1:
 
 ``full``       all data every epoch
 ``random``     a fresh uniform subset each pruned epoch

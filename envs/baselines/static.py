@@ -1,4 +1,4 @@
-"""Static (coreset) baselines: choose one fixed subset before the real training run (methods.md C.1).
+"""Static (coreset) baselines: choose one fixed subset before the real training run (docs/methods.md C.1).
 
 Why one module: RL-Selector is compared with these methods at equal cost accounting. All of them but
 ``random`` read one *proxy run* (:func:`run_proxy`): a model trained with :class:`envs.trainer.Trainer` on
