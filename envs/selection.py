@@ -145,9 +145,13 @@ class AnnealedTopKSelector:
         fits = (c * ordered <= 1.0 + 1e-6) & (j < k)  # sample j itself is not pushed over 1
         first = torch.argmax(fits.to(torch.int8))  # the fewest capped samples that work
         pi_sorted = torch.where(j < first, torch.ones_like(ordered), (c[first] * ordered).clamp(max=1.0))
-        uniform_only = rest[0] <= 1e-12  # all scores 0: nothing to be proportional to
         pi = torch.empty_like(s).scatter_(0, order, pi_sorted)
-        pi = torch.where(uniform_only, torch.full_like(pi, k / n), pi)
+        # fewer positive scores than the budget: keep them all, and spread the rest of the budget
+        # uniformly over the zero-scored samples (there is nothing to be proportional to)
+        positive = s > 0
+        num_positive = positive.sum()
+        spill = torch.where(positive, torch.ones_like(s), (k - num_positive) / (n - num_positive).clamp_min(1))
+        pi = torch.where(num_positive <= k, spill, pi)
         return (1.0 - self.refresh) * pi + self.refresh * (k / n)
 
     def _importance_plan(self) -> EpochPlan:

@@ -203,3 +203,20 @@ def test_a_diverging_run_is_recorded_as_failed_and_the_suite_goes_on(tmp_path):
     recs = [__import__("json").loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and all("non-finite" in r["error"] or "diverged" in r["error"] for r in recs)
     assert "every run failed" in (tmp_path / "summary.md").read_text() and "random" in text
+
+
+@pytest.mark.parametrize("scores", [
+    torch.linspace(0.0, 1.0, 1000) ** 4,  # proportional, nothing capped
+    (torch.arange(1000) >= 900).float(),  # 100 positive scores for a budget of 200: the rest spreads uniformly
+    torch.zeros(1000),  # nothing to be proportional to: uniform
+    torch.cat([torch.ones(150), torch.full((850,), 1e-4)]),  # capped at 1, the rest proportional
+])
+@pytest.mark.parametrize("refresh", [0.0, 0.5])
+def test_importance_selection_keeps_exactly_the_budget_with_unbiased_weights(scores, refresh):
+    sel = _selector(selection="importance", refresh=refresh)
+    sel.scores.copy_(scores)
+    pi = sel.keep_probabilities()
+    assert float(pi.sum()) == pytest.approx(200, abs=1e-2) and float(pi.max()) <= 1.0 + 1e-6
+    plan = sel.plan(0)
+    assert abs(len(plan.indices) - 200) <= 1 and len(set(plan.indices.tolist())) == len(plan.indices)
+    torch.testing.assert_close(plan.weights[plan.indices], 1.0 / pi[plan.indices])
