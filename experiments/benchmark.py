@@ -408,8 +408,10 @@ def matched_cost(records: list[dict[str, Any]], references: tuple[str, ...] = ("
 def savings_within(records: list[dict[str, Any]], tolerances: tuple[float, ...] = (0.3, 1.0)) -> list[dict[str, Any]]:
     """Per method, the largest saving ``1 - back-prop fraction`` at which its mean accuracy curve (mean
     over seeds per ratio, closed by full data at 1.0) stays within each tolerance (points) of full
-    data. ``None``: no measured cost gets that close. ``at_least``: the cheapest measured point is
-    already within it, so the true saving may be larger."""
+    data. ``None``: no cost gets that close. ``at_least``: the cheapest measured point is already
+    within it, so the true saving may be larger. ``to_full``: the crossing lies between the method's
+    most expensive measured point and full data, i.e. on a line drawn to full data, not between two
+    of its own measurements (an estimate, not a measurement)."""
     full = [r["top1"] for r in records if r["method"] == "full"]
     if not full:
         return []
@@ -424,16 +426,17 @@ def savings_within(records: list[dict[str, Any]], tolerances: tuple[float, ...] 
         row: dict[str, Any] = {"method": method}
         for tol in tolerances:
             goal = full_top1 - tol
-            cost, at_least = None, False
+            cost, at_least, to_full = None, False, False
             if pts[0][1] >= goal:
                 cost, at_least = pts[0][0], True
             else:
-                for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+                for i, ((x0, y0), (x1, y1)) in enumerate(zip(pts, pts[1:])):
                     if y0 < goal <= y1:
-                        cost = x0 + (goal - y0) * (x1 - x0) / (y1 - y0)
+                        cost, to_full = x0 + (goal - y0) * (x1 - x0) / (y1 - y0), i == len(pts) - 2
                         break
             row[f"within_{tol:g}"] = None if cost is None else 1.0 - cost
             row[f"within_{tol:g}_at_least"] = at_least
+            row[f"within_{tol:g}_to_full"] = to_full
         out.append(row)
     return out
 
@@ -471,10 +474,15 @@ def matched_cost_markdown(rows: list[dict[str, Any]], references: tuple[str, ...
 def savings_markdown(rows: list[dict[str, Any]]) -> str:
     def cell(row: dict[str, Any], tol: float) -> str:
         v = row[f"within_{tol:g}"]
-        return "none measured" if v is None else ("≥ " if row[f"within_{tol:g}_at_least"] else "") + f"{v:.0%}"
+        if v is None:
+            return "none"
+        prefix = "≥ " if row[f"within_{tol:g}_at_least"] else ("~" if row[f"within_{tol:g}_to_full"] else "")
+        return f"{prefix}{v:.0%}"
 
     lines = ["| method | largest saving within 0.3 points of full | within 1.0 point |", "|---|---|---|"]
     lines += [f"| {r['method']} | {cell(r, 0.3)} | {cell(r, 1.0)} |" for r in rows]
+    lines += ["", "≥: already within at the cheapest measured cost. ~: on the line from the method's most expensive "
+              "measured cost to full data, an estimate rather than a measurement."]
     return "\n".join(lines)
 
 

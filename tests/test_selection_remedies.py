@@ -166,6 +166,8 @@ def test_savings_within_tolerance_of_full_data():
     assert rows["agent"]["within_0.3"] == pytest.approx(1 - x)
     assert rows["agent"]["within_1"] == pytest.approx(1 - (0.5 + (full - 1.0 - 84.2) / (89.7 - 84.2) * 0.3))
     assert not rows["agent"]["within_1_at_least"]
+    # within 0.3 lies on the line to full data (an estimate); within 1.0 between two measured costs
+    assert rows["agent"]["within_0.3_to_full"] and not rows["agent"]["within_1_to_full"]
 
 
 def test_every_data_agent_method_names_a_policy_and_a_variant():
