@@ -441,6 +441,53 @@ def savings_within(records: list[dict[str, Any]], tolerances: tuple[float, ...] 
     return out
 
 
+def _selection_signature(variant: str) -> tuple:
+    """What a control of ``variant`` must share with it: how the kept set follows from the scores (the reward,
+    state and agent settings do not change what constant or random actions select)."""
+    o = DATA_AGENT_VARIANTS[variant]
+    return o.get("selection", "topk"), o.get("refresh", 0.0), o.get("temperature", 1.0)
+
+
+def control_margins(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each learned Data Agent run's top-1 minus its controls' at the same ratio and seed: constant actions and
+    uniform actions on the same selection (``dataagent_const_*``, ``dataagent_randact_*``), and ``stale``. The
+    learned policy's contribution is this margin. Mean ± std over the seeds both have."""
+    by_cell = {(r["method"], r["ratio"], r["seed"]): r["top1"] for r in records}
+    controls: dict[tuple, dict[str, str]] = defaultdict(dict)
+    for method in {r["method"] for r in records}:
+        if method.startswith("dataagent_"):
+            policy, _ = data_agent_method(method)
+            if policy in ("const", "randact"):
+                variant = method.split("_", 2)[2] if method.count("_") >= 2 else "paper"
+                controls[_selection_signature(variant)][policy] = method
+    rows = []
+    for (method, ratio) in sorted({(r["method"], r["ratio"]) for r in records}):
+        if not method.startswith("dataagent_") or data_agent_method(method)[0] in ("const", "randact"):
+            continue
+        variant = method.split("_", 2)[2] if method.count("_") >= 2 else "paper"
+        refs = {**controls.get(_selection_signature(variant), {}), "stale": "stale"}
+        row: dict[str, Any] = {"method": method, "ratio": ratio}
+        for name, ref in refs.items():
+            diffs = [top1 - by_cell[(ref, ratio, seed)] for (m, r, seed), top1 in by_cell.items()
+                     if m == method and r == ratio and (ref, ratio, seed) in by_cell]
+            if diffs:
+                row[f"vs_{name}"] = statistics.fmean(diffs)
+                row[f"vs_{name}_std"] = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        if len(row) > 2:
+            rows.append(row)
+    return rows
+
+
+def control_margins_markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| learned method | ratio | Δ vs constant actions | Δ vs random actions | Δ vs stale |"
+    lines = [head, "|---|---|---|---|---|"]
+    for r in rows:
+        cells = " | ".join(f"{r[f'vs_{n}']:+.2f} ± {r[f'vs_{n}_std']:.2f}" if f"vs_{n}" in r else "–"
+                           for n in ("const", "randact", "stale"))
+        lines.append(f"| {r['method']} | {r['ratio']:.2f} | {cells} |")
+    return "\n".join(lines)
+
+
 def _pm(row: dict[str, Any], field: str, fmt: str = ".2f") -> str:
     return f"{row[field]:{fmt}} ± {row[f'{field}_std']:{fmt}}" if field in row else "–"
 
@@ -533,9 +580,12 @@ def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
     sections = [f"# {title}", table]
     summary: dict[str, Any] = {"rows": rows}
     if records[0]["suite"] == "dynamic":
-        matched, saved = matched_cost(records), savings_within(records)
-        summary.update(matched_cost=matched, savings=saved)
+        matched, saved, margins = matched_cost(records), savings_within(records), control_margins(records)
+        summary.update(matched_cost=matched, savings=saved, control_margins=margins)
         sections += ["## Accuracy at equal back-propagated fraction (same seed, interpolated)", matched_cost_markdown(matched)]
+        if margins:
+            sections += ["## What the learned policy adds: margin over its controls (same ratio and seed)",
+                         control_margins_markdown(margins)]
         if saved:
             sections += ["## Largest saving that stays close to full data", savings_markdown(saved)]
     if failed:

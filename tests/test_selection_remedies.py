@@ -222,3 +222,18 @@ def test_importance_selection_keeps_exactly_the_budget_with_unbiased_weights(sco
     plan = sel.plan(0)
     assert abs(len(plan.indices) - 200) <= 1 and len(set(plan.indices.tolist())) == len(plan.indices)
     torch.testing.assert_close(plan.weights[plan.indices], 1.0 / pi[plan.indices])
+
+
+def test_control_margins_compare_a_learned_policy_with_controls_on_the_same_selection():
+    recs = []
+    for seed in (0, 1):
+        recs += [_rec("dataagent_ppo_soft", seed, 0.5, 83.0 + seed), _rec("dataagent_const_soft", seed, 0.5, 82.5),
+                 _rec("dataagent_randact_soft", seed, 0.5, 82.0), _rec("stale", seed, 0.5, 83.0),
+                 _rec("dataagent_const", seed, 0.5, 99.0),  # another selection (top-k): not soft's control
+                 _rec("dataagent_ppo_budget", seed, 0.5, 84.0)]  # top-k like the paper: const is its control
+    rows = {r["method"]: r for r in benchmark.control_margins(recs)}
+    soft = rows["dataagent_ppo_soft"]
+    assert soft["vs_const"] == pytest.approx(1.0) and soft["vs_randact"] == pytest.approx(1.5)
+    assert soft["vs_stale"] == pytest.approx(0.5) and soft["vs_const_std"] == pytest.approx(2 ** 0.5 / 2)
+    assert rows["dataagent_ppo_budget"]["vs_const"] == pytest.approx(-15.0)
+    assert "dataagent_const_soft" not in rows
