@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
@@ -42,6 +43,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return dev
+
+
+def _grad_on() -> torch.enable_grad:
+    """Autograd on, whatever the caller's grad mode: an agent may step the env under
+    ``torch.no_grad()`` (evolution strategies do), and the inner training must not notice.
+    ``torch.inference_mode()`` forbids training outright, so it is refused with a clear error."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("the env trains its inner model, which torch.inference_mode() forbids; "
+                           "step it under torch.no_grad() instead")
+    return torch.enable_grad()
 
 
 def seed_everything(seed: int) -> None:
@@ -197,27 +208,30 @@ class Trainer:
 
         The model state loaded from that checkpoint already includes the pass's batch-norm updates,
         the store its statistics and the ledger its count, so this pass changes none of them: on
-        CPU it returns exactly the tensors of the original pass."""
-        buffers = [b.clone() for b in self.model.buffers()]
-        fwd = self._forward_inputs(idx, inputs, self.dataset.train_y[idx])
-        with torch.no_grad():
-            for b, saved in zip(self.model.buffers(), buffers):
-                b.copy_(saved)
-        return fwd
+        CPU it returns exactly the tensors of the original pass.
 
-    def _forward_inputs(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> BatchForward:
+        The pass runs on copies of the buffers (``functional_call``), never on the model's own:
+        batch norm saves its running statistics for the backward pass, so restoring them in place
+        afterwards would make that backward fail ("modified by an inplace operation")."""
+        buffers = {name: b.clone() for name, b in self.model.named_buffers()}
+        return self._forward_inputs(idx, inputs, self.dataset.train_y[idx], buffers)
+
+    def _forward_inputs(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                        buffers: dict[str, torch.Tensor] | None = None) -> BatchForward:
+        """Train-mode forward of ``x``; ``buffers`` (by name) stand in for the model's own when given."""
         self.model.train()
-        with self._autocast():
-            logits, features = self.model(x)
-        logits = logits.float()
-        losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
-        return BatchForward(idx, x, y, logits, features.float(), losses)
+        with _grad_on():
+            with self._autocast():
+                logits, features = self.model(x) if buffers is None else functional_call(self.model, buffers, (x,))
+            logits = logits.float()
+            losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
+            return BatchForward(idx, x, y, logits, features.float(), losses)
 
     def step(self, fwd: BatchForward, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Back-propagate ``mean(losses * weights)`` of ``fwd`` and take one optimizer step.
 
         Returns the (detached) weighted loss without synchronising the device."""
-        with self.ledger.timed("train"):
+        with self.ledger.timed("train"), _grad_on():
             lr = self.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
