@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +199,8 @@ def _find_fashion_mnist(root: str | None) -> Path:
         "fashion-mnist: no 'train-images-idx3-ubyte.gz' found in "
         + ", ".join(str(c) for c in candidates)
         + ". Install it with 'apt-get install dataset-fashion-mnist' (files land in "
-        "/usr/share/datasets/fashion-mnist/), or pass root= a folder with the four original gz files "
+        "/usr/share/datasets/fashion-mnist/), or point --data-root (data_root= in the envs, root= in load_dataset) "
+        "at a folder with the four original gz files "
         "(torchvision's 'FashionMNIST/raw' layout also works)."
     )
 
@@ -230,7 +232,8 @@ def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
             test = cls(root, train=False, download=download)
         except RuntimeError as e:  # torchvision: "Dataset not found or corrupted..."
             raise FileNotFoundError(
-                f"{name}: torchvision's files are not in {root!r} ({e}). Pass root= the folder holding "
+                f"{name}: torchvision's files are not in {root!r} ({e}). Point --data-root (data_root= in the envs, "
+                f"root= in load_dataset) at the folder holding "
                 f"'{cls.base_folder}', or download=True on a machine with internet. Offline, the JPEG copy "
                 "of CIFAR-10 loads with dataset='imagefolder:<folder with train.zip and test.zip>'."
             ) from None
@@ -250,13 +253,16 @@ def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
     return load
 
 
-def _decode_tree(files: list[tuple[str, str, Callable[[], bytes]]]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Decode (split-relative class name, file name, reader) triples into uint8 CHW arrays."""
+def _decode_tree(files: list[tuple[str, str, Callable[[], bytes]]], desc: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Decode (split-relative class name, file name, reader) triples into uint8 CHW arrays
+    (with a progress bar called ``desc`` on a terminal: 60k JPEGs take a while)."""
     from PIL import Image
+    from tqdm import tqdm
 
     classes = tuple(sorted({c for c, _, _ in files}))
     images, labels = [], []
-    for cls, _, read in sorted(files, key=lambda t: (t[0], t[1])):
+    ordered = sorted(files, key=lambda t: (t[0], t[1]))
+    for cls, _, read in tqdm(ordered, desc=desc, unit="img", leave=False, disable=None):
         with Image.open(io.BytesIO(read())) as im:
             images.append(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
         labels.append(classes.index(cls))
@@ -302,8 +308,10 @@ def _load_imagefolder(path: str) -> RawSplits:
         z = np.load(cache)
         tx, ty, vx, vy, classes = z["tx"], z["ty"], z["vx"], z["vy"], tuple(z["classes"].tolist())
     else:
-        tx, ty, classes = _decode_tree(train_files)
-        vx, vy, test_classes = _decode_tree(test_files)
+        print(f"imagefolder: decoding {len(train_files) + len(test_files):,} images of {base} once; later loads "
+              f"read the cache {cache}", file=sys.stderr, flush=True)
+        tx, ty, classes = _decode_tree(train_files, "decoding train")
+        vx, vy, test_classes = _decode_tree(test_files, "decoding test")
         if test_classes != classes:
             raise ValueError(f"imagefolder: train classes {classes} differ from test classes {test_classes}")
         CACHE_DIR.mkdir(parents=True, exist_ok=True)

@@ -147,6 +147,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         self._data: DeviceDataset | None = None
         data = self._load_data(seed=0)
         self.num_samples = data.num_train
+        if batch_size > self.num_samples:
+            raise ValueError(f"batch_size={batch_size!r} is invalid for {self.num_samples} training samples; "
+                             f"valid range: [2, {self.num_samples}]")
         # checks the selection options and the kept-set size before any episode runs
         probe = AnnealedTopKSelector(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu")
         smallest = probe.num_kept if probe.pruned_epochs > 0 else self.num_samples

@@ -39,7 +39,7 @@ from envs.baselines.static import STATIC_METHODS, ProxyScores, run_proxy, select
 from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
 from envs.trainer import Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_trainer_arguments, trainer_options
+from experiments.cli import add_seeds_argument, add_trainer_arguments, trainer_options
 
 DYNAMIC_BASELINES = ("full", "random", "infobatch", "ucb", "epsgreedy", "loss_topk", "composite")
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
@@ -141,7 +141,7 @@ def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     _, algo, *reward = spec.method.split("_")
     with tempfile.TemporaryDirectory() as out:
         argv = _train_argv(spec, "DataAgent-v0", algo, out) + ["--keep-ratio", str(spec.ratio), "--anneal", str(spec.config["anneal"])]
-        result = train.main(argv + (["--reward", reward[0]] if reward else []))
+        result = train.main(argv + (["--reward", reward[0]] if reward else []), quiet=True)
     return result["run"]
 
 
@@ -151,7 +151,8 @@ def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
 
     algo = spec.method.split("_")[1]
     with tempfile.TemporaryDirectory() as out:
-        selection = train.main(_train_argv(spec, "CoverSelect-v0", algo, out) + ["--target-ratio", str(spec.ratio)])
+        selection = train.main(_train_argv(spec, "CoverSelect-v0", algo, out) + ["--target-ratio", str(spec.ratio)],
+                               quiet=True)
         indices = np.load(selection["coreset"]["path"])
     return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
 
@@ -290,19 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic")
     p.add_argument("--methods", default=None, help="comma-separated; default: every method of the suite")
     p.add_argument("--ratios", type=float, nargs="+", default=[0.5], help="kept fraction (dynamic) or coreset ratio (static)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    add_seeds_argument(p, default=[0])
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
     p.add_argument("--score-epochs", type=int, default=2,
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
-    add_trainer_arguments(p)
+    add_trainer_arguments(p, seed=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = build_parser()
     args = parser.parse_args(argv)
-    methods = args.methods.split(",") if args.methods else list(RUNNERS[args.suite])
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(RUNNERS[args.suite])
     unknown = [m for m in methods if m not in RUNNERS[args.suite]]
     if unknown:
         parser.error(f"--methods: unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
