@@ -30,6 +30,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from envs.checks import is_count, is_real
+
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
 NOISE_TYPES = ("symmetric", "asymmetric")
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -336,9 +338,9 @@ _LOADERS: dict[str, Callable[[str | None, bool], RawSplits]] = {
 
 def load_raw(name: str, root: str | None = None, download: bool = False) -> RawSplits:
     """Decode a registered dataset into host arrays (no subsetting, no noise)."""
-    if name.startswith("imagefolder:"):
+    if isinstance(name, str) and name.startswith("imagefolder:"):
         return _load_imagefolder(name.split(":", 1)[1])
-    if name not in _LOADERS:
+    if not (isinstance(name, str) and name in _LOADERS):
         raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASET_NAMES)}")
     return _LOADERS[name](root, download)
 
@@ -404,14 +406,14 @@ def load_dataset(
     :param root: folder holding the dataset's files, for file-backed datasets
     :param download: allow torchvision to download CIFAR (needs internet)
     """
-    if noise is not None and noise not in NOISE_TYPES:
+    if noise is not None and not (isinstance(noise, str) and noise in NOISE_TYPES):
         raise ValueError(f"unknown label noise {noise!r}; valid choices: {', '.join(NOISE_TYPES)} or None")
-    if not 0.0 <= noise_rate < 1.0:
+    if not (is_real(noise_rate) and 0.0 <= noise_rate < 1.0):
         raise ValueError(f"noise_rate={noise_rate} is outside [0, 1)")
     raw = load_raw(name, root=root, download=download)
     n = len(raw.train_y)
     if train_size is not None:
-        if not isinstance(train_size, (int, np.integer)) or train_size <= 0 or train_size > n:
+        if not is_count(train_size) or train_size <= 0 or train_size > n:
             raise ValueError(f"train_size={train_size!r} is invalid for {name!r}: valid range is [1, {n}] (the training set has {n} samples)")
         keep = stratified_subset(raw.train_y, int(train_size), seed)
         raw.train_x, raw.train_y = raw.train_x[keep], raw.train_y[keep]

@@ -131,6 +131,8 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         super().__init__()
         if state not in STATES:
             raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
+        if not isinstance(reward_norm, bool):
+            raise ValueError(f"reward_norm={reward_norm!r} is invalid; valid: True or False")
         if not (isinstance(batch_size, int) and batch_size >= 2):
             raise ValueError(f"batch_size={batch_size!r} is invalid; valid: an integer >= 2 (the reward needs batch variances)")
         self.config = TrainerConfig(batch_size=batch_size, epochs=epochs, lr=lr, momentum=momentum, nesterov=nesterov,

@@ -90,6 +90,6 @@ _MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
 
 def build_model(name: str, in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """Build a registered model; it has a ``feature_dim`` attribute and returns ``(logits, features)``."""
-    if name not in _MODELS:
+    if not (isinstance(name, str) and name in _MODELS):
         raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
     return _MODELS[name](tuple(in_shape), num_classes)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from envs.checks import is_real
+
 
 @dataclass(frozen=True)
 class EpochPlan:
@@ -55,9 +57,9 @@ class AnnealedTopKSelector:
         checks = [
             ("num_samples", num_samples, isinstance(num_samples, int) and num_samples >= 1, "an integer >= 1"),
             ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, "an integer >= 1"),
-            ("keep_ratio", keep_ratio, 0.0 < keep_ratio <= 1.0, "(0, 1]"),
-            ("anneal", anneal, 0.0 <= anneal <= 1.0, "[0, 1]"),
-            ("loss_weight", loss_weight, loss_weight is None or loss_weight > 0, "None or > 0"),
+            ("keep_ratio", keep_ratio, is_real(keep_ratio) and 0.0 < keep_ratio <= 1.0, "(0, 1]"),
+            ("anneal", anneal, is_real(anneal) and 0.0 <= anneal <= 1.0, "[0, 1]"),
+            ("loss_weight", loss_weight, loss_weight is None or (is_real(loss_weight) and loss_weight > 0), "None or > 0"),
         ]
         for name, value, ok, valid in checks:
             if not ok:

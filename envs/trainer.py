@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from envs.checks import is_count, is_real
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
 from envs.models import build_model
@@ -93,18 +94,22 @@ class TrainerConfig:
 
     def validate(self) -> None:
         checks = [
-            ("batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1, "an integer >= 1"),
-            ("epochs", self.epochs, isinstance(self.epochs, int) and self.epochs >= 1, "an integer >= 1"),
-            ("lr", self.lr, self.lr > 0, "> 0"),
-            ("momentum", self.momentum, 0 <= self.momentum < 1, "[0, 1)"),
-            ("weight_decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
-            ("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "[0, 1)"),
-            ("eval_batch_size", self.eval_batch_size, isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1, "an integer >= 1"),
+            ("batch_size", self.batch_size, is_count(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            ("epochs", self.epochs, is_count(self.epochs) and self.epochs >= 1, "an integer >= 1"),
+            ("lr", self.lr, is_real(self.lr) and self.lr > 0, "> 0"),
+            ("momentum", self.momentum, is_real(self.momentum) and 0 <= self.momentum < 1, "[0, 1)"),
+            ("weight_decay", self.weight_decay, is_real(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
+            ("label_smoothing", self.label_smoothing, is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+             "[0, 1)"),
+            ("eval_batch_size", self.eval_batch_size, is_count(self.eval_batch_size) and self.eval_batch_size >= 1,
+             "an integer >= 1"),
+            *((name, getattr(self, name), isinstance(getattr(self, name), bool), "True or False")
+              for name in ("nesterov", "amp", "augment")),
         ]
         for name, value, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
-        if self.schedule not in SCHEDULES:
+        if not (isinstance(self.schedule, str) and self.schedule in SCHEDULES):
             raise ValueError(f"schedule={self.schedule!r} is invalid; valid choices: {', '.join(SCHEDULES)}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")

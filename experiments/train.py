@@ -53,7 +53,7 @@ import envs  # noqa: F401  (registers the env ids)
 from agents import ALGOS, MODES, agent_state, episode_steps, load_agent_state, load_hyperparams, make_agent
 from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from envs.coreset import save_coreset
-from envs.trainer import DivergenceError
+from envs.trainer import DivergenceError, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options, write_json
 from experiments.full_data import run_full_data
 
@@ -464,6 +464,10 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
         argv, args = resume_arguments(parser, args, argv)
     if args.no_learn and args.load_agent is None:
         parser.error("--no-learn needs --load-agent")
+    try:
+        resolve_device(args.agent_device)
+    except ValueError as err:
+        parser.error(f"--agent-device: {err}")
     problem = None if args.load_agent is None else agent_file_problem(args.load_agent)
     if problem is not None:
         parser.error(f"--load-agent {args.load_agent}: {problem}; valid: an agent.zip saved by this CLI")
@@ -482,11 +486,17 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
         env_options = env_kwargs(args)
         env = RunEndResults(gym.make(args.env, **env_options))
         hyperparams = load_hyperparams(args.algo, args.env)
-        mode = args.mode or hyperparams["mode"]
-        agent = make_agent(args.algo, env, mode, seed=args.seed, device=args.agent_device,
-                           tensorboard_log=None if args.no_learn else str(out / "tb"), **overrides)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    mode = args.mode or hyperparams["mode"]
+    try:
+        agent = make_agent(args.algo, env, mode, seed=args.seed, device=args.agent_device,
+                           tensorboard_log=None if args.no_learn else str(out / "tb"), **overrides)
+    except (TypeError, ValueError, ZeroDivisionError, AssertionError) as err:
+        if not overrides:  # the presets always build: anything else is a bug, and its traceback is wanted
+            raise
+        # SB3 checks its arguments as it uses them, with whatever exception comes first
+        parser.error(f"--hyperparams {' '.join(args.hyperparams)}: {type(err).__name__}: {err}")
     if args.load_agent is not None:
         try:
             agent.set_parameters(str(args.load_agent), exact_match=True, device=args.agent_device)
