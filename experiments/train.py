@@ -259,8 +259,10 @@ def agent_file_problem(path: Path) -> str | None:
 
     SB3 itself answers a missing file with the path plus a second ``.zip`` and a corrupt one with
     an error that reads like a policy mismatch, so the file is checked first."""
-    if not path.is_file():
+    if not path.exists():
         return "no such file"
+    if not path.is_file():
+        return "not a regular file"
     if not zipfile.is_zipfile(path):
         return "not a zip archive (corrupt, truncated or another format)"
     try:
