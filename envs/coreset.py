@@ -140,11 +140,17 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
+    """Write through a temporary file in the same folder, then rename over ``path``.
+
+    ``mkstemp`` creates the file private (0600); it gets the mode a plain ``open`` would give
+    (0666 less the umask, 0644 usually), like every other output of a run."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from envs.checks import is_count
 from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees, parse_epsilon
 from envs.coreset import select_by_score
 from envs.actions import check_score_action
@@ -140,7 +141,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
         checks = [
             ("train_on", train_on, train_on in TRAIN_ON, f"one of {', '.join(TRAIN_ON)}"),
             ("reward_norm", reward_norm, isinstance(reward_norm, bool), "True or False"),
-            ("data_seed", data_seed, isinstance(data_seed, int) and not isinstance(data_seed, bool), "an integer"),
+            ("data_seed", data_seed, is_count(data_seed) and 0 <= data_seed <= 2**32 - 1, "an integer in [0, 2**32 - 1]"),
             ("quantile_samples", quantile_samples, isinstance(quantile_samples, int) and quantile_samples >= 2,
              "an integer >= 2"),
         ]

@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import io
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from envs.checks import is_count, is_real
 from envs.own_data import describe, is_own_source, own_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
@@ -210,7 +212,8 @@ def _find_fashion_mnist(root: str | None) -> Path:
         "fashion-mnist: no 'train-images-idx3-ubyte.gz' found in "
         + ", ".join(str(c) for c in candidates)
         + ". Install it with 'apt-get install dataset-fashion-mnist' (files land in "
-        "/usr/share/datasets/fashion-mnist/), or pass root= a folder with the four original gz files "
+        "/usr/share/datasets/fashion-mnist/), or point --data-root (data_root= in the envs, root= in load_dataset) "
+        "at a folder with the four original gz files "
         "(torchvision's 'FashionMNIST/raw' layout also works)."
     )
 
@@ -242,7 +245,8 @@ def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
             test = cls(root, train=False, download=download)
         except RuntimeError as e:  # torchvision: "Dataset not found or corrupted..."
             raise FileNotFoundError(
-                f"{name}: torchvision's files are not in {root!r} ({e}). Pass root= the folder holding "
+                f"{name}: torchvision's files are not in {root!r} ({e}). Point --data-root (data_root= in the envs, "
+                f"root= in load_dataset) at the folder holding "
                 f"'{cls.base_folder}', or download=True on a machine with internet. Offline, the JPEG copy "
                 "of CIFAR-10 loads with dataset='imagefolder:<folder with train.zip and test.zip>'."
             ) from None
@@ -262,13 +266,16 @@ def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
     return load
 
 
-def _decode_tree(files: list[tuple[str, str, Callable[[], bytes]]]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Decode (split-relative class name, file name, reader) triples into uint8 CHW arrays."""
+def _decode_tree(files: list[tuple[str, str, Callable[[], bytes]]], desc: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Decode (split-relative class name, file name, reader) triples into uint8 CHW arrays
+    (with a progress bar called ``desc`` on a terminal: 60k JPEGs take a while)."""
     from PIL import Image
+    from tqdm import tqdm
 
     classes = tuple(sorted({c for c, _, _ in files}))
     images, labels = [], []
-    for cls, _, read in sorted(files, key=lambda t: (t[0], t[1])):
+    ordered = sorted(files, key=lambda t: (t[0], t[1]))
+    for cls, _, read in tqdm(ordered, desc=desc, unit="img", leave=False, disable=None):
         with Image.open(io.BytesIO(read())) as im:
             images.append(np.asarray(im.convert("RGB")).transpose(2, 0, 1))
         labels.append(classes.index(cls))
@@ -314,8 +321,10 @@ def _load_imagefolder(path: str) -> RawSplits:
         z = np.load(cache)
         tx, ty, vx, vy, classes = z["tx"], z["ty"], z["vx"], z["vy"], tuple(z["classes"].tolist())
     else:
-        tx, ty, classes = _decode_tree(train_files)
-        vx, vy, test_classes = _decode_tree(test_files)
+        print(f"imagefolder: decoding {len(train_files) + len(test_files):,} images of {base} once; later loads "
+              f"read the cache {cache}", file=sys.stderr, flush=True)
+        tx, ty, classes = _decode_tree(train_files, "decoding train")
+        vx, vy, test_classes = _decode_tree(test_files, "decoding test")
         if test_classes != classes:
             raise ValueError(f"imagefolder: train classes {classes} differ from test classes {test_classes}")
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -354,9 +363,9 @@ def load_raw(name: str | Any, root: str | None = None, download: bool = False) -
     """Decode a registered dataset, or read a user's data, into host arrays (no subsetting, no noise)."""
     if is_own_source(name):
         return _own_raw(name)
-    if name.startswith("imagefolder:"):
+    if isinstance(name, str) and name.startswith("imagefolder:"):
         return _load_imagefolder(name.split(":", 1)[1])
-    if name not in _LOADERS:
+    if not (isinstance(name, str) and name in _LOADERS):
         raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASET_NAMES)}")
     return _LOADERS[name](root, download)
 
@@ -422,15 +431,15 @@ def load_dataset(
     :param root: folder holding the dataset's files, for file-backed datasets
     :param download: allow torchvision to download CIFAR (needs internet)
     """
-    if noise is not None and noise not in NOISE_TYPES:
+    if noise is not None and not (isinstance(noise, str) and noise in NOISE_TYPES):
         raise ValueError(f"unknown label noise {noise!r}; valid choices: {', '.join(NOISE_TYPES)} or None")
-    if not 0.0 <= noise_rate < 1.0:
+    if not (is_real(noise_rate) and 0.0 <= noise_rate < 1.0):
         raise ValueError(f"noise_rate={noise_rate} is outside [0, 1)")
     raw = load_raw(name, root=root, download=download)
     name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
     if train_size is not None:
-        if not isinstance(train_size, (int, np.integer)) or train_size <= 0 or train_size > n:
+        if not is_count(train_size) or train_size <= 0 or train_size > n:
             raise ValueError(f"train_size={train_size!r} is invalid for {name!r}: valid range is [1, {n}] (the training set has {n} samples)")
         keep = stratified_subset(raw.train_y, int(train_size), seed)
         raw.train_x, raw.train_y = raw.train_x[keep], raw.train_y[keep]

@@ -142,6 +142,8 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         super().__init__()
         if state not in STATES:
             raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
+        if not isinstance(reward_norm, bool):
+            raise ValueError(f"reward_norm={reward_norm!r} is invalid; valid: True or False")
         if not (isinstance(batch_size, int) and batch_size >= 2):
             raise ValueError(f"batch_size={batch_size!r} is invalid; valid: an integer >= 2 (the reward needs batch variances)")
         self.config = TrainerConfig(batch_size=batch_size, epochs=epochs, lr=lr, momentum=momentum, nesterov=nesterov,
@@ -160,6 +162,9 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         self._data: DeviceDataset | None = None
         data = self._load_data(seed=0)
         self.num_samples = data.num_train
+        if batch_size > self.num_samples:
+            raise ValueError(f"batch_size={batch_size!r} is invalid for {self.num_samples} training samples; "
+                             f"valid range: [2, {self.num_samples}]")
         # checks the selection options and the kept-set size before any episode runs
         self._selection_options = dict(selection=selection, refresh=refresh, temperature=temperature)
         probe = AnnealedTopKSelector(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu",

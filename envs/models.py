@@ -90,7 +90,7 @@ _MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
 
 def build_model(name: str, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Build a registered model; it has a ``feature_dim`` attribute and returns ``(logits, features)``."""
-    if name not in _MODELS:
+    if not (isinstance(name, str) and name in _MODELS):
         raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
     if name != "mlp" and len(in_shape) != 3:
         raise ValueError(f"model {name!r} needs image inputs (C, H, W), but these inputs have shape {tuple(in_shape)}; "

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from envs.checks import is_real
+
 
 @dataclass(frozen=True)
 class EpochPlan:
@@ -82,13 +84,14 @@ class AnnealedTopKSelector:
         checks = [
             ("num_samples", num_samples, isinstance(num_samples, int) and num_samples >= 1, "an integer >= 1"),
             ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, "an integer >= 1"),
-            ("keep_ratio", keep_ratio, 0.0 < keep_ratio <= 1.0, "(0, 1]"),
-            ("anneal", anneal, 0.0 <= anneal <= 1.0, "[0, 1]"),
-            ("loss_weight", loss_weight, loss_weight is None or (loss_weight > 0 and selection != "importance"),
+            ("keep_ratio", keep_ratio, is_real(keep_ratio) and 0.0 < keep_ratio <= 1.0, "(0, 1]"),
+            ("anneal", anneal, is_real(anneal) and 0.0 <= anneal <= 1.0, "[0, 1]"),
+            ("loss_weight", loss_weight, loss_weight is None or (is_real(loss_weight) and loss_weight > 0
+                                                                 and selection != "importance"),
              "None or > 0 (None with selection='importance', whose weights are 1 / keep probability)"),
             ("selection", selection, selection in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
-            ("refresh", refresh, isinstance(refresh, (int, float)) and 0.0 <= refresh <= 1.0, "[0, 1]"),
-            ("temperature", temperature, isinstance(temperature, (int, float)) and temperature > 0, "> 0"),
+            ("refresh", refresh, is_real(refresh) and 0.0 <= refresh <= 1.0, "[0, 1]"),
+            ("temperature", temperature, is_real(temperature) and temperature > 0, "> 0"),
         ]
         for name, value, ok, valid in checks:
             if not ok:

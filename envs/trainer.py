@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
+from envs.checks import is_count, is_real
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
 from envs.own_model import make_model
@@ -42,6 +44,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return dev
+
+
+def _grad_on() -> torch.enable_grad:
+    """Autograd on, whatever the caller's grad mode: an agent may step the env under
+    ``torch.no_grad()`` (evolution strategies do), and the inner training must not notice.
+    ``torch.inference_mode()`` forbids training outright, so it is refused with a clear error."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("the env trains its inner model, which torch.inference_mode() forbids; "
+                           "step it under torch.no_grad() instead")
+    return torch.enable_grad()
 
 
 def seed_everything(seed: int) -> None:
@@ -82,18 +94,22 @@ class TrainerConfig:
 
     def validate(self) -> None:
         checks = [
-            ("batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1, "an integer >= 1"),
-            ("epochs", self.epochs, isinstance(self.epochs, int) and self.epochs >= 1, "an integer >= 1"),
-            ("lr", self.lr, self.lr > 0, "> 0"),
-            ("momentum", self.momentum, 0 <= self.momentum < 1, "[0, 1)"),
-            ("weight_decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
-            ("label_smoothing", self.label_smoothing, 0 <= self.label_smoothing < 1, "[0, 1)"),
-            ("eval_batch_size", self.eval_batch_size, isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1, "an integer >= 1"),
+            ("batch_size", self.batch_size, is_count(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            ("epochs", self.epochs, is_count(self.epochs) and self.epochs >= 1, "an integer >= 1"),
+            ("lr", self.lr, is_real(self.lr) and self.lr > 0, "> 0"),
+            ("momentum", self.momentum, is_real(self.momentum) and 0 <= self.momentum < 1, "[0, 1)"),
+            ("weight_decay", self.weight_decay, is_real(self.weight_decay) and self.weight_decay >= 0, ">= 0"),
+            ("label_smoothing", self.label_smoothing, is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+             "[0, 1)"),
+            ("eval_batch_size", self.eval_batch_size, is_count(self.eval_batch_size) and self.eval_batch_size >= 1,
+             "an integer >= 1"),
+            *((name, getattr(self, name), isinstance(getattr(self, name), bool), "True or False")
+              for name in ("nesterov", "amp", "augment")),
         ]
         for name, value, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
-        if self.schedule not in SCHEDULES:
+        if not (isinstance(self.schedule, str) and self.schedule in SCHEDULES):
             raise ValueError(f"schedule={self.schedule!r} is invalid; valid choices: {', '.join(SCHEDULES)}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
@@ -198,27 +214,30 @@ class Trainer:
 
         The model state loaded from that checkpoint already includes the pass's batch-norm updates,
         the store its statistics and the ledger its count, so this pass changes none of them: on
-        CPU it returns exactly the tensors of the original pass."""
-        buffers = [b.clone() for b in self.model.buffers()]
-        fwd = self._forward_inputs(idx, inputs, self.dataset.train_y[idx])
-        with torch.no_grad():
-            for b, saved in zip(self.model.buffers(), buffers):
-                b.copy_(saved)
-        return fwd
+        CPU it returns exactly the tensors of the original pass.
 
-    def _forward_inputs(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> BatchForward:
+        The pass runs on copies of the buffers (``functional_call``), never on the model's own:
+        batch norm saves its running statistics for the backward pass, so restoring them in place
+        afterwards would make that backward fail ("modified by an inplace operation")."""
+        buffers = {name: b.clone() for name, b in self.model.named_buffers()}
+        return self._forward_inputs(idx, inputs, self.dataset.train_y[idx], buffers)
+
+    def _forward_inputs(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                        buffers: dict[str, torch.Tensor] | None = None) -> BatchForward:
+        """Train-mode forward of ``x``; ``buffers`` (by name) stand in for the model's own when given."""
         self.model.train()
-        with self._autocast():
-            logits, features = self.model(x)
-        logits = logits.float()
-        losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
-        return BatchForward(idx, x, y, logits, features.float(), losses)
+        with _grad_on():
+            with self._autocast():
+                logits, features = self.model(x) if buffers is None else functional_call(self.model, buffers, (x,))
+            logits = logits.float()
+            losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
+            return BatchForward(idx, x, y, logits, features.float(), losses)
 
     def step(self, fwd: BatchForward, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Back-propagate ``mean(losses * weights)`` of ``fwd`` and take one optimizer step.
 
         Returns the (detached) weighted loss without synchronising the device."""
-        with self.ledger.timed("train"):
+        with self.ledger.timed("train"), _grad_on():
             lr = self.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

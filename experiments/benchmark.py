@@ -50,7 +50,7 @@ from envs.baselines.static import STATIC_METHODS, ProxyScores, run_proxy, select
 from envs.coreset import cover_degree_coreset
 from envs.data import load_dataset
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_trainer_arguments, trainer_options
+from experiments.cli import add_seeds_argument, add_trainer_arguments, trainer_options
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
@@ -197,7 +197,7 @@ def run_data_agent(spec: RunSpec) -> dict[str, Any]:
             argv += [f"--{key.replace('_', '-')}", str(value)]
         if hyperparams:
             argv += ["--hyperparams", *(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in hyperparams.items())]
-        result = train.main(argv)
+        result = train.main(argv, quiet=True)
     return result["run"]
 
 
@@ -227,7 +227,8 @@ def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
 
     algo = spec.method.split("_")[1]
     with tempfile.TemporaryDirectory() as out:
-        selection = train.main(_train_argv(spec, "CoverSelect-v0", algo, out) + ["--target-ratio", str(spec.ratio)])
+        selection = train.main(_train_argv(spec, "CoverSelect-v0", algo, out) + ["--target-ratio", str(spec.ratio)],
+                               quiet=True)
         indices = np.load(selection["coreset"]["path"])
     return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
 
@@ -609,13 +610,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-ratios", type=float, nargs="+", default=None,
                    help="dynamic: InfoBatch's pruned fractions of below-mean samples (default 1 - each ratio); pick them so "
                         "that InfoBatch's costs bracket the other methods'")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    add_seeds_argument(p, default=[0])
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
     p.add_argument("--score-epochs", type=int, default=2,
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_trainer_arguments(p)
+    add_trainer_arguments(p, seed=False)
     add_ray_arguments(p)
     return p
 

@@ -17,6 +17,17 @@ from envs.schedules import SCHEDULES
 from envs.trainer import TrainerConfig
 
 
+def seed_value(text: str) -> int:
+    """An argparse type: a seed that NumPy, torch and SB3 all accept, in [0, 2**32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}; valid: an integer in [0, 2**32 - 1]")
+    return value
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Which data: dataset, its folder, subset size and label noise."""
     g = parser.add_argument_group("data")
@@ -27,8 +38,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-rate", type=float, default=0.0)
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, model: str = "cnn") -> None:
-    """How the inner model trains: model, epochs, optimizer, schedule, device, seed."""
+def add_training_arguments(parser: argparse.ArgumentParser, model: str = "cnn", seed: bool = True) -> None:
+    """How the inner model trains: model, epochs, optimizer, schedule, device and (``seed``) one ``--seed``.
+
+    CLIs that run several seeds pass ``seed=False`` and declare ``--seeds`` themselves
+    (:func:`add_seeds_argument`), so that no accepted ``--seed`` is silently ignored."""
     d = TrainerConfig()
     g = parser.add_argument_group("inner training")
     g.add_argument("--model", default=model, choices=MODEL_NAMES)
@@ -40,13 +54,20 @@ def add_training_arguments(parser: argparse.ArgumentParser, model: str = "cnn") 
     g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    g.add_argument("--seed", type=int, default=0)
+    if seed:
+        g.add_argument("--seed", type=seed_value, default=0)
 
 
-def add_trainer_arguments(parser: argparse.ArgumentParser, model: str = "cnn") -> None:
+def add_trainer_arguments(parser: argparse.ArgumentParser, model: str = "cnn", seed: bool = True) -> None:
     """Data and training options together."""
     add_data_arguments(parser)
-    add_training_arguments(parser, model)
+    add_training_arguments(parser, model, seed)
+
+
+def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> None:
+    """``--seeds S [S ...]`` for CLIs that repeat runs over seeds; ``--seed S`` is the same option."""
+    parser.add_argument("--seeds", "--seed", type=seed_value, nargs="+", default=default,
+                        help="run every configuration with each of these seeds (--seed is an alias)")
 
 
 def trainer_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents import ALGOS, MODES
-from experiments.cli import add_trainer_arguments, write_json
+from experiments.cli import add_seeds_argument, add_trainer_arguments, write_json
 from experiments.train import ENV_IDS
 from experiments.train import main as train
 
@@ -36,7 +36,7 @@ def run(env_id: str, algo: str, mode: str, seed: int, args: argparse.Namespace) 
     if args.train_size is not None:
         argv += ["--train-size", str(args.train_size)]
     with tempfile.TemporaryDirectory() as out:
-        result = train([*argv, "--out", out])["run"]
+        result = train([*argv, "--out", out], quiet=True)["run"]
     rewards, scores = result["reward_by_epoch"], result["score_by_epoch"]
     return {"env": env_id, "algo": algo, "mode": mode, "seed": seed, "reward_first_epoch": rewards[0],
             "reward_last_epoch": rewards[-1], "score_first_epoch": scores[0], "score_last_epoch": scores[-1],
@@ -61,11 +61,11 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_trainer_arguments(parser, model="mlp")
+    add_trainer_arguments(parser, model="mlp", seed=False)
     parser.set_defaults(epochs=40)
     parser.add_argument("--envs", nargs="+", choices=ENV_IDS, default=list(ENV_IDS))
     parser.add_argument("--algos", nargs="+", choices=tuple(ALGOS), default=list(ALGOS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    add_seeds_argument(parser, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=None, help="write every run as JSON here")
     args = parser.parse_args(argv)
     grid = [(e, a, m, s) for e in args.envs for a in args.algos for m in MODES for s in args.seeds]

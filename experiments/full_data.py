@@ -17,7 +17,7 @@ from tqdm import tqdm
 from envs.checkpoint import CheckpointDir, load_checkpoint, rng_state, set_rng_state
 from envs.data import load_dataset
 from envs.ledger import format_ledger
-from envs.trainer import Trainer, TrainerConfig, resolve_device
+from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options, write_json
 
 
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                noise=args.noise, noise_rate=args.noise_rate, root=args.data_root, **trainer_options(args))
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
+    except DivergenceError as e:  # a result of the options (--lr...), not a crash
+        parser.exit(1, f"error: {e}\n")
     t = result["test"]
     print(f"{args.dataset}/{args.model}, {args.epochs} epochs on {result['train_size']} samples ({result['device']}): "
           f"test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, wall {result['wall_seconds']:.1f}s")

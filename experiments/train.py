@@ -35,9 +35,11 @@ import signal
 import sys
 import threading
 import time
+import contextlib
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -53,6 +55,7 @@ from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng
 from envs.coreset import save_coreset
 from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
 from envs.selection import SELECTIONS
+from envs.trainer import DivergenceError, resolve_device
 from experiments.cli import add_trainer_arguments, trainer_options, write_json
 from experiments.full_data import run_full_data
 
@@ -202,12 +205,23 @@ class RunCheckpointer(BaseCallback):
 
 
 @contextmanager
-def checkpoint_on_signals(checkpointer: RunCheckpointer) -> Iterator[None]:
-    """While learning, SIGTERM and SIGINT ask ``checkpointer`` to save and stop at the end of the
-    rollout; a second signal stops at once (``KeyboardInterrupt``). Only in the main thread."""
+def _on_stop_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` answers SIGTERM and SIGINT inside the block (only in the main thread, where Python
+    delivers signals); the previous handlers come back after it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def checkpoint_on_signals(checkpointer: RunCheckpointer) -> contextlib.AbstractContextManager[None]:
+    """While learning, SIGTERM and SIGINT ask ``checkpointer`` to save and stop at the end of the
+    rollout; a second signal stops at once (``KeyboardInterrupt``)."""
 
     def handler(signum: int, frame: Any) -> None:
         if checkpointer.stop_signal is not None:
@@ -216,12 +230,18 @@ def checkpoint_on_signals(checkpointer: RunCheckpointer) -> Iterator[None]:
         print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this rollout, then stopping "
               "(send it again to stop at once, without saving)", file=sys.stderr, flush=True)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return _on_stop_signals(handler)
+
+
+def exit_on_signals(explain: str) -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGINT stop at once with exit status 128 + signal, after printing ``explain``:
+    a stop never goes unexplained, whatever phase the run is in."""
+
+    def handler(signum: int, frame: Any) -> None:
+        print(f"\n{signal.Signals(signum).name}: {explain}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
+
+    return _on_stop_signals(handler)
 
 
 def act_without_learning(agent: BaseAlgorithm, seed: int, tracker: RunTracker) -> None:
@@ -234,6 +254,30 @@ def act_without_learning(agent: BaseAlgorithm, seed: int, tracker: RunTracker) -
         action, _ = agent.predict(obs, deterministic=True)
         obs, rewards, dones, infos = venv.step(action)
         running = tracker.update(rewards, dones, infos, action)
+
+
+def agent_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a saved SB3 agent (missing, not a zip, corrupt, not SB3's layout), or None.
+
+    SB3 itself answers a missing file with the path plus a second ``.zip`` and a corrupt one with
+    an error that reads like a policy mismatch, so the file is checked first."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a regular file"
+    if not zipfile.is_zipfile(path):
+        return "not a zip archive (corrupt, truncated or another format)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        return f"a corrupt zip archive ({err})"
+    if bad is not None:
+        return f"a corrupt zip archive ({bad!r} fails its checksum)"
+    if not {"data", "policy.pth"} <= names:
+        return "a zip archive without an SB3 agent inside (no 'data' and 'policy.pth')"
+    return None
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -385,7 +429,45 @@ def run_agent(agent: BaseAlgorithm, checkpointer: RunCheckpointer, tracker: RunT
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def run_reference(args: argparse.Namespace, out: Path, checkpoints: CheckpointDir) -> dict[str, Any]:
+    """The full-data reference run's part of ``metrics.json``. It is checkpointed per epoch (not
+    with ``--no-learn``); a stop signal ends it at once with a message saying how to continue,
+    and a diverging reference is reported in the results (``error``) rather than raised."""
+    learning = not args.no_learn
+    explain = (f"stopped during the full-data reference; continue with: python -m experiments.train --resume {out}"
+               if learning else "stopped during the full-data reference (--no-learn runs are not checkpointed)")
+    try:
+        with exit_on_signals(explain):
+            reference = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device,
+                                      train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
+                                      root=args.data_root, progress=not args.no_progress,
+                                      checkpoints=CheckpointDir(checkpoints.folder / "reference", 1) if learning else None,
+                                      checkpoint_every=args.checkpoint_every, **trainer_options(args))
+    except DivergenceError as err:
+        return {"error": f"the full-data reference diverged: {err}"}
+    return run_summary({"final_test": reference["test"], "ledger": reference["ledger"]},
+                       reference["train_size"], args.epochs, reference["wall_seconds"])
+
+
+RUN_OUTPUTS = ("agent.zip", "tb", "metrics.json", "scores.npy", "coreset.npy", "coreset.json", "agent_run.json")
+
+
+def clear_earlier_run(out: Path) -> list[str]:
+    """Remove an earlier run's outputs from ``out`` and return their names: a new run replaces them
+    (without this, ``tb/`` would keep every earlier run's logs beside the new one)."""
+    found = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    for name in found:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return found
+
+
+def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any]:
+    """Run the CLI on ``argv`` (``sys.argv[1:]`` when None) and return what ``metrics.json`` holds.
+
+    :param argv: command-line arguments
+    :param quiet: print no results (for callers that report runs themselves and may delete ``--out``)
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -393,6 +475,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         argv, args = resume_arguments(parser, args, argv)
     if args.no_learn and args.load_agent is None:
         parser.error("--no-learn needs --load-agent")
+    try:
+        resolve_device(args.agent_device)
+    except ValueError as err:
+        parser.error(f"--agent-device: {err}")
+    problem = None if args.load_agent is None else agent_file_problem(args.load_agent)
+    if problem is not None:
+        parser.error(f"--load-agent {args.load_agent}: {problem}; valid: an agent.zip saved by this CLI")
     if args.no_learn and args.resume is not None:
         parser.error("--resume continues learning runs; --no-learn runs are not checkpointed")
     for flag, value, low in (("--checkpoint-every", args.checkpoint_every, 0), ("--keep-checkpoints", args.keep_checkpoints, 1)):
@@ -408,11 +497,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env_options = env_kwargs(args)
         env = RunEndResults(gym.make(args.env, **env_options))
         hyperparams = load_hyperparams(args.algo, args.env)
-        mode = args.mode or preset_mode(hyperparams)
-        agent = make_agent(args.algo, env, mode, seed=args.seed, device=args.agent_device,
-                           tensorboard_log=None if args.no_learn else str(out / "tb"), **overrides)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    mode = args.mode or preset_mode(hyperparams)
+    try:
+        agent = make_agent(args.algo, env, mode, seed=args.seed, device=args.agent_device,
+                           tensorboard_log=None if args.no_learn else str(out / "tb"), **overrides)
+    except (TypeError, ValueError, ZeroDivisionError, AssertionError) as err:
+        if not overrides:  # the presets always build: anything else is a bug, and its traceback is wanted
+            raise
+        # SB3 checks its arguments as it uses them, with whatever exception comes first
+        parser.error(f"--hyperparams {' '.join(args.hyperparams)}: {type(err).__name__}: {err}")
     if args.load_agent is not None:
         try:
             agent.set_parameters(str(args.load_agent), exact_match=True, device=args.agent_device)
@@ -434,6 +529,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     identity = checkpoint_identity(config)
     out.mkdir(parents=True, exist_ok=True)
     if args.resume is None:
+        replaced = clear_earlier_run(out)
+        if replaced:
+            print(f"note: {out} held an earlier run; this run replaces its {', '.join(replaced)}", file=sys.stderr)
         (out / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     tracker = RunTracker(steps, f"{args.env}/{args.algo} {args.dataset}/{args.model}", not args.no_progress)
     checkpointer = RunCheckpointer(checkpoints, identity, env, tracker, args.checkpoint_every)
@@ -459,13 +557,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result = run_agent(agent, checkpointer, tracker, args, out)
             write_json(agent_done, result)
         if args.reference == "full":
-            reference = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device,
-                                      train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
-                                      root=args.data_root, progress=not args.no_progress,
-                                      checkpoints=None if args.no_learn else CheckpointDir(checkpoints.folder / "reference", 1),
-                                      checkpoint_every=args.checkpoint_every, **trainer_options(args))
-            result["reference"] = run_summary({"final_test": reference["test"], "ledger": reference["ledger"]},
-                                              reference["train_size"], args.epochs, reference["wall_seconds"])
+            result["reference"] = run_reference(args, out, checkpoints)
     except RunInterrupted as stop:
         print(f"{stop}; continue with: python -m experiments.train --resume {out}", file=sys.stderr)
         raise SystemExit(128 + stop.signum) from None
@@ -473,24 +565,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.exit(1, f"error: out of GPU memory on {base.device} with --batch-size {args.batch_size}: use a smaller "
                        "--batch-size (or --amp). Checkpoints of this run keep its batch size, so start a new run "
                        "(another --out) rather than --resume.\n")
-    run = result["run"]
     write_json(out / "metrics.json", result)
     # finished: nothing left to resume, and the same --out may start a new run
     shutil.rmtree(checkpoints.folder, ignore_errors=True)
     agent_done.unlink(missing_ok=True)
+    if not quiet:
+        print_results(args, mode, base, result, out)
+    return result
 
+
+def print_results(args: argparse.Namespace, mode: str, base: gym.Env, result: dict[str, Any], out: Path) -> None:
+    """The run's results, as the README shows them."""
+    run = result["run"]
     print(f"{args.env} / {args.algo} ({mode}{', no learning' if args.no_learn else ''}) on {args.dataset}/{args.model}, "
           f"{args.epochs} epochs, {base.num_samples} training samples, seed {args.seed}, {base.device}")
     print(format_run("agent run", run))
-    if "reference" in result:
-        print(format_run("full data", result["reference"]))
+    reference = result.get("reference")
+    if reference is not None:
+        print(format_run("full data", reference) if "test" in reference else f"  full data  {reference['error']}")
     if "error" in run:
         print(f"  warning: {run['error']}")
     if "coreset" in result:
         c = result["coreset"]
         print(f"  coreset    {c['size']} samples ({c['ratio']:.1%}) -> {c['path']}")
     print(f"  saved to   {out}/ ({'' if args.no_learn else 'agent.zip, tb/, '}config.yml, metrics.json, scores.npy)")
-    return result
 
 
 if __name__ == "__main__":

@@ -29,6 +29,14 @@ def test_dynamic_suite_end_to_end_and_resume(tmp_path, capsys):
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(lines)
 
 
+def test_methods_may_have_spaces_and_seed_is_honoured(tmp_path, capsys):
+    benchmark.main(["--suite", "dynamic", "--dataset", "synthetic", "--model", "mlp", "--epochs", "1",
+                    "--methods", "random, dataagent_a2c", "--seed", "2", "--out", str(tmp_path)])
+    recs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert {(r["method"], r["seed"]) for r in recs} == {("random", 2), ("dataagent_a2c", 2)}
+    assert "saved to" not in capsys.readouterr().out  # Data Agent's run folder is temporary
+
+
 def test_noisy_runs_report_the_noisy_share_kept(tmp_path):
     benchmark.main(["--suite", "dynamic", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--anneal", "0.5",
                     "--methods", "loss_topk", "--noise", "symmetric", "--noise-rate", "0.4", "--out", str(tmp_path)])

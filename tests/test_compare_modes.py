@@ -12,11 +12,14 @@ from experiments.compare_modes import main, table
 def test_both_modes_run_and_are_written(tmp_path, capsys):
     out = tmp_path / "modes.json"
     rows = main(["--dataset", "synthetic", "--train-size", "96", "--batch-size", "16", "--epochs", "2",
-                 "--envs", "DataAgent-v0", "--algos", "a2c", "--seeds", "0", "--out", str(out)])
+                 "--envs", "DataAgent-v0", "--algos", "a2c", "--seed", "3", "--out", str(out)])
     assert sorted(r["mode"] for r in rows) == ["batch", "per_sample"]
+    assert {r["seed"] for r in rows} == {3}  # --seed is --seeds, never silently ignored
     assert all(0 <= r["top1"] <= 100 for r in rows)
     assert json.loads(out.read_text())["runs"] == rows
-    assert "| DataAgent-v0 | a2c | batch |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| DataAgent-v0 | a2c | batch |" in printed
+    assert "saved to" not in printed  # the runs' folders are temporary
 
 
 def test_table_reports_mean_and_std_over_seeds():

@@ -292,6 +292,13 @@ def test_save_and_load_roundtrip_is_atomic(tmp_path):
         load_coreset(tmp_path / "missing")
 
 
+def test_coreset_files_get_the_mode_of_any_other_output(tmp_path):
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")  # what metrics.json, config.yml... get: 0666 less the umask
+    for path in save_coreset(tmp_path / "core", [1, 2], {"dataset": "digits"}):
+        assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, path.name
+
+
 def test_coreset_subset_of_a_device_dataset(tmp_path):
     data = envs.load_dataset("digits", train_size=100)
     save_coreset(tmp_path / "c", [0, 5, 99], {"num_train": 100})

@@ -83,6 +83,14 @@ def test_imagefolder_tree_and_zip(tmp_path, as_zip):
     assert torch.equal(again.train_x, ds.train_x)
 
 
+def test_the_first_imagefolder_decode_says_what_it_does_and_later_loads_are_silent(tmp_path, capsys):
+    _write_tree(tmp_path, as_zip=True)
+    load_dataset(f"imagefolder:{tmp_path}")
+    assert f"imagefolder: decoding 16 images of {tmp_path} once" in capsys.readouterr().err
+    load_dataset(f"imagefolder:{tmp_path}")
+    assert "decoding" not in capsys.readouterr().err
+
+
 def test_imagefolder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset(f"imagefolder:{tmp_path / 'nope'}")

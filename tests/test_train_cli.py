@@ -83,3 +83,56 @@ def test_policy_that_does_not_fit_the_env_and_misplaced_options_are_cli_errors(t
         with pytest.raises(SystemExit) as exit_info:
             main([*argv, "--out", str(tmp_path / "x")])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_diverging_reference_is_reported_and_the_results_are_still_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    result = main([*TINY, "--lr", "1e30", "--out", str(out)])
+    assert "diverged" in result["reference"]["error"] and "try a lower lr" in result["reference"]["error"]
+    assert json.loads((out / "metrics.json").read_text())["reference"] == result["reference"]
+    assert "full data  the full-data reference diverged" in capsys.readouterr().out
+
+
+def test_a_stop_signal_during_the_reference_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import experiments.train as train
+
+    def stopped(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the signal should have stopped the reference")
+
+    monkeypatch.setattr(train, "run_full_data", stopped)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        main([*TINY, "--out", str(out)])
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert f"SIGTERM: stopped during the full-data reference; continue with: python -m experiments.train " \
+           f"--resume {out}" in capsys.readouterr().err
+    assert (out / "agent_run.json").is_file()  # --resume continues with the reference alone
+
+
+def test_a_rerun_into_the_same_folder_says_it_replaces_the_earlier_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*TINY, "--reference", "none", "--out", str(out)]
+    main(argv)
+    capsys.readouterr()
+    main(argv)
+    assert f"note: {out} held an earlier run; this run replaces its agent.zip, tb, metrics.json" in capsys.readouterr().err
+    assert [p.name for p in (out / "tb").iterdir()] == ["agent_1"]  # not agent_1 and agent_2
+
+
+def test_bad_agent_files_are_named_for_what_they_are(tmp_path, capsys):
+    import zipfile
+
+    (tmp_path / "random.zip").write_bytes(np.random.default_rng(0).bytes(3000))
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
+        z.writestr("readme.txt", "not an agent")
+    for name, message in [("missing.zip", "no such file"), ("random.zip", "not a zip archive"),
+                          ("other.zip", "a zip archive without an SB3 agent inside")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*TINY, "--load-agent", str(tmp_path / name), "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"--load-agent {tmp_path / name}: {message}" in err
+        assert "does not fit" not in err and ".zip.zip" not in err

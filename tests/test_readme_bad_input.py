@@ -1,0 +1,216 @@
+"""Every row of the README's "Bad input" table is produced by the code: each input runs here and its
+error must read as the table says ("..." stands for any text). A row without a case here fails the test,
+so the table cannot drift from the code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import zipfile
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+
+import experiments.train as train
+from agents import make_agent
+from envs import CoverSelectEnv, DataAgentEnv, TrainerConfig, build_model, load_dataset
+from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
+from envs.trainer import Trainer
+from experiments import benchmark, full_data
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "3",
+        "--reference", "none", "--no-progress"]
+SMALL = dict(dataset="synthetic", model="mlp", batch_size=32, epochs=1, device="cpu")
+
+
+def table_rows() -> list[tuple[str, str]]:
+    """``(input, what you get)`` cells of the README's "Bad input" table."""
+    text = README.read_text().split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip().strip("|").split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    return [(cells[0].strip(), cells[1].strip()) for cells in rows[1:]]  # without the header row
+
+
+def _message(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _raises(make: Callable[[], object]) -> Callable[[], str]:
+    def run() -> str:
+        with pytest.raises(Exception) as info:
+            make()
+        return _message(info.value)
+    return run
+
+
+def _cli(capsys, main: Callable[[list[str]], object], argv: list[str]) -> Callable[[], str]:
+    """The one-line ``error: ...`` of a CLI run (usage lines dropped)."""
+    def run() -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code != 0
+        return "error: " + capsys.readouterr().err.strip().splitlines()[-1].split("error: ", 1)[1]
+    return run
+
+
+def _stopped_run(folder: Path, monkeypatch) -> Path:
+    """A run of ``TINY`` stopped (as SIGTERM would) right after its first checkpoint, in ``folder``."""
+    original = train.RunCheckpointer.save
+
+    def save_then_stop(self):
+        raise train.RunInterrupted(signal.SIGTERM, original(self))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.RunCheckpointer, "save", save_then_stop)
+        with pytest.raises(SystemExit):
+            train.main([*TINY, "--out", str(folder)])
+    return folder
+
+
+def _step(env: object, action: object) -> Callable[[], str]:
+    def run() -> str:
+        env.reset(seed=0)
+        with pytest.raises((TypeError, ValueError)) as info:
+            env.step(action)
+        return _message(info.value)
+    return run
+
+
+def _inference_mode_step() -> str:
+    env = DataAgentEnv(**SMALL)
+    with torch.inference_mode(), pytest.raises(RuntimeError) as info:
+        env.reset(seed=0)
+    return _message(info.value)
+
+
+def _truncated_checkpoint(tmp: Path) -> str:
+    path = CheckpointDir(tmp / "stopped" / "checkpoints").latest()
+    copy = tmp / "truncated.pt"
+    copy.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(copy, {})
+    return _message(info.value)
+
+
+def _other_configuration(tmp: Path) -> str:
+    path = CheckpointDir(tmp / "stopped" / "checkpoints").latest()
+    identity = train.checkpoint_identity(train.yaml.safe_load((tmp / "stopped" / "config.yml").read_text()))
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path, {**identity, "env_kwargs.model": "cnn"})
+    return _message(info.value)
+
+
+def _diverging_run() -> str:
+    trainer = Trainer(load_dataset("synthetic"), "mlp", TrainerConfig(lr=1e30, batch_size=64, epochs=1))
+    with pytest.raises(Exception) as info:
+        trainer.train_epoch()
+    return _message(info.value)
+
+
+def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
+    """README input cell -> the code that produces its error message (None: not on this machine)."""
+    fresh = DataAgentEnv(**SMALL)
+    cli = partial(_cli, capsys)
+    (tmp / "empty").mkdir()
+    (tmp / "bad.zip").write_bytes(np.random.default_rng(0).bytes(3000))
+    with zipfile.ZipFile(tmp / "notes.zip", "w") as z:
+        z.writestr("notes.txt", "not an agent")
+    return {
+        # data
+        '`load_dataset("mnist-typo")`': _raises(lambda: load_dataset("mnist-typo")),
+        '`load_dataset("digits", train_size=5000)`': _raises(lambda: load_dataset("digits", train_size=5000)),
+        '`load_dataset("synthetic", train_size=3)`': _raises(lambda: load_dataset("synthetic", train_size=3)),
+        "`noise_rate=1.0`": _raises(lambda: load_dataset("synthetic", noise="symmetric", noise_rate=1.0)),
+        '`noise="pairflip"`': _raises(lambda: load_dataset("synthetic", noise="pairflip", noise_rate=0.2)),
+        "`imagefolder:/missing`": _raises(lambda: load_dataset("imagefolder:/missing")),
+        "`cifar10` without its files": _raises(lambda: load_dataset("cifar10", root=str(tmp / "empty"))),
+        "`fashion-mnist` without its files": _raises(
+            lambda: load_dataset("fashion-mnist", root=str(tmp / "empty"))) if not Path(
+            "/usr/share/datasets/fashion-mnist").is_dir() else None,
+        # trainer and models
+        '`build_model("vgg", ...)`': _raises(lambda: build_model("vgg", (1, 8, 8), 4)),
+        '`TrainerConfig(schedule="step")`': _raises(lambda: TrainerConfig(schedule="step").validate()),
+        '`TrainerConfig(lr="0.1")` (any option of the wrong type)': _raises(lambda: TrainerConfig(lr="0.1").validate()),
+        '`device="cuda"` on a machine without CUDA': _raises(
+            lambda: DataAgentEnv(**{**SMALL, "device": "cuda"})) if not torch.cuda.is_available() else None,
+        "a diverging run (`lr=1e30`)": _diverging_run,
+        # envs
+        "an action of the wrong shape": _step(DataAgentEnv(**SMALL), np.zeros(5, np.float32)),
+        "an action with NaN or inf": _step(DataAgentEnv(**SMALL), np.full(32, np.nan, np.float32)),
+        '`env.step(["a"] * 32)` (not numbers)': _step(DataAgentEnv(**SMALL), ["a"] * 32),
+        "`env.step(a)` inside `torch.inference_mode()`": _inference_mode_step,
+        "`env.step(a)` before `reset()`": _raises(lambda: fresh.step(np.zeros(32, np.float32))),
+        "`DataAgentEnv(keep_ratio=0.01)` on 512 samples": _raises(
+            lambda: DataAgentEnv(**{**SMALL, "keep_ratio": 0.01, "epochs": 8})),
+        "`DataAgentEnv(train_size=100, batch_size=256)`": _raises(
+            lambda: DataAgentEnv(**{**SMALL, "train_size": 100, "batch_size": 256})),
+        '`DataAgentEnv(state="pixels")`': _raises(lambda: DataAgentEnv(**{**SMALL, "state": "pixels"})),
+        '`DataAgentEnv(reward="accuracy")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward": "accuracy"})),
+        "`CoverSelectEnv(target_ratio=1.5)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "target_ratio": 1.5})),
+        "`CoverSelectEnv(epsilon=-1.0)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "epsilon": -1.0})),
+        '`make_agent("dqn", env)`': _raises(lambda: make_agent("dqn", fresh)),
+        '`DataAgentEnv(reward_baseline="median")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward_baseline": "median"})),
+        '`DataAgentEnv(selection="greedy")`': _raises(lambda: DataAgentEnv(**{**SMALL, "selection": "greedy"})),
+        "`DataAgentEnv(refresh=1.5)`": _raises(lambda: DataAgentEnv(**{**SMALL, "refresh": 1.5})),
+        '`DataAgentEnv(selection="importance", loss_weight=2.0)`': _raises(
+            lambda: DataAgentEnv(**{**SMALL, "selection": "importance", "loss_weight": 2.0})),
+        # checkpoints
+        "a truncated checkpoint file": lambda: _truncated_checkpoint(tmp),
+        "a checkpoint of another configuration": lambda: _other_configuration(tmp),
+        # experiments.train
+        "`--resume runs/typo`": cli(train.main, ["--resume", "runs/typo"]),
+        "a new run into a folder that holds an unfinished run": cli(train.main, [*TINY, "--out", "runs/x"]),
+        "`--resume runs/x --lr 0.05 ...` (other options than the run's)": cli(
+            train.main, [*TINY, "--lr", "0.05", "--resume", "runs/x"]),
+        "`--resume runs/x --out runs/y`": cli(train.main, ["--resume", "runs/x", "--out", "runs/y"]),
+        "`--keep-checkpoints 0`": cli(train.main, [*TINY, "--keep-checkpoints", "0"]),
+        "`--load-agent missing.zip`": cli(train.main, [*TINY, "--load-agent", "missing.zip"]),
+        "`--load-agent bad.zip` (a corrupt file)": cli(train.main, [*TINY, "--load-agent", str(tmp / "bad.zip")]),
+        "`--load-agent notes.zip` (a zip, but no agent)": cli(
+            train.main, [*TINY, "--load-agent", str(tmp / "notes.zip")]),
+        "`--no-learn` without `--load-agent`": cli(train.main, [*TINY, "--no-learn"]),
+        "`--train-size 100 --batch-size 256`": cli(train.main, ["--train-size", "100", "--batch-size", "256"]),
+        "`--target-ratio 0.3` (a CoverSelect-v0 option) on `DataAgent-v0`": cli(
+            train.main, [*TINY, "--target-ratio", "0.3"]),
+        "`--hyperparams foo=1`": cli(train.main, [*TINY, "--hyperparams", "foo=1"]),
+        "`--hyperparams n_steps`": cli(train.main, [*TINY, "--hyperparams", "n_steps"]),
+        "`--seed -1`": cli(train.main, [*TINY, "--seed", "-1"]),
+        "`--agent-device tpu`": cli(train.main, [*TINY, "--agent-device", "tpu"]),
+        "`--dataset cifar10 --data-root empty/`": cli(
+            train.main, ["--dataset", "cifar10", "--data-root", str(tmp / "empty"), "--no-progress"]),
+        # other CLIs
+        "`experiments.full_data --lr 1e30`": cli(
+            full_data.main, ["--dataset", "synthetic", "--model", "mlp", "--epochs", "1", "--lr", "1e30"]),
+        "`experiments.benchmark --methods full,magic`": cli(benchmark.main, ["--methods", "full,magic"]),
+        "`experiments.benchmark --ratios 1.5`": cli(benchmark.main, ["--ratios", "1.5"]),
+        "`benchmark --prune-ratios 1.0`": cli(benchmark.main, ["--prune-ratios", "1.0"]),
+    }
+
+
+def _pattern(expected: str) -> re.Pattern:
+    """The table's message as a pattern: its code span, with "..." matching anything."""
+    code = re.match(r"`([^`]*)`", expected).group(1)
+    return re.compile(".*".join(re.escape(part) for part in code.split("...")), re.DOTALL)
+
+
+def test_every_bad_input_row_is_what_the_code_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the table's relative paths (runs/x...) are real folders here
+    _stopped_run(tmp_path / "stopped", monkeypatch)
+    shutil.copytree(tmp_path / "stopped", tmp_path / "runs" / "x")
+    runs = cases(tmp_path, capsys)
+    rows = table_rows()
+    assert len(rows) >= 30
+    assert sorted(cell for cell, _ in rows) == sorted(runs), "README rows and test cases differ"
+    for cell, expected in rows:
+        run = runs[cell]
+        if run is None:  # needs a machine without this dataset / without CUDA
+            continue
+        got = run()
+        assert "\n" not in got.strip(), (cell, got)
+        assert _pattern(expected).match(got), f"{cell}: README says {expected}, the code says {got}"
