@@ -332,7 +332,9 @@ def _num_train(spec: RunSpec) -> int:
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± std (sample std; 0 for one seed) per (method, ratio). ``wall_fraction`` is a run's
-    wall-clock, agent included, over the full-data run's of the same seed (when the suite has one)."""
+    wall-clock, agent included, over the full-data run's of the same seed (when the suite has one);
+    ``agent_share`` the part of a run's own wall-clock that its agent took (robust to a machine whose
+    load changes between runs, which ``wall_fraction`` is not)."""
     full_wall = {r["seed"]: r["wall_seconds"] for r in records if r["method"] == "full"}
     groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -343,7 +345,9 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in rs:
             if r["seed"] in full_wall:
                 r["wall_fraction"] = r["wall_seconds"] / full_wall[r["seed"]]
-        for field in ("top1", "top5", "backprop_fraction", "wall_seconds", "wall_fraction", "agent_seconds",
+            if r.get("wall_seconds"):
+                r["agent_share"] = r.get("agent_seconds", 0.0) / r["wall_seconds"]
+        for field in ("top1", "top5", "backprop_fraction", "wall_seconds", "wall_fraction", "agent_seconds", "agent_share",
                       "overhead_seconds", "noisy_kept_fraction"):
             vals = [r[field] for r in rs if r.get(field) is not None]
             if vals:
@@ -495,13 +499,13 @@ def _pm(row: dict[str, Any], field: str, fmt: str = ".2f") -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     noisy = any("noisy_kept_fraction" in r for r in rows)
-    head = ("| method | ratio | top-1 (%) | top-5 (%) | back-prop (of full) | wall (of full) | agent (s) | wall (s) | seeds |"
+    head = ("| method | ratio | top-1 (%) | top-5 (%) | back-prop (of full) | wall (of full) | agent (of wall) | wall (s) | seeds |"
             + (" noisy kept |" if noisy else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         wall = f"{r['wall_fraction']:.2f}" if "wall_fraction" in r else "–"
         line = (f"| {r['method']} | {r['ratio']:.2f} | {_pm(r, 'top1')} | {_pm(r, 'top5')} "
-                f"| {r['backprop_fraction']:.3f} | {wall} | {r.get('agent_seconds', 0.0):.1f} | {r['wall_seconds']:.1f} | {r['seeds']} |")
+                f"| {r['backprop_fraction']:.3f} | {wall} | {r.get('agent_share', 0.0):.0%} | {r['wall_seconds']:.1f} | {r['seeds']} |")
         if noisy:
             v = r.get("noisy_kept_fraction")
             line += f" {v:.3f} |" if v is not None else " – |"
