@@ -203,7 +203,7 @@ def cover_degrees(features: torch.Tensor, members: list[torch.Tensor], epsilon: 
 
 def rank_within_class(values: torch.Tensor, members: list[torch.Tensor]) -> torch.Tensor:
     """Each value's rank among its class-mates, as the fraction of them with a strictly smaller value
-    (in [0, 1); equal values share the lowest rank; 0 for a class of one). One sort per class."""
+    (in [0, 1]; equal values share the lowest rank; 0 for a class of one). One sort per class."""
     out = torch.zeros_like(values, dtype=torch.float32)
     for idx in members:
         if len(idx) < 2:

@@ -72,7 +72,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     chunked within ``chunk_bytes``) with ``eps_k`` from the ``epsilon`` rule; the next epoch's
     rewards use them. During the first epoch every degree is 0 (no features yet), so the reward is
     the ratio term alone. ``degree_norm="rank"`` replaces each degree by its rank within its class
-    (:func:`envs.cover.rank_within_class`, in [0, 1)): then every class carries the same range of
+    (:func:`envs.cover.rank_within_class`, in [0, 1]): then every class carries the same range of
     penalties, so a compact class (high raw degrees everywhere) is not pruned harder than a spread one.
 
     **Coreset** (:meth:`coreset`). ``class_budget=False`` (the paper): ``d > 0.5`` moved to within ±1%
