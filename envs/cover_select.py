@@ -4,8 +4,11 @@ Why this shape: RL-Selector trains a throw-away target model for a whole selecti
 agent rewrites a persistent score vector ``d`` one mini-batch at a time; the product is the
 coreset ``d > 0.5`` at the target ratio. One environment step is one mini-batch, one episode the
 whole run, and the environment only glues the shared :class:`~envs.trainer.Trainer`, the
-ε-cover degrees (:mod:`envs.cover`) and a reward object (:mod:`envs.cover_rewards`) together. One training forward pass per batch gives the state, fills the feature buffer the
-degrees are computed from, and is back-propagated at the next step.
+ε-cover degrees (:mod:`envs.cover`) and a reward object (:mod:`envs.cover_rewards`) together.
+One training forward pass per batch gives the state, fills the feature buffer the degrees are
+computed from, and is back-propagated at the next step. The defaults are the paper's
+reconstruction (methods.md B.3-B.6), kept for replication; the other options are the remedies
+measured in BENCHMARKS.md section 8.
 """
 
 from __future__ import annotations
@@ -144,7 +147,8 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     def __init__(self, dataset: str = "digits", model: str = "mlp", *, batch_size: int = 128, epochs: int = 10,
                  target_ratio: float = 0.5, epsilon: str | float = "mean", train_on: str = "all",
                  reward: str | CoverReward = "cover", reward_norm: bool = False, ratio_scale: float = 1.0,
-                 degree_norm: str = "none", class_budget: bool = False, device: str = "auto", train_size: int | None = None, data_seed: int = 0,
+                 degree_norm: str = "none", class_budget: bool = False, device: str = "auto",
+                 train_size: int | None = None, data_seed: int = 0,
                  noise: str | None = None, noise_rate: float = 0.0, data_root: str | None = None,
                  chunk_bytes: int = DEFAULT_CHUNK_BYTES, quantile_samples: int = DEFAULT_QUANTILE_SAMPLES,
                  lr: float = 0.1, schedule: str = "onecycle", momentum: float = 0.9, nesterov: bool = True,
