@@ -41,7 +41,6 @@ import torch
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
-
 from envs.baselines.dynamic import make_dynamic_selector, run_dynamic
 from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
 from envs.data import load_dataset
