@@ -97,6 +97,32 @@ def proportional_quotas(class_sizes: list[int], total: int) -> list[int]:
     return quotas
 
 
+def class_quotas(labels: torch.Tensor, ratio: float) -> list[int]:
+    """Samples to keep per class: ``coreset_target_size(N, ratio)`` in all, proportional to class sizes
+    (largest remainder). Validates ``ratio`` in (0, 1)."""
+    total = coreset_target_size(len(labels), ratio)
+    sizes = torch.bincount(labels).tolist()
+    return proportional_quotas(sizes, total)
+
+
+def keep_top_per_class(scores: torch.Tensor, labels: torch.Tensor, quotas: list[int],
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sorted indices of the ``quotas[k]`` highest-scored samples of every class ``k``; equal scores in
+    a random order drawn with ``generator``. One global sort by score, then a stable sort by class."""
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN; every sample needs a comparable score")
+    n = len(labels)
+    perm = torch.randperm(n, device=labels.device, generator=generator)
+    by_score = perm[torch.sort(scores[perm], descending=True, stable=True).indices]
+    by_class = by_score[torch.sort(labels[by_score], stable=True).indices]
+    sizes = torch.bincount(labels, minlength=len(quotas))
+    starts = torch.cumsum(sizes, 0) - sizes
+    y = labels[by_class]
+    rank_in_class = torch.arange(n, device=labels.device) - starts[y]
+    keep = by_class[rank_in_class < torch.tensor(quotas, device=labels.device)[y]]
+    return keep.sort().values
+
+
 def cover_degree_coreset(features: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float,
                          epsilon: str | float | EpsilonRule = "mean", seed: int = 0,
                          chunk_bytes: int = DEFAULT_CHUNK_BYTES,

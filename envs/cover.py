@@ -199,3 +199,66 @@ def cover_degrees(features: torch.Tensor, members: list[torch.Tensor], epsilon: 
         eps[k] = class_epsilon(f, rule, chunk_bytes, quantile_samples, generator)
         degrees[idx] = class_cover_degrees(f, eps[k], chunk_bytes)
     return degrees, eps
+
+
+def rank_within_class(values: torch.Tensor, members: list[torch.Tensor]) -> torch.Tensor:
+    """Each value's rank among its class-mates, as the fraction of them with a strictly smaller value
+    (in [0, 1]; equal values share the lowest rank; 0 for a class of one). One sort per class."""
+    out = torch.zeros_like(values, dtype=torch.float32)
+    for idx in members:
+        if len(idx) < 2:
+            continue
+        v = values[idx]
+        out[idx] = torch.searchsorted(v.sort().values, v, side="left").float() / (len(idx) - 1)
+    return out
+
+
+def cover_adjacency(feats: torch.Tensor, eps: torch.Tensor | float, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+    """``(N_k, N_k)`` bool matrix: ``[i, j]`` is True when ``||f_i - f_j|| <= eps`` (the diagonal too).
+    Built from the same chunked distance blocks as the degrees; it holds ``N_k^2`` bytes."""
+    n = feats.shape[0]
+    adj = torch.empty(n, n, dtype=torch.bool, device=feats.device)
+    eps = torch.as_tensor(eps, dtype=torch.float32, device=feats.device)
+    for start, block in _sq_distance_blocks(feats, chunk_bytes):
+        adj[start:start + len(block)] = block.sqrt_().le_(eps)
+    return adj
+
+
+def greedy_cover_order(feats: torch.Tensor, count: int, epsilon: str | float | EpsilonRule = "quantile:0.1",
+                       chunk_bytes: int = DEFAULT_CHUNK_BYTES, quantile_samples: int = DEFAULT_QUANTILE_SAMPLES,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """The first ``count`` picks (positions into one class's ``(N_k, D)`` features) of greedy ε-cover.
+
+    Why: methods.md B.2 (Lemma 2) wants every pruned sample ε-covered by a kept one. Keeping the
+    smallest degrees does not do that (it keeps the class's outskirts); the greedy set cover does.
+    Each pick is the unpicked sample that ε-covers the most not yet covered samples (itself
+    included; ties to the lowest position). When everything is covered and the budget is not spent,
+    a new round starts with every unpicked sample uncovered again, so a large budget spreads over
+    the class in proportion to its density. ``eps_k`` follows ``epsilon`` (:func:`parse_epsilon`).
+
+    Cost: the class's adjacency matrix (``N_k^2`` bytes), then per pick one argmax and an update of
+    the gains by the rows of the newly covered samples (one host sync per pick: that set's size is
+    data-dependent); ``O(N_k^2)`` per round in all.
+    """
+    n = feats.shape[0]
+    order = torch.empty(count, dtype=torch.long, device=feats.device)
+    if count == 0:
+        return order
+    eps = class_epsilon(feats, parse_epsilon(epsilon), chunk_bytes, quantile_samples, generator)
+    adj = cover_adjacency(feats, eps, chunk_bytes)
+    taken = torch.zeros(n, dtype=torch.bool, device=feats.device)
+    uncovered = torch.ones(n, dtype=torch.bool, device=feats.device)
+    gains = adj.sum(dim=1)
+    for t in range(count):
+        masked = gains.masked_fill(taken, -1)
+        j = int(masked.argmax())
+        if masked[j] <= 0:  # all covered: a new round over the unpicked samples
+            uncovered = ~taken
+            gains = (adj & uncovered[None, :]).sum(dim=1)
+            j = int(gains.masked_fill(taken, -1).argmax())
+        order[t] = j
+        taken[j] = True
+        newly = adj[j] & uncovered
+        uncovered &= ~newly
+        gains -= adj[newly].sum(dim=0)  # adj is symmetric: rows of the newly covered
+    return order

@@ -4,9 +4,11 @@ Why this shape: RL-Selector trains a throw-away target model for a whole selecti
 agent rewrites a persistent score vector ``d`` one mini-batch at a time; the product is the
 coreset ``d > 0.5`` at the target ratio. One environment step is one mini-batch, one episode the
 whole run, and the environment only glues the shared :class:`~envs.trainer.Trainer`, the
-ε-cover degrees (:mod:`envs.cover`) and the reward (:class:`envs.rewards.CoverRatioReward`)
-together. One training forward pass per batch gives the state, fills the feature buffer the
-degrees are computed from, and is back-propagated at the next step.
+ε-cover degrees (:mod:`envs.cover`) and a reward object (:mod:`envs.cover_rewards`) together.
+One training forward pass per batch gives the state, fills the feature buffer the degrees are
+computed from, and is back-propagated at the next step. The defaults are the paper's
+reconstruction (methods.md B.3-B.6), kept for replication; the other options are the remedies
+measured in BENCHMARKS.md section 10.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from gymnasium import spaces
 from torch import nn
 
 from envs.checks import is_count
-from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees, parse_epsilon
-from envs.coreset import select_by_score
+from envs.cover import (DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees,
+                        parse_epsilon, rank_within_class)
+from envs.cover_rewards import COVER_REWARDS, CoverReward, make_cover_reward
+from envs.coreset import class_quotas, keep_top_per_class, select_by_score
 from envs.actions import check_score_action
 from envs.data import load_dataset
 from envs.episode import BatchEpisodeMixin
 from envs.own_model import model_feature_dim, model_label
-from envs.rewards import CoverRatioReward
 from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
 
 TRAIN_ON = ("all", "selected")
+DEGREE_NORMS = ("none", "rank")
 
 
 class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
@@ -57,19 +61,29 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     a sample is selected when ``d > 0.5``. Out-of-range values are clipped; a wrong shape, NaN or
     inf raises ``ValueError``.
 
-    **Reward.** Per sample ``r_i = r_ratio + r_sel,i`` (:class:`envs.rewards.CoverRatioReward`):
-    ``r_ratio`` aligns the global selected fraction ``rho = mean(d > 0.5)`` (after this step's
-    scores) with ``target_ratio`` (0 at the target, down to -1), and ``r_sel,i = -c_i d_i`` penalises
-    keeping samples with a high ε-cover degree ``c_i``. Padded slots get the same formula with
-    their unchanged score. ``info["sample_rewards"]`` holds all ``batch_size`` of them (float32);
-    the scalar reward is their mean over the valid slots (a Python float).
+    **Reward.** A reward object (:mod:`envs.cover_rewards`) or its name. The default ``"cover"`` is the
+    paper's reconstruction (:class:`envs.cover_rewards.CoverRatioReward`): per sample
+    ``r_i = s * r_ratio + r_sel,i``, where ``r_ratio`` aligns the global selected fraction
+    ``rho = mean(d > 0.5)`` (after this step's scores) with ``target_ratio`` (0 at the target, down
+    to -1), ``s`` is ``ratio_scale`` (1) and ``r_sel,i = -c_i d_i`` penalises keeping samples with a
+    high ε-cover degree ``c_i``. ``"cover_difficulty"`` adds the sample's batch difficulty:
+    ``r_sel,i = d_i (L~_i - c_i)``. Padded slots get the same formula with their unchanged score.
+    ``info["sample_rewards"]`` holds all ``batch_size`` of them (float32); the scalar reward is their
+    mean over the valid slots (a Python float).
 
     **ε-cover degrees.** Each training forward pass writes the samples' features into an ``(N, D)``
     buffer on the device (no extra pass over the data). At the end of every epoch but the last, the
     degrees of all samples are recomputed per class from that buffer (:func:`envs.cover.cover_degrees`,
     chunked within ``chunk_bytes``) with ``eps_k`` from the ``epsilon`` rule; the next epoch's
     rewards use them. During the first epoch every degree is 0 (no features yet), so the reward is
-    the ratio term alone.
+    the ratio term alone. ``degree_norm="rank"`` replaces each degree by its rank within its class
+    (:func:`envs.cover.rank_within_class`, in [0, 1]): then every class carries the same range of
+    penalties, so a compact class (high raw degrees everywhere) is not pruned harder than a spread one.
+
+    **Coreset** (:meth:`coreset`). ``class_budget=False`` (the paper): ``d > 0.5`` moved to within ±1%
+    of the target size. ``class_budget=True``: the ``round(target_ratio * N)`` highest scores, split
+    over classes in proportion to their sizes (:func:`envs.coreset.class_quotas`), so the coreset keeps
+    the class balance of the training set whatever the agent did.
 
     **Target-model training** (``train_on``, docs/methods.md B.10 item 2). ``"all"`` (the paper's
     reading): every batch is trained on in full. ``"selected"``: every batch is still forwarded and
@@ -105,7 +119,13 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
     :param epsilon: ``"mean"`` (default: the class's mean pairwise feature distance at the current
         epoch, hyper-parameter free), ``"median"``, ``"quantile:<q>"`` or a fixed float > 0
     :param train_on: ``"all"`` or ``"selected"`` (see above)
-    :param reward_norm: apply the running batch-mean normaliser to the rewards (off: they are bounded)
+    :param reward: ``"cover"`` (the paper's), ``"cover_difficulty"`` or a reward object with the
+        :class:`envs.cover_rewards.CoverReward` interface (its ``target_ratio`` must equal ``target_ratio``)
+    :param reward_norm: apply the running batch-mean normaliser to the rewards (off: they are bounded;
+        only when ``reward`` is a name)
+    :param ratio_scale: weight of the ratio term, > 0 (only when ``reward`` is a name)
+    :param degree_norm: ``"none"`` (the paper's) or ``"rank"`` (per-class rank of the degree)
+    :param class_budget: the coreset keeps the class proportions (see **Coreset**)
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     :param train_size: class-stratified training subset size (``None``: the whole training set)
     :param data_seed: seeds the training subset and the label noise (fixed across episodes)
@@ -129,18 +149,31 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
 
     def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *, batch_size: int = 128, epochs: int = 10,
                  target_ratio: float = 0.5, epsilon: str | float = "mean", train_on: str = "all",
-                 reward_norm: bool = False, device: str = "auto", train_size: int | None = None, data_seed: int = 0,
+                 reward: str | CoverReward = "cover", reward_norm: bool = False, ratio_scale: float = 1.0,
+                 degree_norm: str = "none", class_budget: bool = False, device: str = "auto",
+                 train_size: int | None = None, data_seed: int = 0,
                  noise: str | None = None, noise_rate: float = 0.0, data_root: str | None = None,
                  chunk_bytes: int = DEFAULT_CHUNK_BYTES, quantile_samples: int = DEFAULT_QUANTILE_SAMPLES,
                  lr: float = 0.1, schedule: str = "onecycle", momentum: float = 0.9, nesterov: bool = True,
                  weight_decay: float = 5e-4, label_smoothing: float = 0.1, amp: bool = False, augment: bool = True,
                  eval_batch_size: int = 1024):
         super().__init__()
-        self.reward_fn = CoverRatioReward(target_ratio, normalize=reward_norm)
+        if isinstance(reward, str):
+            self.reward_fn: CoverReward = make_cover_reward(reward, target_ratio, reward_norm, ratio_scale)
+        else:
+            if not callable(reward) or not callable(getattr(reward, "reset", None)):
+                raise ValueError(f"reward={reward!r} is invalid; valid: {', '.join(COVER_REWARDS)} or a CoverReward object")
+            if getattr(reward, "target_ratio", None) != target_ratio:
+                raise ValueError(f"target_ratio={target_ratio!r} differs from the reward object's target_ratio="
+                                 f"{getattr(reward, 'target_ratio', None)!r}; pass the same ratio to both")
+            self.reward_fn = reward
+        self.reward_name = reward if isinstance(reward, str) else type(reward).__name__
         self.epsilon = parse_epsilon(epsilon)
         checks = [
             ("train_on", train_on, train_on in TRAIN_ON, f"one of {', '.join(TRAIN_ON)}"),
             ("reward_norm", reward_norm, isinstance(reward_norm, bool), "True or False"),
+            ("degree_norm", degree_norm, degree_norm in DEGREE_NORMS, f"one of {', '.join(DEGREE_NORMS)}"),
+            ("class_budget", class_budget, isinstance(class_budget, bool), "True or False"),
             ("data_seed", data_seed, is_count(data_seed) and 0 <= data_seed <= 2**32 - 1, "an integer in [0, 2**32 - 1]"),
             ("quantile_samples", quantile_samples, isinstance(quantile_samples, int) and quantile_samples >= 2,
              "an integer >= 2"),
@@ -155,6 +188,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
         self.config.validate()
         self.device = resolve_device(device)
         self.dataset_name, self.model_name, self.train_on = dataset, model, train_on
+        self.degree_norm, self.class_budget = degree_norm, class_budget
         self.target_ratio = self.reward_fn.target_ratio
         self.chunk_bytes, self.quantile_samples = chunk_bytes, quantile_samples
         self.data_options = dict(train_size=train_size, seed=data_seed, noise=noise, noise_rate=noise_rate, root=data_root)
@@ -196,7 +230,7 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
             self.scores[idx] = new
             ratio = self._num_selected / self.num_samples
             d = self.scores[fwd.idx]
-            out = self.reward_fn(d, self.degrees[fwd.idx], ratio)
+            out = self.reward_fn(d, self.degrees[fwd.idx], ratio, fwd.losses.detach())
             weights = (d > 0.5).float() if self.train_on == "selected" else None
         lr = trainer.lr
         loss = trainer.step(fwd, weights)
@@ -244,11 +278,18 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
 
     def coreset(self) -> np.ndarray:
         """Sorted indices of the coreset from the current scores: ``d > 0.5``, moved to within ±1% of
-        ``target_ratio * N`` by :func:`envs.coreset.select_by_score` (ties broken with the episode's seed)."""
+        ``target_ratio * N`` by :func:`envs.coreset.select_by_score`; with ``class_budget``, the highest
+        scores of each class up to its quota (:func:`envs.coreset.keep_top_per_class`). Ties are broken
+        with the episode's seed."""
         if self.trainer is None:
             raise RuntimeError("coreset() called before reset()")
         with self.trainer.ledger.timed("overhead"):
-            return select_by_score(self.scores, self.target_ratio, seed=self._tie_seed)
+            if not self.class_budget:
+                return select_by_score(self.scores, self.target_ratio, seed=self._tie_seed)
+            labels = self.data.train_y
+            generator = torch.Generator(device=labels.device).manual_seed(self._tie_seed)
+            kept = keep_top_per_class(self.scores, labels, class_quotas(labels, self.target_ratio), generator)
+            return kept.cpu().numpy().astype(np.int64)
 
     def coreset_meta(self) -> dict[str, Any]:
         """What :func:`envs.coreset.save_coreset` should store with :meth:`coreset` to rebuild and judge it."""
@@ -259,8 +300,10 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
             "method": "rl-selector", "dataset": self.data.name, "num_train": self.num_samples,
             "train_size": o["train_size"], "data_seed": o["seed"], "noise": o["noise"], "noise_rate": o["noise_rate"],
             "ratio": self.target_ratio, "seed": self._seed, "model": model_label(self.model_name),
-            "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon),
-            "train_on": self.train_on, "trainer": self.config.as_dict(), "ledger": self.trainer.ledger.as_dict(),
+            "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon), "reward": self.reward_name,
+            "ratio_scale": getattr(self.reward_fn, "ratio_scale", None), "degree_norm": self.degree_norm,
+            "class_budget": self.class_budget, "train_on": self.train_on, "trainer": self.config.as_dict(),
+            "ledger": self.trainer.ledger.as_dict(),
         }
 
     # --- internals ------------------------------------------------------------------------------
@@ -311,6 +354,8 @@ class CoverSelectEnv(BatchEpisodeMixin, gym.Env):
         with self.trainer.ledger.timed("overhead"):
             self.degrees, self.epsilons = cover_degrees(self.features, self._members, self.epsilon, self.chunk_bytes,
                                                         self.quantile_samples, self._generator)
+            if self.degree_norm == "rank":
+                self.degrees = rank_within_class(self.degrees, self._members)
 
     def _info(self) -> dict[str, Any]:
         """Info about the returned observation's batch (fresh objects)."""

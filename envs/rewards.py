@@ -19,6 +19,8 @@ in BENCHMARKS.md). ``batch_mean`` rewards ``a * (x - mean x)``: a below-average 
 for a *lower* score. ``keep_quantile`` rewards ``a * (x - q)`` with ``q`` the batch quantile at
 ``1 - keep_ratio``: a high score pays exactly for the samples that would make the kept budget
 within their batch, so the optimum is a ranking at the env's own budget.
+
+RL-Selector's rewards (``CoverSelect-v0``) are in :mod:`envs.cover_rewards`.
 """
 
 from __future__ import annotations
@@ -255,50 +257,3 @@ def make_data_agent_reward(name: str, normalize: bool = True, baseline: str = "n
         raise ValueError(f"reward={name!r} is invalid; valid choices: {', '.join(DATA_AGENT_REWARDS)}")
     return DATA_AGENT_REWARDS[name](normalize=normalize, baseline=baseline, keep_ratio=keep_ratio)
 
-
-# ---------------------------------------------------------------------------------------------
-# RL-Selector (docs/methods.md B.3)
-
-
-class CoverRewardOutput(NamedTuple):
-    """Per-sample rewards ``(B,)`` and the shared ratio-alignment term (a 0-d tensor)."""
-
-    rewards: torch.Tensor
-    ratio_reward: torch.Tensor
-
-
-class CoverRatioReward(NormalizedReward):
-    """RL-Selector's reward ``r_i = r_ratio + r_sel,i`` (Eq. 5 + Eq. 7, reconstructed in docs/methods.md B.3).
-
-    * Ratio alignment, shared by the batch: with the global selected fraction ``rho = mean(d > 0.5)``
-      and ``delta = rho - target``, ``r_ratio = -delta / (1 - target)`` if ``delta >= 0`` else
-      ``delta / target``. The rescaling factors are the largest possible over- and under-shoot, so
-      ``r_ratio`` lies in [-1, 0] and is exactly 0 at the target (-1 at the start, when all d are 1).
-    * Selection, per sample: ``r_sel,i = -c_i * d_i`` with ``c_i`` the sample's ε-cover degree
-      (:mod:`envs.cover`) and ``d_i`` its new score in [0, 1]: keeping a redundant sample costs.
-
-    The plain sum, the per-sample form and the absence of weights follow the paper's "no additional
-    hyper-parameters"; the reward lies in [-2, 0]. Normalisation is off by default because the terms
-    are already bounded; ``normalize=True`` applies Data Agent's :class:`RunningBatchNormalizer`
-    (the authors' sibling A2C code normalises this way).
-
-    :param target_ratio: the coreset's target fraction ``sr``, in (0, 1)
-    :param normalize: apply a :class:`RunningBatchNormalizer` to the summed rewards
-    """
-
-    def __init__(self, target_ratio: float, normalize: bool = False):
-        if not (isinstance(target_ratio, (int, float)) and not isinstance(target_ratio, bool) and 0.0 < target_ratio < 1.0):
-            raise ValueError(f"target_ratio={target_ratio!r} is invalid; valid range: (0, 1) exclusive")
-        self.target_ratio = float(target_ratio)
-        super().__init__(normalize)
-
-    def ratio_reward(self, ratio: torch.Tensor) -> torch.Tensor:
-        """``r_ratio`` of the selected fraction ``ratio`` (a tensor; no host sync)."""
-        delta = ratio - self.target_ratio
-        return torch.where(delta >= 0, -delta / (1.0 - self.target_ratio), delta / self.target_ratio)
-
-    @torch.no_grad()
-    def __call__(self, scores: torch.Tensor, degrees: torch.Tensor, ratio: torch.Tensor) -> CoverRewardOutput:
-        """Rewards of one batch from its scores ``d`` in [0, 1], degrees ``c`` and the global ``rho`` (0-d)."""
-        r_ratio = self.ratio_reward(ratio.float())
-        return CoverRewardOutput(self._normalize(r_ratio - degrees * scores), r_ratio)

@@ -21,9 +21,14 @@ within 0.3 and 1.0 points of full data. Wall-clock includes the agent (``agent_s
 waiting for its next action), and ``wall (of full)`` divides it by the full-data run's of the same seed.
 Static suite: each method selects a coreset at ``ratio``. A fresh model then trains on it for ``--epochs``, with
 the same recipe for every method, and its test accuracy is reported. The back-prop column counts the training
-on the coreset. The proxy (scoring) run that feature- and score-based methods share, one per seed, is recorded
-in ``selection_backprop`` of ``runs.csv``. ``cover`` is the paper's "ε-cover degree without RL" on the proxy's
-features.
+on the coreset. The selection's own cost sits beside it: back-propagated samples (the proxy run that feature- and
+score-based methods share, one per seed, or RL-Selector's selection run), its wall-clock (the agent included) and
+after how many trainings on the coreset it pays for itself (selection back-prop / back-prop saved per training).
+``cover`` is the paper's "ε-cover degree without RL" on the proxy's features. RL-Selector runs as
+``rlselector_<algo>`` (the paper's reconstruction), ``rlselector_a2c_<variant>`` (a remedy of
+:data:`RL_SELECTOR_VARIANTS`) and ``rlselector_random`` (the same env driven by uniform random actions: the
+agent's control). Every static run also records :func:`envs.diagnosis.diagnose_coreset` of its coreset on the
+seed's proxy features (``diagnosis.md``).
 """
 
 from __future__ import annotations
@@ -40,20 +45,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
 
+import envs  # noqa: F401  (registers the env ids)
 from envs.baselines.dynamic import DYNAMIC_METHODS, make_dynamic_selector, run_dynamic
-from envs.baselines.static import STATIC_METHODS, ProxyScores, run_proxy, select_coreset
-from envs.coreset import cover_degree_coreset
+from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
 from envs.data import load_dataset
+from envs.diagnosis import diagnose_coreset
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_seeds_argument, add_trainer_arguments, trainer_options
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
-STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"), "cover")
+STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"))
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
 # "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
 DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
@@ -83,7 +90,16 @@ def data_agent_method_name(policy: str, variant: str) -> str:
 
 
 DATA_AGENT_METHODS = tuple(data_agent_method_name(p, v) for p in DATA_AGENT_POLICIES for v in DATA_AGENT_VARIANTS)
-RL_SELECTOR_METHODS = ("rlselector_a2c", "rlselector_ppo")
+#: CoverSelect-v0 remedies (``rlselector_a2c_<name>``): extra ``experiments.train`` options of the selection run
+RL_SELECTOR_VARIANTS: dict[str, list[str]] = {
+    "balanced": ["--class-budget", "--degree-norm", "rank"],  # per-class budget and per-class degree ranks
+    "difficulty": ["--class-budget", "--degree-norm", "rank", "--reward", "cover_difficulty"],
+    "degreeheavy": ["--ratio-scale", "0.25"],  # the degree term weighs 4x more against the ratio term
+    "eps10": ["--epsilon", "quantile:0.1"],  # ε = the class's 10% distance quantile instead of its mean
+    "short": ["--class-budget", "--degree-norm", "rank", "--epochs", "2"],  # a 2-epoch selection run
+}
+RL_SELECTOR_METHODS = ("rlselector_a2c", "rlselector_ppo", *(f"rlselector_a2c_{v}" for v in RL_SELECTOR_VARIANTS),
+                       "rlselector_random")
 
 
 @dataclass(frozen=True)
@@ -134,29 +150,27 @@ def _proxy(spec: RunSpec, trainer: Trainer) -> ProxyScores:
 def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
     """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
     trainer = _trainer(spec)
-    data = trainer.dataset
-    selection_ledger: dict[str, Any] = {}
-    if spec.method == "cover":
-        proxy = _proxy(spec, trainer)
-        indices, _ = cover_degree_coreset(proxy.features, proxy.labels, data.num_classes, spec.ratio, seed=spec.seed)
-        selection_ledger = proxy.ledger
-    else:
-        source = data.train_y if spec.method == "random" else _proxy(spec, trainer)
-        coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
-        indices, selection_ledger = coreset.indices, coreset.ledger
-    return _train_on_coreset(spec, trainer, indices, selection_ledger)
+    source = trainer.dataset.train_y if spec.method in LABEL_ONLY_METHODS else _proxy(spec, trainer)
+    coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
+    ledger = coreset.ledger
+    return _train_on_coreset(spec, trainer, coreset.indices, ledger, ledger["train_seconds"] + ledger["overhead_seconds"])
 
 
-def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, selection_ledger: dict[str, Any]) -> dict[str, Any]:
-    """Train ``trainer``'s fresh model on the coreset for the configured epochs; test metrics and both costs."""
+def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, selection_ledger: dict[str, Any],
+                      selection_seconds: float) -> dict[str, Any]:
+    """Train ``trainer``'s fresh model on the coreset for the configured epochs; test metrics, both costs and
+    the coreset's diagnosis on the seed's proxy features (computed after the training, which it cannot affect)."""
     data = trainer.dataset
     idx = torch.as_tensor(indices, device=trainer.device)
     start = time.perf_counter()
     for _ in range(trainer.config.epochs):
         trainer.train_epoch(idx)
-    return {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
-            "selection_backprop": selection_ledger.get("samples_backpropagated", 0),
-            "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
+    result = {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+              "selection_backprop": selection_ledger.get("samples_backpropagated", 0), "selection_seconds": selection_seconds,
+              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
+    proxy = _proxy(spec, trainer)
+    result["diagnosis"] = diagnose_coreset(indices, proxy.features, proxy.labels, data.noisy_mask)
+    return result
 
 
 def _train_argv(spec: RunSpec, env_id: str, algo: str, out: str) -> list[str]:
@@ -222,18 +236,37 @@ def _run_data_agent_control(spec: RunSpec, policy: str, options: dict[str, Any])
 
 
 def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
-    """RL-Selector (``rlselector_<algo>``): select a coreset with ``CoverSelect-v0``, then train a fresh model on it."""
+    """RL-Selector (``rlselector_<algo>[_<variant>]``): select a coreset with ``CoverSelect-v0`` and an agent,
+    then train a fresh model on it. ``rlselector_random`` drives the same env with uniform random actions."""
     from experiments import train
 
-    algo = spec.method.split("_")[1]
+    _, algo, *variant = spec.method.split("_")
     with tempfile.TemporaryDirectory() as out:
-        selection = train.main(_train_argv(spec, "CoverSelect-v0", algo, out) + ["--target-ratio", str(spec.ratio)],
-                               quiet=True)
-        indices = np.load(selection["coreset"]["path"])
-    return _train_on_coreset(spec, _trainer(spec), indices, selection["run"]["ledger"])
+        argv = _train_argv(spec, "CoverSelect-v0", "a2c" if algo == "random" else algo, out)
+        argv += ["--target-ratio", str(spec.ratio), *(RL_SELECTOR_VARIANTS[variant[0]] if variant else [])]
+        if algo == "random":
+            indices, ledger, wall = _random_actions_selection(train.env_kwargs(train.build_parser().parse_args(argv)), spec.seed)
+        else:
+            selection = train.main(argv, quiet=True)
+            indices = np.load(selection["coreset"]["path"])
+            ledger, wall = selection["run"]["ledger"], selection["run"]["wall_seconds"]
+    return _train_on_coreset(spec, _trainer(spec), indices, ledger, wall)
 
 
-# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (section 10),
+def _random_actions_selection(env_kwargs: dict[str, Any], seed: int) -> tuple[np.ndarray, dict[str, Any], float]:
+    """One ``CoverSelect-v0`` episode with seeded uniform random actions: its coreset, ledger and wall-clock."""
+    env = gym.make("CoverSelect-v0", **env_kwargs).unwrapped
+    start = time.perf_counter()
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    truncated = False
+    while not truncated:
+        truncated = env.step(env.action_space.sample())[3]
+    indices = env.coreset()
+    return indices, env.trainer.ledger.as_dict(), time.perf_counter() - start
+
+
+# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (section 11),
 # so the paper's preset stays the recommendation.
 RECOMMENDED_VARIANT = "paper"
 
@@ -247,6 +280,10 @@ DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
     "static": tuple(RUNNERS["static"]),
 }
+
+
+SELECTION_FIELDS = ("selection_backprop_fraction", "selection_seconds", "payoff_trainings")
+DIAGNOSIS_FIELDS = ("outlier_share", "core_share", "centre_distance", "class_tv", "min_class_share", "noisy_share")
 
 
 def full_backprop(config: dict[str, Any], num_train: int) -> int:
@@ -280,7 +317,7 @@ def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
             "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
             "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
             "selection_backprop": result.get("selection_backprop", 0),
-            "config": spec.config}
+            **_selection_cost(result, full_backprop(spec.config, n)), "config": spec.config}
 
 
 def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOptions | None = None) -> list[dict[str, Any]]:
@@ -319,6 +356,16 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
     return [done[s.key] for s in specs if s.key in done]
 
 
+def _selection_cost(result: dict[str, Any], full: int) -> dict[str, Any]:
+    """Static runs: the selection's back-prop as a fraction of one full training, its wall-clock, the trainings on
+    the coreset after which it pays for itself (its back-prop over the back-prop each saves) and the diagnosis."""
+    if "selection_seconds" not in result:
+        return {}
+    selection, saved = result["selection_backprop"], full - result["ledger"]["samples_backpropagated"]
+    return {"selection_backprop_fraction": selection / full, "selection_seconds": result["selection_seconds"],
+            "payoff_trainings": selection / saved if saved > 0 else None, "diagnosis": result["diagnosis"]}
+
+
 _SIZE_CACHE: dict[tuple, int] = {}
 
 
@@ -348,11 +395,15 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if r.get("wall_seconds"):
                 r["agent_share"] = r.get("agent_seconds", 0.0) / r["wall_seconds"]
         for field in ("top1", "top5", "backprop_fraction", "wall_seconds", "wall_fraction", "agent_seconds", "agent_share",
-                      "overhead_seconds", "noisy_kept_fraction"):
+                      "overhead_seconds", "noisy_kept_fraction", *SELECTION_FIELDS):
             vals = [r[field] for r in rs if r.get(field) is not None]
             if vals:
                 row[field] = statistics.fmean(vals)
                 row[f"{field}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        for field in DIAGNOSIS_FIELDS:
+            vals = [r["diagnosis"][field] for r in rs if field in r.get("diagnosis", {})]
+            if vals:
+                row[f"diag_{field}"] = statistics.fmean(vals)
         rows.append(row)
     return sorted(rows, key=lambda r: (r["ratio"], -r["top1"]))
 
@@ -499,8 +550,10 @@ def _pm(row: dict[str, Any], field: str, fmt: str = ".2f") -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     noisy = any("noisy_kept_fraction" in r for r in rows)
+    selection = any("selection_seconds" in r for r in rows)
     head = ("| method | ratio | top-1 (%) | top-5 (%) | back-prop (of full) | wall (of full) | agent (of wall) | wall (s) | seeds |"
-            + (" noisy kept |" if noisy else ""))
+            + (" noisy kept |" if noisy else "")
+            + (" selection back-prop (of full) | selection wall (s) | pays off after (trainings) |" if selection else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         wall = f"{r['wall_fraction']:.2f}" if "wall_fraction" in r else "–"
@@ -509,6 +562,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if noisy:
             v = r.get("noisy_kept_fraction")
             line += f" {v:.3f} |" if v is not None else " – |"
+        if selection:
+            payoff = r.get("payoff_trainings")
+            line += (f" {r.get('selection_backprop_fraction', 0.0):.3f} | {r.get('selection_seconds', 0.0):.1f} |"
+                     + (f" {payoff:.2f} |" if payoff is not None else " – |"))
         lines.append(line)
     return "\n".join(lines)
 
@@ -535,6 +592,18 @@ def savings_markdown(rows: list[dict[str, Any]]) -> str:
     lines += [f"| {r['method']} | {cell(r, 0.3)} | {cell(r, 1.0)} |" for r in rows]
     lines += ["", "≥: already within at the cheapest measured cost. ~: on the line from the method's most expensive "
               "measured cost to full data, an estimate rather than a measurement."]
+    return "\n".join(lines)
+
+
+def diagnosis_markdown(rows: list[dict[str, Any]]) -> str:
+    """What each method's coresets keep (means over seeds; :func:`envs.diagnosis.diagnose_coreset`)."""
+    fields = [f for f in DIAGNOSIS_FIELDS if any(f"diag_{f}" in r for r in rows)]
+    head = "| method | ratio | " + " | ".join(fields) + " |"
+    lines = [head, "|" + "---|" * (len(fields) + 2)]
+    for r in rows:
+        if any(f"diag_{f}" in r for f in fields):
+            cells = [f"{r[f'diag_{f}']:.3f}" if f"diag_{f}" in r else "–" for f in fields]
+            lines.append(f"| {r['method']} | {r['ratio']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -600,6 +669,8 @@ def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     text = "\n\n".join(sections)
     (out / "summary.md").write_text(text + "\n")
+    if any("diag_outlier_share" in r for r in rows):
+        (out / "diagnosis.md").write_text(f"# {title}: what the coresets keep\n\n{diagnosis_markdown(rows)}\n")
     plot(rows, out, title)
     return text
 

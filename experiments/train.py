@@ -53,6 +53,8 @@ import envs  # noqa: F401  (registers the env ids)
 from agents import ALGOS, MODES, agent_state, episode_steps, load_agent_state, load_hyperparams, make_agent, preset_mode
 from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from envs.coreset import save_coreset
+from envs.cover_rewards import COVER_REWARDS
+from envs.cover_select import DEGREE_NORMS
 from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
 from envs.selection import SELECTIONS
 from envs.trainer import DivergenceError, resolve_device
@@ -62,7 +64,7 @@ from experiments.full_data import run_full_data
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 ENV_OPTIONS = {  # CLI option -> env keyword, per env
     "DataAgent-v0": ("keep_ratio", "anneal", "state", "reward", "reward_baseline", "selection", "refresh", "temperature"),
-    "CoverSelect-v0": ("target_ratio", "epsilon", "train_on"),
+    "CoverSelect-v0": ("target_ratio", "epsilon", "train_on", "reward", "ratio_scale", "degree_norm", "class_budget"),
 }
 
 
@@ -296,14 +298,14 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw: dict[str, Any] = dict(dataset=args.dataset, model=args.model, device=args.device, train_size=args.train_size,
                               noise=args.noise, noise_rate=args.noise_rate, data_root=args.data_root,
                               **trainer_options(args))
-    for env_id, names in ENV_OPTIONS.items():
-        for name in names:
-            value = getattr(args, name)
-            if value is None:
-                continue
-            if env_id != args.env:
-                raise ValueError(f"--{name.replace('_', '-')} is an option of {env_id}, not of {args.env}")
-            kw[name] = value
+    for name in dict.fromkeys(n for names in ENV_OPTIONS.values() for n in names):
+        value = getattr(args, name)
+        if value is None:
+            continue
+        owners = [env_id for env_id, names in ENV_OPTIONS.items() if name in names]
+        if args.env not in owners:
+            raise ValueError(f"--{name.replace('_', '-')} is an option of {' and '.join(owners)}, not of {args.env}")
+        kw[name] = value
     if args.env == "CoverSelect-v0":
         kw["data_seed"] = args.seed  # the same training subset as the full-data reference of this seed
     return kw
@@ -340,11 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--anneal", type=float, default=None, help="fraction of epochs with selection (env default 0.875)")
     e.add_argument("--state", choices=("features", "signals", "both"), default=None,
                    help="agent state (env default features)")
-    e.add_argument("--reward", choices=tuple(DATA_AGENT_REWARDS), default=None, help="reward (env default composite)")
+    e.add_argument("--reward", choices=(*DATA_AGENT_REWARDS, *COVER_REWARDS), default=None,
+                   help="reward: composite | loss | entropy (DataAgent-v0, default composite); "
+                        "cover | cover_difficulty (CoverSelect-v0, default cover)")
     e.add_argument("--reward-baseline", choices=REWARD_BASELINES, default=None,
                    help="subtracted from the reward signal: none (the paper's), batch_mean, keep_quantile (env default none)")
     e.add_argument("--selection", choices=SELECTIONS, default=None,
-                   help="kept set from the scores: topk (the paper's) or soft (a score-weighted draw) (env default topk)")
+                   help="kept set from the scores: topk (the paper's), soft (a score-weighted draw) or importance "
+                        "(keep probability from the score, 1/probability weights) (env default topk)")
     e.add_argument("--refresh", type=float, default=None,
                    help="share of each pruned epoch's budget re-admitted at random from the left-out samples (env default 0)")
     e.add_argument("--temperature", type=float, default=None, help="soft selection's temperature (env default 1)")
@@ -352,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-ratio", type=float, default=None, help="coreset fraction (env default 0.5)")
     c.add_argument("--epsilon", default=None, help="ε rule: mean | median | quantile:<q> | <float> (env default mean)")
     c.add_argument("--train-on", choices=("all", "selected"), default=None, help="selection-model training data")
+    c.add_argument("--ratio-scale", type=float, default=None, help="weight of the ratio reward (env default 1)")
+    c.add_argument("--degree-norm", choices=DEGREE_NORMS, default=None,
+                   help="ε-cover degrees as they are (none, env default) or ranked within their class (rank)")
+    c.add_argument("--class-budget", action="store_true", default=None,
+                   help="the coreset keeps the class proportions (the top scores of each class)")
     o = parser.add_argument_group("output")
     o.add_argument("--out", type=Path, default=None, help="output folder (default runs/<env>_<algo>_s<seed>)")
     o.add_argument("--reference", choices=("full", "none"), default="full", help="also run full-data training")

@@ -52,10 +52,18 @@ def test_static_suite_end_to_end(tmp_path):
     for r in recs:
         if r["method"].startswith("rlselector"):  # the agent's coreset: target ratio within ±1%
             assert abs(r["backprop"] - 200) <= 4 and r["selection_backprop"] >= 400
+            assert r["selection_seconds"] > 0  # the selection run's wall-clock, agent included
         else:
             assert r["backprop"] == 200  # one epoch on a coreset of exactly half of 400 samples
-            assert r["selection_backprop"] == (0 if r["method"] == "random" else 400)  # one shared 1-epoch proxy run
-    assert "herding" in table and "cover" in table
+            proxy = 0 if r["method"] in ("random", "random_uniform") else 400  # one shared 1-epoch proxy run
+            assert r["selection_backprop"] == proxy and r["selection_backprop_fraction"] == proxy / 400
+        if r["method"] in ("rlselector_a2c_balanced", "rlselector_a2c_difficulty", "rlselector_a2c_short"):
+            assert r["backprop"] == 200 and r["diagnosis"]["class_tv"] < 0.01  # the per-class budget
+        # selection back-prop over the 200 samples each training on the coreset saves
+        assert r["payoff_trainings"] == pytest.approx(r["selection_backprop"] / (400 - r["backprop"]))
+        assert set(r["diagnosis"]) == {"outlier_share", "core_share", "centre_distance", "class_tv", "min_class_share"}
+    assert "herding" in table and "cover" in table and "pays off after (trainings)" in table
+    assert "outlier_share" in (tmp_path / "diagnosis.md").read_text()
 
 
 @pytest.mark.parametrize("argv, message", [

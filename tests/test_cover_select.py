@@ -15,7 +15,8 @@ from envs.cover import class_members, cover_degrees
 from envs.cover_select import CoverSelectEnv
 from envs.coreset import (coreset_size_bounds, coreset_subset, cover_degree_coreset, load_coreset,
                           proportional_quotas, random_coreset, save_coreset, select_by_score)
-from envs.rewards import CoverRatioReward, RunningBatchNormalizer
+from envs.cover_rewards import CoverDifficultyReward, CoverRatioReward, make_cover_reward
+from envs.rewards import RunningBatchNormalizer, difficulty
 
 # digits, 10 classes x 10 samples; 16 per batch: 7 batches per epoch, the last one 4 real + 12 padded
 TINY = dict(dataset="digits", train_size=100, batch_size=16, epochs=2, target_ratio=0.3, device="cpu", lr=0.05)
@@ -108,7 +109,7 @@ def test_ratio_reward_is_zero_at_target_and_negative_elsewhere():
     assert r[0].item() == 0.0
     assert (r[1:] < 0).all()
     torch.testing.assert_close(r, torch.tensor([0.0, -1.0, -0.5, -0.01 / 0.7, -0.5, -1.0]))
-    out = reward(torch.tensor([1.0, 0.5, 0.0]), torch.tensor([0.2, 0.4, 0.9]), torch.tensor(0.3))
+    out = reward(torch.tensor([1.0, 0.5, 0.0]), torch.tensor([0.2, 0.4, 0.9]), torch.tensor(0.3), torch.rand(3))
     torch.testing.assert_close(out.rewards, torch.tensor([-0.2, -0.2, 0.0]))
 
 
@@ -156,6 +157,81 @@ def test_reward_normalisation_option_uses_the_running_normaliser():
     for r, n in zip(raw, normed):
         np.testing.assert_allclose(n, normaliser(torch.as_tensor(r)).numpy(), rtol=1e-4, atol=1e-4)
     assert not np.allclose(raw[-1], normed[-1])
+
+
+def test_ratio_scale_weighs_only_the_ratio_term():
+    scores, degrees, rho = torch.tensor([1.0, 0.2]), torch.tensor([0.5, 0.9]), torch.tensor(0.6)
+    plain, scaled = CoverRatioReward(0.3)(scores, degrees, rho, torch.zeros(2)), CoverRatioReward(0.3, ratio_scale=4.0)(
+        scores, degrees, rho, torch.zeros(2))
+    torch.testing.assert_close(scaled.ratio_reward, 4 * plain.ratio_reward)
+    torch.testing.assert_close(scaled.rewards - scaled.ratio_reward, plain.rewards - plain.ratio_reward)
+
+
+def test_difficulty_reward_pays_a_kept_samples_difficulty_and_charges_its_degree():
+    losses = torch.tensor([0.1, 2.0, 0.5, 1.0, 3.0])
+    scores, degrees, rho = torch.tensor([1.0, 1.0, 0.0, 0.5, 1.0]), torch.tensor([0.3, 0.3, 0.8, 0.1, 0.0]), torch.tensor(0.3)
+    out = CoverDifficultyReward(0.3, difficulty_weight=2.0)(scores, degrees, rho, losses)
+    expected = scores * (2.0 * difficulty(losses) - degrees)  # rho on target: the ratio term is 0
+    torch.testing.assert_close(out.rewards, expected)
+    assert out.rewards[1] > out.rewards[0]  # same degree, harder: worth more
+    assert out.rewards[2] == 0.0  # a dropped sample earns nothing either way
+    zero = CoverDifficultyReward(0.3, difficulty_weight=0.0)(scores, degrees, rho, losses)
+    torch.testing.assert_close(zero.rewards, CoverRatioReward(0.3)(scores, degrees, rho, losses).rewards)
+
+
+def test_env_uses_the_named_reward_and_its_options():
+    env = make(reward="cover_difficulty", ratio_scale=2.0)
+    assert type(env.reward_fn) is CoverDifficultyReward and env.reward_fn.ratio_scale == 2.0
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.ones(16, np.float32))  # first epoch: degrees 0
+    assert info["ratio_reward"] == pytest.approx(-2.0)  # every score still 1: rho = 1, r_ratio = -1, scaled by 2
+    assert reward > info["ratio_reward"]  # kept samples earn their difficulty
+    assert env.coreset_meta()["reward"] == "cover_difficulty" and env.coreset_meta()["ratio_scale"] == 2.0
+
+
+def test_env_accepts_a_reward_object_with_the_same_target_ratio():
+    class Constant(CoverRatioReward):
+        def selection_reward(self, scores, degrees, losses):
+            return torch.full_like(scores, 0.25)
+
+    env = make(reward=Constant(0.3))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.ones(16, np.float32))
+    np.testing.assert_allclose(info["sample_rewards"], info["ratio_reward"] + 0.25, rtol=1e-6)
+    with pytest.raises(ValueError, match="target_ratio=0.3 differs from the reward object's target_ratio=0.5"):
+        make(reward=Constant(0.5))
+    with pytest.raises(ValueError, match="reward='composite' is invalid; valid choices: cover, cover_difficulty"):
+        make(reward="composite")
+    assert make_cover_reward("cover", 0.2).target_ratio == 0.2
+
+
+def test_rank_degree_norm_ranks_the_degrees_within_each_class():
+    raw, ranked = make(epochs=2), make(epochs=2, degree_norm="rank")
+    run_episode(raw, seed=3)
+    run_episode(ranked, seed=3)
+    for members in class_members(raw.data.train_y, 10):
+        d, r = raw.degrees[members], ranked.degrees[members]
+        expected = (d[None, :] < d[:, None]).sum(dim=1).float() / (len(members) - 1)  # class-mates strictly below
+        torch.testing.assert_close(r, expected)
+        assert r.min() == 0.0 and r.max() <= 1.0
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.55])
+def test_class_budget_keeps_the_class_proportions_and_the_highest_scores(ratio):
+    env = make(class_budget=True, target_ratio=ratio, train_size=130)  # 13 per class
+    run_episode(env, seed=1)
+    core = env.coreset()
+    labels = env.data.train_y.numpy()
+    assert len(core) == round(ratio * 130)
+    counts = np.bincount(labels[core], minlength=10)
+    assert counts.max() - counts.min() <= 1 and (np.abs(counts - ratio * 13) < 1).all()
+    kept = np.zeros(130, bool)
+    kept[core] = True
+    scores = env.scores.numpy()
+    for k in range(10):
+        member = labels == k
+        assert scores[kept & member].min() >= scores[~kept & member].max()
+    assert env.coreset_meta()["class_budget"] is True
 
 
 # --- training modes and divergence ---------------------------------------------------------------
@@ -244,6 +320,10 @@ def test_select_by_score_breaks_ties_by_seed():
     (dict(target_ratio=True), "target_ratio=True"), (dict(epsilon=0.0), "epsilon=0.0"),
     (dict(epsilon=-1), "epsilon=-1"), (dict(epsilon=float("nan")), "epsilon=nan"),
     (dict(epsilon="widest"), "epsilon='widest'"), (dict(train_on="pruned"), "train_on='pruned'"),
+    (dict(degree_norm="max"), "degree_norm='max' is invalid; valid: one of none, rank"),
+    (dict(class_budget=1), "class_budget=1 is invalid; valid: True or False"),
+    (dict(ratio_scale=0.0), "ratio_scale=0.0 is invalid"), (dict(ratio_scale=float("inf")), "ratio_scale=inf"),
+    (dict(reward=42), "reward=42 is invalid"),
     (dict(batch_size=101), "batch_size=101"), (dict(model="vit"), "unknown model 'vit'"),
     (dict(chunk_bytes=0), "chunk_bytes=0"), (dict(quantile_samples=1), "quantile_samples=1"),
     (dict(lr=-1.0), "lr=-1.0"), (dict(schedule="step"), "schedule='step'"), (dict(dataset="mnist"), "unknown dataset"),

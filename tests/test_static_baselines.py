@@ -11,15 +11,17 @@ import torch.nn.functional as F
 
 from envs import signals
 from envs.baselines.static import (
-    STATIC_METHODS, ProxyScores, forgetting_scores, grand_scores, herding_order, kcenter_order, keep_top_per_class,
-    moderate_scores, run_proxy, select_coreset,
+    LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, forgetting_scores, grand_scores, herding_order, kcenter_order,
+    moderate_scores, run_proxy, select_coreset, stratified_per_class,
 )
-from envs.coreset import coreset_target_size, load_coreset, save_coreset
+from envs.coreset import coreset_target_size, keep_top_per_class, load_coreset, save_coreset
+from envs.cover import class_members, cover_adjacency, cover_degrees, greedy_cover_order
 from envs.data import load_dataset
 from envs.store import SampleStore
 from envs.trainer import TrainerConfig
 
 RATIOS = (0.05, 0.3, 0.5, 0.77, 0.95)
+PROPORTIONAL_METHODS = [m for m in STATIC_METHODS if m != "random_uniform"]  # every method but the unstratified one
 
 
 def fake_proxy(labels: torch.Tensor, seed: int = 0, dim: int = 3, **fields: torch.Tensor) -> ProxyScores:
@@ -163,6 +165,54 @@ def test_random_is_seeded_stratified_and_uniform():
     assert hits.min() > 45 and hits.max() < 105
 
 
+def test_random_uniform_ignores_the_classes_and_is_seeded():
+    labels = torch.tensor([0] * 20 + [1] * 20)
+    draws = np.stack([select_coreset("random_uniform", labels, 0.25, seed=s).indices for s in range(300)])
+    assert draws.shape == (300, 10) and np.array_equal(draws[0], select_coreset("random_uniform", labels, 0.25, 0).indices)
+    per_class = (draws < 20).sum(axis=1)
+    assert per_class.min() < 5 < per_class.max()  # class shares left to chance (hypergeometric around 5)
+    hits = np.bincount(draws.ravel(), minlength=40)
+    assert hits.min() > 45 and hits.max() < 105
+
+
+def test_cover_keeps_the_smallest_cover_degrees_per_class():
+    labels = uneven_labels()
+    proxy = fake_proxy(labels, dim=4)
+    kept = select_coreset("cover", proxy, 0.3, seed=0).indices
+    degrees, _ = cover_degrees(proxy.features, class_members(labels, 4))
+    inside = np.zeros(len(labels), bool)
+    inside[kept] = True
+    for k in range(4):
+        member = (labels == k).numpy()
+        assert degrees[inside & member].max() <= degrees[~inside & member].min()
+
+
+def test_greedy_cover_picks_the_sample_covering_most_then_starts_new_rounds():
+    # a dense cluster of 5 around 0, a pair at 10, a loner at 20; eps 1.5 (a fixed rule)
+    x = torch.tensor([[0.0], [1.0], [-1.0], [0.5], [-0.5], [10.0], [10.5], [20.0]])
+    order = greedy_cover_order(x, 8, epsilon=1.5).tolist()
+    adj = cover_adjacency(x, 1.5)
+    assert adj.equal(adj.T) and adj.diagonal().all() and adj.sum().item() == 23 + 4 + 1  # 1 and -1 are 2 apart
+    assert order[0] == 0  # covers all 5 of the cluster (ties: [-0.5] and [0.5] also do; the lowest position wins)
+    assert order[1:3] == [5, 7]  # then the pair (2 new), then the loner (1 new)
+    # all covered after 3 picks: a new round over the unpicked samples, the densest first again
+    assert order[3] == 3 and sorted(order) == list(range(8))
+    assert greedy_cover_order(x, 0).numel() == 0
+
+
+def test_stratified_selection_prunes_the_hardest_and_spreads_over_strata():
+    scores = torch.cat([torch.linspace(0.0, 0.1, 80), torch.linspace(0.9, 1.0, 10), torch.full((10,), 5.0)])
+    labels = torch.zeros(100, dtype=torch.long)
+    kept = stratified_per_class(scores, labels, [20], strata=2, prune_hardest=0.1, generator=torch.Generator().manual_seed(0))
+    assert len(kept) == 20 and len(kept.unique()) == 20
+    assert (kept < 90).all()  # the 10 hardest (score 5) are pruned
+    assert int((kept >= 80).sum()) == 10  # the sparse upper stratum gets its full half of the budget
+    with pytest.raises(ValueError, match=r"prune_hardest=1.0 is invalid; valid range: \[0, 1\)"):
+        stratified_per_class(scores, labels, [20], prune_hardest=1.0)
+    with pytest.raises(ValueError, match="strata=0 is invalid"):
+        stratified_per_class(scores, labels, [20], strata=0)
+
+
 def test_keep_top_per_class_breaks_ties_at_random_only_among_equals():
     scores = torch.tensor([3.0, 1.0, 1.0, 1.0, 0.0, 5.0])
     labels = torch.tensor([0, 0, 0, 0, 0, 1])
@@ -178,7 +228,7 @@ def test_keep_top_per_class_breaks_ties_at_random_only_among_equals():
 
 
 @pytest.mark.parametrize("ratio", RATIOS)
-@pytest.mark.parametrize("method", STATIC_METHODS)
+@pytest.mark.parametrize("method", PROPORTIONAL_METHODS)
 def test_every_method_keeps_an_exact_proportional_budget(method, ratio):
     labels = uneven_labels()
     proxy = fake_proxy(labels)
@@ -257,8 +307,9 @@ def test_end_to_end_every_method_selects_and_saves(digits, proxy, tmp_path):
         coreset = select_coreset(method, proxy, 0.3, seed=1)
         idx = coreset.indices
         assert len(idx) == round(0.3 * n) and len(np.unique(idx)) == len(idx)
-        assert (np.abs(np.bincount(digits.train_y[idx].numpy(), minlength=10) - 0.3 * sizes) < 1).all()
-        if method == "random":  # no proxy: only its own selection time
+        if method != "random_uniform":
+            assert (np.abs(np.bincount(digits.train_y[idx].numpy(), minlength=10) - 0.3 * sizes) < 1).all()
+        if method in LABEL_ONLY_METHODS:  # no proxy: only its own selection time
             assert coreset.ledger["samples_backpropagated"] == 0 and coreset.proxy == {}
         else:
             assert coreset.ledger["samples_backpropagated"] == proxy.ledger["samples_backpropagated"]

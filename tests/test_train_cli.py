@@ -57,6 +57,16 @@ def test_cover_select_run_saves_a_coreset_at_the_target_ratio(tmp_path):
     assert "reference" not in result
 
 
+def test_cover_select_remedy_options_reach_the_env_and_the_coreset(tmp_path):
+    out = tmp_path / "remedy"
+    main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--target-ratio", "0.3", "--reward", "cover_difficulty",
+          "--ratio-scale", "2", "--degree-norm", "rank", "--class-budget", "--reference", "none", "--out", str(out)])
+    indices, meta = load_coreset(out / "coreset")
+    assert (meta["reward"], meta["ratio_scale"], meta["degree_norm"], meta["class_budget"]) == ("cover_difficulty", 2.0,
+                                                                                                "rank", True)
+    assert len(indices) == round(0.3 * 160)  # the per-class budget: exactly the target size
+
+
 def test_a_trained_policy_transfers_to_another_dataset_without_learning(tmp_path):
     trained = tmp_path / "trained"
     main([*TINY, "--state", "signals", "--reference", "none", "--out", str(trained)])
@@ -77,6 +87,9 @@ def test_policy_that_does_not_fit_the_env_and_misplaced_options_are_cli_errors(t
     for argv, message in [
         ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"], "does not fit"),
         ([*TINY, "--target-ratio", "0.3"], "option of CoverSelect-v0"),
+        ([*TINY, "--class-budget"], "--class-budget is an option of CoverSelect-v0, not of DataAgent-v0"),
+        ([*TINY, "--reward", "cover"], "reward='cover' is invalid; valid choices: composite, loss, entropy"),
+        ([*TINY, "--env", "CoverSelect-v0", "--reward", "loss"], "reward='loss' is invalid; valid choices: cover"),
         ([*TINY, "--no-learn"], "needs --load-agent"),
         ([*TINY, "--hyperparams", "n_steps"], "key=value"),
     ]:

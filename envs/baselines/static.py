@@ -1,13 +1,14 @@
 """Static (coreset) baselines: choose one fixed subset before the real training run (docs/methods.md C.1).
 
 Why one module: RL-Selector is compared with these methods at equal cost accounting. All of them but
-``random`` read one *proxy run* (:func:`run_proxy`): a model trained with :class:`envs.trainer.Trainer` on
+``random`` and ``random_uniform`` read one *proxy run* (:func:`run_proxy`): a model trained with :class:`envs.trainer.Trainer` on
 all data for ``score_epochs`` epochs, which records every score on the way, so one run serves every
 method and its ledger is the selection cost each method reports (:attr:`Coreset.ledger`).
 
 Methods (``STATIC_METHODS``; "keep" = the samples the coreset contains):
 
-``random``      uniform within each class (seeded).
+``random``      uniform within each class (seeded): the class-balanced random control.
+``random_uniform`` uniform over the whole training set (seeded), class shares left to chance.
 ``el2n``        ``||softmax - onehot||_2`` (Paul et al. 2021) of the proxy after ``score_epochs`` epochs
                 (eval mode, no augmentation), mean over ``num_models`` proxy runs; keep the highest.
 ``grand``       expected norm of the per-sample gradient of the plain (unsmoothed) CE loss w.r.t. the last
@@ -23,6 +24,12 @@ Methods (``STATIC_METHODS``; "keep" = the samples the coreset contains):
                 (:func:`kcenter_order`).
 ``moderate``    Moderate-DS: keep the samples whose distance to their class centre is nearest the class's
                 median distance (:func:`moderate_scores`).
+``cover``       RL-Selector without RL (its paper's ablation): keep the smallest ε-cover degrees
+                (:func:`envs.cover.cover_degrees`, ``eps_k`` = the class's mean pairwise distance).
+``cover_greedy`` per class, greedy ε-cover (:func:`envs.cover.greedy_cover_order`, ``eps_k`` = the
+                class's 1% quantile of pairwise distances): each pick covers the most uncovered samples.
+``ccs``         coverage-centric selection (Zheng et al. 2023) on EL2N: per class, drop the hardest 10%,
+                then spread the budget evenly over 50 difficulty strata (:func:`stratified_per_class`).
 
 Feature-space methods use the proxy's eval-mode penultimate features (:meth:`Trainer.embed`) of the
 first proxy run (features of different networks live in different spaces and cannot be averaged).
@@ -30,12 +37,13 @@ first proxy run (features of different networks live in different spaces and can
 Budget: ``envs.coreset.coreset_target_size(N, ratio)`` samples in all (``round(ratio * N)``, Python's
 rounding, the size every fixed-size coreset in this project uses), split over classes in proportion to
 their sizes by largest remainder (``envs.coreset.proportional_quotas``), so the total is exact and each
-class gets ``floor`` or ``ceil`` of ``ratio * N_k``. Score ties are broken by a random permutation seeded
+class gets ``floor`` or ``ceil`` of ``ratio * N_k`` (``random_uniform`` alone ignores the classes). Score ties are broken by a random permutation seeded
 with the selection ``seed``; the greedy methods are deterministic given the features.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -43,8 +51,8 @@ import numpy as np
 import torch
 
 from envs import signals
-from envs.coreset import coreset_target_size, proportional_quotas
-from envs.cover import class_members
+from envs.coreset import class_quotas, coreset_target_size, keep_top_per_class, random_coreset
+from envs.cover import class_members, cover_degrees, greedy_cover_order
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
 from envs.store import SampleStore
@@ -134,30 +142,37 @@ def kcenter_order(features: torch.Tensor, count: int) -> torch.Tensor:
 # --- per-class budgets and selection --------------------------------------------------------------
 
 
-def class_quotas(labels: torch.Tensor, ratio: float) -> list[int]:
-    """Samples to keep per class: ``coreset_target_size(N, ratio)`` in all, proportional to class sizes
-    (largest remainder). Validates ``ratio`` in (0, 1)."""
-    total = coreset_target_size(len(labels), ratio)
-    sizes = torch.bincount(labels).tolist()
-    return proportional_quotas(sizes, total)
+def stratified_per_class(scores: torch.Tensor, labels: torch.Tensor, quotas: list[int], strata: int = 50,
+                         prune_hardest: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Coverage-centric selection (CCS, Zheng et al. 2023) within every class: sorted indices.
 
-
-def keep_top_per_class(scores: torch.Tensor, labels: torch.Tensor, quotas: list[int],
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Sorted indices of the ``quotas[k]`` highest-scored samples of every class ``k``; equal scores in
-    a random order drawn with ``generator``. One global sort by score, then a stable sort by class."""
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN; every sample needs a comparable score")
-    n = len(labels)
-    perm = torch.randperm(n, device=labels.device, generator=generator)
-    by_score = perm[torch.sort(scores[perm], descending=True, stable=True).indices]
-    by_class = by_score[torch.sort(labels[by_score], stable=True).indices]
-    sizes = torch.bincount(labels, minlength=len(quotas))
-    starts = torch.cumsum(sizes, 0) - sizes
-    y = labels[by_class]
-    rank_in_class = torch.arange(n, device=labels.device) - starts[y]
-    keep = by_class[rank_in_class < torch.tensor(quotas, device=labels.device)[y]]
-    return keep.sort().values
+    Per class: drop the ``prune_hardest`` fraction with the highest ``scores`` (the hardest, where
+    mislabelled samples gather), split the rest into ``strata`` bins of equal score width, then fill
+    the quota bin by bin from the emptiest: each bin gets an equal share of what is left (all of it
+    if it holds fewer), drawn at random with ``generator``. Sparse score ranges get more than their
+    share, so the coreset covers the whole range of difficulty instead of its dense middle.
+    """
+    if not 0.0 <= prune_hardest < 1.0:
+        raise ValueError(f"prune_hardest={prune_hardest!r} is invalid; valid range: [0, 1)")
+    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
+        raise ValueError(f"strata={strata!r} is invalid; valid: an integer >= 1")
+    picks = []
+    for members, quota in zip(class_members(labels, len(quotas)), quotas):
+        s = scores[members].float()
+        keep = max(quota, len(s) - int(prune_hardest * len(s)))  # never prune below the quota
+        members = members[torch.sort(s, stable=True).indices[:keep]]
+        s = scores[members].float().clamp(max=torch.finfo(torch.float32).max)  # inf (never learned): top bin
+        width = (s.max() - s.min()) / strata
+        bins = ((s - s.min()) / width.clamp(min=torch.finfo(torch.float32).tiny)).long().clamp(max=strata - 1)
+        counts = torch.bincount(bins, minlength=strata)
+        order = [b for b in torch.argsort(counts, stable=True).tolist() if counts[b] > 0]
+        left = quota
+        for i, b in enumerate(order):
+            in_bin = members[bins == b]
+            take = min(len(in_bin), left // (len(order) - i))
+            picks.append(in_bin[torch.randperm(len(in_bin), device=in_bin.device, generator=generator)[:take]])
+            left -= take
+    return torch.cat(picks).sort().values
 
 
 def greedy_per_class(order_fn: Callable[[torch.Tensor, int], torch.Tensor], features: torch.Tensor,
@@ -263,12 +278,18 @@ SCORE_METHODS: dict[str, Callable[[ProxyScores, torch.Tensor], torch.Tensor]] = 
     "grand": lambda proxy, labels: proxy.grand,
     "forgetting": lambda proxy, labels: proxy.forgetting,
     "moderate": lambda proxy, labels: moderate_scores(proxy.features, labels),
+    "cover": lambda proxy, labels: -cover_degrees(proxy.features, class_members(labels, int(labels.max()) + 1))[0],
 }
 GREEDY_METHODS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
     "herding": herding_order,
     "kcenter": kcenter_order,
+    "cover_greedy": functools.partial(greedy_cover_order, epsilon="quantile:0.01"),
 }
-STATIC_METHODS: tuple[str, ...] = (*SCORE_METHODS, *GREEDY_METHODS)
+STRATIFIED_METHODS: dict[str, Callable[[ProxyScores, torch.Tensor], torch.Tensor]] = {
+    "ccs": lambda proxy, labels: proxy.el2n,
+}
+LABEL_ONLY_METHODS = ("random", "random_uniform")
+STATIC_METHODS: tuple[str, ...] = (*SCORE_METHODS, "random_uniform", *GREEDY_METHODS, *STRATIFIED_METHODS)
 
 
 @dataclass(frozen=True)
@@ -279,10 +300,10 @@ class Coreset:
     :param method: the method's registry name
     :param ratio: the requested fraction of the training set
     :param seed: the selection (tie-break / random) seed
-    :param ledger: selection cost: the proxy run(s) plus the selection itself as overhead (``random``:
-        only its own selection time)
+    :param ledger: selection cost: the proxy run(s) plus the selection itself as overhead (``random`` and
+        ``random_uniform``: only their own selection time)
     :param num_train: size of the training set the indices refer to
-    :param proxy: the proxy's :attr:`ProxyScores.meta` (empty for ``random``, which trains no proxy)
+    :param proxy: the proxy's :attr:`ProxyScores.meta` (empty for the random methods, which train no proxy)
     """
 
     indices: np.ndarray
@@ -304,25 +325,33 @@ def select_coreset(method: str, source: ProxyScores | torch.Tensor, ratio: float
     """Select a static coreset of ``coreset_target_size(N, ratio)`` samples, per class in proportion.
 
     :param method: one of :data:`STATIC_METHODS`
-    :param source: the scores of :func:`run_proxy`; ``random`` also accepts just the ``(N,)`` labels
+    :param source: the scores of :func:`run_proxy`; ``random`` and ``random_uniform`` also accept just the
+        ``(N,)`` labels
     :param ratio: fraction of the training set to keep, in (0, 1)
-    :param seed: seeds the tie-break (and the whole draw of ``random``)
+    :param seed: seeds the tie-break (and the whole draw of ``random`` and ``random_uniform``)
     """
     if method not in STATIC_METHODS:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(STATIC_METHODS)}")
     proxy = source if isinstance(source, ProxyScores) else None
-    if proxy is None and method != "random":
-        raise ValueError(f"method={method!r} needs the ProxyScores of run_proxy(); labels alone serve only 'random'")
+    if proxy is None and method not in LABEL_ONLY_METHODS:
+        raise ValueError(f"method={method!r} needs the ProxyScores of run_proxy(); labels alone serve only "
+                         f"{', '.join(LABEL_ONLY_METHODS)}")
     labels = proxy.labels if proxy is not None else torch.as_tensor(source)
     selection = CostLedger(sync_cuda=labels.device.type == "cuda")
     with selection.timed("overhead"):
         quotas = class_quotas(labels, ratio)
-        if method in GREEDY_METHODS:
+        if method == "random_uniform":
+            kept = torch.as_tensor(random_coreset(len(labels), sum(quotas), seed))
+        elif method in GREEDY_METHODS:
             kept = greedy_per_class(GREEDY_METHODS[method], proxy.features, labels, quotas)
         else:
             generator = torch.Generator(device=labels.device).manual_seed(seed)
-            kept = keep_top_per_class(SCORE_METHODS[method](proxy, labels), labels, quotas, generator)
+            if method in STRATIFIED_METHODS:
+                kept = stratified_per_class(STRATIFIED_METHODS[method](proxy, labels), labels, quotas, generator=generator)
+            else:
+                kept = keep_top_per_class(SCORE_METHODS[method](proxy, labels), labels, quotas, generator)
         indices = kept.cpu().numpy().astype(np.int64)
-    cost = selection.as_dict() if method == "random" else _add_ledgers(proxy.ledger, selection.as_dict())
-    meta = dict(proxy.meta) if proxy is not None and method != "random" else {}
+    label_only = method in LABEL_ONLY_METHODS
+    cost = selection.as_dict() if label_only else _add_ledgers(proxy.ledger, selection.as_dict())
+    meta = dict(proxy.meta) if proxy is not None and not label_only else {}
     return Coreset(indices, method, float(ratio), seed, cost, len(labels), meta)

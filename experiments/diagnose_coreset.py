@@ -1,0 +1,73 @@
+"""Describe what a saved coreset keeps: class outskirts and core, distance to the class centre, balance, noise.
+
+    python -m experiments.diagnose_coreset --coreset runs/CoverSelect-v0_a2c_s0/coreset --model mlp --epochs 3
+
+The training set is rebuilt from the coreset's JSON (as ``experiments.evaluate_coreset`` does). A reference
+model (``--model``) trains on all of it for ``--epochs`` epochs; its eval-mode penultimate features are the space
+in which :func:`envs.diagnosis.diagnose_coreset` measures the coreset. ``--random`` adds a uniform random subset
+of the same size (seeded by ``--seed``) measured the same way, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from envs.baselines.static import run_proxy
+from envs.coreset import load_coreset, random_coreset
+from envs.data import load_dataset
+from envs.diagnosis import diagnose_coreset
+from envs.trainer import TrainerConfig, resolve_device
+from experiments.cli import add_training_arguments, trainer_options, write_json
+
+
+def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int = 0, random: bool = False,
+                           device: str = "auto", root: str | None = None, **trainer_opts: Any) -> dict[str, Any]:
+    """Diagnose the coreset saved at ``coreset`` (and, with ``random``, a same-size random subset) in the
+    features of ``model`` trained on the whole rebuilt training set for ``trainer_opts['epochs']`` epochs."""
+    indices, meta = load_coreset(coreset)
+    config = TrainerConfig(**trainer_opts)
+    config.validate()
+    data = load_dataset(meta["dataset"], device=resolve_device(device), train_size=meta.get("train_size"),
+                        seed=meta.get("data_seed", 0), noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0),
+                        root=root)
+    if data.num_train != meta["num_train"]:
+        raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
+                         f"was selected from {meta['num_train']}")
+    reference = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed)
+    result = {"coreset": str(coreset), "selection": meta.get("method"), "size": len(indices),
+              "num_train": data.num_train, "reference_model": model, "reference_epochs": config.epochs,
+              "diagnosis": diagnose_coreset(indices, reference.features, data.train_y, data.noisy_mask)}
+    if random:
+        same_size = random_coreset(data.num_train, len(indices), seed)
+        result["random"] = diagnose_coreset(same_size, reference.features, data.train_y, data.noisy_mask)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--coreset", required=True, help="coreset path prefix, or its .npy or .json file")
+    parser.add_argument("--random", action="store_true", help="also diagnose a random subset of the same size")
+    parser.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
+    add_training_arguments(parser, model="mlp")
+    parser.set_defaults(epochs=3)
+    parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    args = parser.parse_args(argv)
+    try:
+        result = diagnose_saved_coreset(args.coreset, args.model, seed=args.seed, random=args.random,
+                                        device=args.device, root=args.data_root, **trainer_options(args))
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    print(f"{result['selection']} coreset ({result['size']} of {result['num_train']} samples), measured in the "
+          f"features of {args.model} after {args.epochs} epochs on all data:")
+    for name in ("diagnosis", "random"):
+        if name in result:
+            cells = ", ".join(f"{k} {v:.3f}" for k, v in result[name].items())
+            print(f"  {'coreset' if name == 'diagnosis' else 'random':<8} {cells}")
+    write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
