@@ -31,6 +31,7 @@ class EpochPlan:
 
 
 SELECTIONS = ("topk", "soft", "importance")
+SELECTION_OPTIONS = ("selection", "refresh", "temperature")  # how the kept set follows from the scores
 
 
 class AnnealedTopKSelector:
@@ -71,7 +72,7 @@ class AnnealedTopKSelector:
     :param initial_score: score of every sample before it is first scored
     :param device: where scores and indices live
     :param generator: random source of tie-breaking and draws (seed it for reproducible runs)
-    :param selection: ``topk`` or ``soft``
+    :param selection: ``topk``, ``soft`` or ``importance``
     :param refresh: share of the kept budget re-admitted uniformly from the left-out samples (``importance``:
         mixed uniformly into the keep probabilities), in [0, 1]
     :param temperature: ``soft`` only: > 0; lower is closer to top-k, higher closer to uniform

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import inspect
 import json
 import statistics
 import tempfile
@@ -56,6 +57,7 @@ from envs.baselines.dynamic import DYNAMIC_METHODS, make_dynamic_selector, run_d
 from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
 from envs.data import load_dataset
 from envs.diagnosis import diagnose_coreset
+from envs.selection import SELECTION_OPTIONS, AnnealedTopKSelector
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_seeds_argument, add_trainer_arguments, trainer_options
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
@@ -81,7 +83,8 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
         algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ("ppo", "a2c")}},
 }
 # Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
-DATA_AGENT_POLICIES = ("ppo", "a2c", "const", "randact")
+CONTROL_POLICIES = ("const", "randact")
+DATA_AGENT_POLICIES = ("ppo", "a2c", *CONTROL_POLICIES)
 
 
 def data_agent_method_name(policy: str, variant: str) -> str:
@@ -188,20 +191,21 @@ def _train_argv(spec: RunSpec, env_id: str, algo: str, out: str) -> list[str]:
     return argv + (["--amp"] if t["amp"] else [])
 
 
-def data_agent_method(method: str) -> tuple[str, dict[str, Any]]:
-    """``dataagent_<policy>[_<variant>]`` -> the policy and the variant's DataAgent-v0 options."""
+def data_agent_method(method: str) -> tuple[str, str]:
+    """``dataagent_<policy>[_<variant>]`` -> the policy and the variant's name (a key of :data:`DATA_AGENT_VARIANTS`);
+    the inverse of :func:`data_agent_method_name`."""
     _, policy, *variant = method.split("_", 2)
-    return policy, DATA_AGENT_VARIANTS[variant[0] if variant else "paper"]
+    return policy, variant[0] if variant else "paper"
 
 
 def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     """Data Agent (``dataagent_<policy>[_<variant>]``). With ``ppo``/``a2c`` the agent and the inner model
     train together through ``experiments.train``; ``const`` (every action 0) and ``randact`` (uniform
     actions) are controls that run the same env, selector and reward with the policy replaced."""
-    policy, options = data_agent_method(spec.method)
-    options = {**options, "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
+    policy, variant = data_agent_method(spec.method)
+    options = {**DATA_AGENT_VARIANTS[variant], "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
     hyperparams = options.pop("hyperparams", {}).get(policy, {})
-    if policy in ("const", "randact"):
+    if policy in CONTROL_POLICIES:
         return _run_data_agent_control(spec, policy, options)
     from experiments import train
 
@@ -497,11 +501,13 @@ def savings_within(records: list[dict[str, Any]], tolerances: tuple[float, ...] 
     return out
 
 
+_SELECTOR_DEFAULTS = {name: inspect.signature(AnnealedTopKSelector).parameters[name].default for name in SELECTION_OPTIONS}
+
+
 def _selection_signature(variant: str) -> tuple:
     """What a control of ``variant`` must share with it: how the kept set follows from the scores (the reward,
     state and agent settings do not change what constant or random actions select)."""
-    o = DATA_AGENT_VARIANTS[variant]
-    return o.get("selection", "topk"), o.get("refresh", 0.0), o.get("temperature", 1.0)
+    return tuple(DATA_AGENT_VARIANTS[variant].get(name, default) for name, default in _SELECTOR_DEFAULTS.items())
 
 
 def control_margins(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -510,18 +516,15 @@ def control_margins(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     learned policy's contribution is this margin. Mean ± std over the seeds both have."""
     by_cell = {(r["method"], r["ratio"], r["seed"]): r["top1"] for r in records}
     controls: dict[tuple, dict[str, str]] = defaultdict(dict)
-    for method in {r["method"] for r in records}:
-        if method.startswith("dataagent_"):
-            policy, _ = data_agent_method(method)
-            if policy in ("const", "randact"):
-                variant = method.split("_", 2)[2] if method.count("_") >= 2 else "paper"
-                controls[_selection_signature(variant)][policy] = method
+    parsed = {m: data_agent_method(m) for m in {r["method"] for r in records} if m.startswith("dataagent_")}
+    for method, (policy, variant) in parsed.items():
+        if policy in CONTROL_POLICIES:
+            controls[_selection_signature(variant)][policy] = method
     rows = []
     for (method, ratio) in sorted({(r["method"], r["ratio"]) for r in records}):
-        if not method.startswith("dataagent_") or data_agent_method(method)[0] in ("const", "randact"):
+        if method not in parsed or parsed[method][0] in CONTROL_POLICIES:
             continue
-        variant = method.split("_", 2)[2] if method.count("_") >= 2 else "paper"
-        refs = {**controls.get(_selection_signature(variant), {}), "stale": "stale"}
+        refs = {**controls.get(_selection_signature(parsed[method][1]), {}), "stale": "stale"}
         row: dict[str, Any] = {"method": method, "ratio": ratio}
         for name, ref in refs.items():
             diffs = [top1 - by_cell[(ref, ratio, seed)] for (m, r, seed), top1 in by_cell.items()

@@ -172,8 +172,9 @@ def test_savings_within_tolerance_of_full_data():
 
 def test_every_data_agent_method_names_a_policy_and_a_variant():
     for method in benchmark.DATA_AGENT_METHODS:
-        policy, options = benchmark.data_agent_method(method)
-        assert policy in benchmark.DATA_AGENT_POLICIES
+        policy, variant = benchmark.data_agent_method(method)
+        assert policy in benchmark.DATA_AGENT_POLICIES and benchmark.data_agent_method_name(policy, variant) == method
+        options = benchmark.DATA_AGENT_VARIANTS[variant]
         env_options = {k: v for k, v in options.items() if k != "hyperparams"}
         env = DataAgentEnv(**TINY, keep_ratio=0.5, **env_options)  # every variant is a valid env configuration
         overrides = options.get("hyperparams", {}).get(policy)
