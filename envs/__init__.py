@@ -3,7 +3,7 @@
 import gymnasium
 
 from envs.cover_select import CoverSelectEnv
-from envs.data import DATASET_NAMES, DeviceDataset, load_dataset
+from envs.data import DATASET_NAMES, DataConfig, DeviceDataset, load_dataset
 from envs.data_agent import DataAgentEnv
 from envs.ledger import CostLedger
 from envs.models import MODEL_NAMES, build_model
@@ -13,7 +13,7 @@ from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.workers import make_forked_children_safe
 
 __all__ = [
-    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DeviceDataset", "DivergenceError", "FeatureModel", "SampleStore",
+    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DataConfig", "DeviceDataset", "DivergenceError", "FeatureModel", "SampleStore",
     "Trainer", "TrainerConfig", "build_model", "load_dataset", "resolve_device", "seed_everything",
 ]
 

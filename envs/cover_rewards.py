@@ -33,9 +33,9 @@ class CoverRewardOutput(NamedTuple):
 
 
 class CoverReward(Protocol):
-    """What ``CoverSelect-v0`` expects of a reward object (``target_ratio`` sets the env's coreset size)."""
+    """What ``CoverSelect-v0`` expects of a reward object (``keep_ratio`` sets the env's coreset size)."""
 
-    target_ratio: float
+    keep_ratio: float
 
     def __call__(self, scores: torch.Tensor, degrees: torch.Tensor, ratio: torch.Tensor,
                  losses: torch.Tensor) -> CoverRewardOutput: ...
@@ -59,24 +59,24 @@ class CoverRatioReward(NormalizedReward):
     the terms are already bounded; ``normalize=True`` applies Data Agent's
     :class:`~envs.rewards.RunningBatchNormalizer` (the authors' sibling A2C code normalises this way).
 
-    :param target_ratio: the coreset's target fraction ``sr``, in (0, 1)
+    :param keep_ratio: the coreset's target fraction ``sr``, in (0, 1)
     :param normalize: apply a :class:`~envs.rewards.RunningBatchNormalizer` to the summed rewards
     :param ratio_scale: weight ``s`` of the ratio term, > 0
     """
 
-    def __init__(self, target_ratio: float, normalize: bool = False, ratio_scale: float = 1.0):
-        if not (isinstance(target_ratio, (int, float)) and not isinstance(target_ratio, bool) and 0.0 < target_ratio < 1.0):
-            raise ValueError(f"target_ratio={target_ratio!r} is invalid; valid range: (0, 1) exclusive")
+    def __init__(self, keep_ratio: float, normalize: bool = False, ratio_scale: float = 1.0):
+        if not (isinstance(keep_ratio, (int, float)) and not isinstance(keep_ratio, bool) and 0.0 < keep_ratio < 1.0):
+            raise ValueError(f"keep_ratio={keep_ratio!r} is invalid; valid range: (0, 1) exclusive")
         if isinstance(ratio_scale, bool) or not isinstance(ratio_scale, (int, float)) or not 0.0 < ratio_scale < float("inf"):
             raise ValueError(f"ratio_scale={ratio_scale!r} is invalid; valid: a finite number > 0")
-        self.target_ratio = float(target_ratio)
+        self.keep_ratio = float(keep_ratio)
         self.ratio_scale = float(ratio_scale)
         super().__init__(normalize)
 
     def ratio_reward(self, ratio: torch.Tensor) -> torch.Tensor:
         """``s * r_ratio`` of the selected fraction ``ratio`` (a tensor; no host sync)."""
-        delta = ratio - self.target_ratio
-        return self.ratio_scale * torch.where(delta >= 0, -delta / (1.0 - self.target_ratio), delta / self.target_ratio)
+        delta = ratio - self.keep_ratio
+        return self.ratio_scale * torch.where(delta >= 0, -delta / (1.0 - self.keep_ratio), delta / self.keep_ratio)
 
     def selection_reward(self, scores: torch.Tensor, degrees: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """``r_sel`` per sample: ``-c * d``."""
@@ -101,18 +101,18 @@ class CoverDifficultyReward(CoverRatioReward):
     hard sample is worth keeping and an isolated easy one is not preferred. The reward lies in
     ``[-s - 1, w]``.
 
-    :param target_ratio: the coreset's target fraction ``sr``, in (0, 1)
+    :param keep_ratio: the coreset's target fraction ``sr``, in (0, 1)
     :param normalize: apply a :class:`~envs.rewards.RunningBatchNormalizer` to the summed rewards
     :param ratio_scale: weight ``s`` of the ratio term, > 0
     :param difficulty_weight: weight ``w`` of the difficulty, >= 0 (0 gives :class:`CoverRatioReward`)
     """
 
-    def __init__(self, target_ratio: float, normalize: bool = False, ratio_scale: float = 1.0,
+    def __init__(self, keep_ratio: float, normalize: bool = False, ratio_scale: float = 1.0,
                  difficulty_weight: float = 1.0):
         if isinstance(difficulty_weight, bool) or not isinstance(difficulty_weight, (int, float)) \
                 or not 0.0 <= difficulty_weight < float("inf"):
             raise ValueError(f"difficulty_weight={difficulty_weight!r} is invalid; valid: a finite number >= 0")
-        super().__init__(target_ratio, normalize, ratio_scale)
+        super().__init__(keep_ratio, normalize, ratio_scale)
         self.difficulty_weight = float(difficulty_weight)
 
     def selection_reward(self, scores: torch.Tensor, degrees: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
@@ -123,8 +123,8 @@ class CoverDifficultyReward(CoverRatioReward):
 COVER_REWARDS = {"cover": CoverRatioReward, "cover_difficulty": CoverDifficultyReward}
 
 
-def make_cover_reward(name: str, target_ratio: float, normalize: bool = False, ratio_scale: float = 1.0) -> CoverRatioReward:
+def make_cover_reward(name: str, keep_ratio: float, normalize: bool = False, ratio_scale: float = 1.0) -> CoverRatioReward:
     """A CoverSelect reward by name: ``cover`` (the paper's reconstruction) or ``cover_difficulty``."""
     if name not in COVER_REWARDS:
         raise ValueError(f"reward={name!r} is invalid; valid choices: {', '.join(COVER_REWARDS)}")
-    return COVER_REWARDS[name](target_ratio, normalize=normalize, ratio_scale=ratio_scale)
+    return COVER_REWARDS[name](keep_ratio, normalize=normalize, ratio_scale=ratio_scale)

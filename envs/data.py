@@ -26,6 +26,7 @@ import io
 import os
 import sys
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -33,7 +34,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from envs.checks import is_count, is_real
+from envs.checks import coerce_options, is_count, is_real
 from envs.own_data import describe, is_own_source, own_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
@@ -212,7 +213,7 @@ def _find_fashion_mnist(root: str | None) -> Path:
         "fashion-mnist: no 'train-images-idx3-ubyte.gz' found in "
         + ", ".join(str(c) for c in candidates)
         + ". Install it with 'apt-get install dataset-fashion-mnist' (files land in "
-        "/usr/share/datasets/fashion-mnist/), or point --data-root (data_root= in the envs, root= in load_dataset) "
+        "/usr/share/datasets/fashion-mnist/), or point --data-root (root= in the envs' data options and in load_dataset) "
         "at a folder with the four original gz files "
         "(torchvision's 'FashionMNIST/raw' layout also works)."
     )
@@ -245,8 +246,8 @@ def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
             test = cls(root, train=False, download=download)
         except RuntimeError as e:  # torchvision: "Dataset not found or corrupted..."
             raise FileNotFoundError(
-                f"{name}: torchvision's files are not in {root!r} ({e}). Point --data-root (data_root= in the envs, "
-                f"root= in load_dataset) at the folder holding "
+                f"{name}: torchvision's files are not in {root!r} ({e}). Point --data-root (root= in the envs' "
+                f"data options and in load_dataset) at the folder holding "
                 f"'{cls.base_folder}', or download=True on a machine with internet. Offline, the JPEG copy "
                 "of CIFAR-10 loads with dataset='imagefolder:<folder with train.zip and test.zip>'."
             ) from None
@@ -431,10 +432,7 @@ def load_dataset(
     :param root: folder holding the dataset's files, for file-backed datasets
     :param download: allow torchvision to download CIFAR (needs internet)
     """
-    if noise is not None and not (isinstance(noise, str) and noise in NOISE_TYPES):
-        raise ValueError(f"unknown label noise {noise!r}; valid choices: {', '.join(NOISE_TYPES)} or None")
-    if not (is_real(noise_rate) and 0.0 <= noise_rate < 1.0):
-        raise ValueError(f"noise_rate={noise_rate} is outside [0, 1)")
+    DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=seed).validate()
     raw = load_raw(name, root=root, download=download)
     name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
@@ -447,3 +445,64 @@ def load_dataset(
     if noise is not None and noise_rate > 0:
         raw.train_y = corrupt_labels(true_y, raw.num_classes, noise, noise_rate, seed)
     return DeviceDataset(name, raw, torch.device(device), train_y_true=true_y)
+
+
+@dataclass
+class DataConfig:
+    """The data options of an env: which training subset, which label noise, where the files are.
+
+    :param train_size: class-stratified training subset size (``None``: the whole training set)
+    :param noise: label noise type, ``None``, ``symmetric`` or ``asymmetric``
+    :param noise_rate: fraction of corrupted training labels, in [0, 1)
+    :param root: folder of file-backed datasets (``None``: the usual places, see :func:`load_dataset`)
+    :param seed: seeds the subset and the noise. ``None``: ``DataAgent-v0`` draws them from each
+        episode's run seed; ``CoverSelect-v0``, whose coreset indices must refer to one training
+        set in every episode, loads its data once and reads ``None`` as 0
+    """
+
+    train_size: int | None = None
+    noise: str | None = None
+    noise_rate: float = 0.0
+    root: str | os.PathLike[str] | None = None
+    seed: int | None = None
+
+    def validate(self) -> None:
+        """Check every option's type and range (``train_size``'s upper bound is checked on loading)."""
+        checks = [
+            ("train_size", self.train_size, self.train_size is None or (is_count(self.train_size) and self.train_size >= 1),
+             "None or an integer >= 1"),
+            ("noise", self.noise, self.noise is None or (isinstance(self.noise, str) and self.noise in NOISE_TYPES),
+             f"None or one of {', '.join(NOISE_TYPES)}"),
+            ("noise_rate", self.noise_rate, is_real(self.noise_rate) and 0.0 <= self.noise_rate < 1.0, "[0, 1)"),
+            ("root", self.root, self.root is None or isinstance(self.root, (str, os.PathLike)), "None or a folder path"),
+            ("seed", self.seed, self.seed is None or (is_count(self.seed) and self.seed >= 0), "None or an integer >= 0"),
+        ]
+        for name, value, ok, valid in checks:
+            if not ok:
+                raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the loaded training set depends on the seed (a subset or label noise)."""
+        return self.train_size is not None or (self.noise is not None and self.noise_rate > 0)
+
+    def load(self, name: str | Any, device: torch.device | str, run_seed: int = 0) -> DeviceDataset:
+        """Load ``name`` with these options, seeded by :attr:`seed` or, when it is None, by ``run_seed``.
+
+        :param name: a registry name or your own data (as :func:`load_dataset`)
+        :param device: where the tensors live
+        :param run_seed: the seed used when :attr:`seed` is None
+        """
+        seed = run_seed if self.seed is None else self.seed
+        return load_dataset(name, device=device, train_size=self.train_size, noise=self.noise,
+                            noise_rate=self.noise_rate, seed=seed, root=self.root)
+
+    @classmethod
+    def coerce(cls, value: DataConfig | Mapping[str, Any] | None) -> DataConfig:
+        """A validated config from ``value``: None (the defaults), a mapping of fields or a config.
+
+        :param value: what an env's ``data=`` received
+        """
+        config = coerce_options(cls, value, "data")
+        config.validate()
+        return config

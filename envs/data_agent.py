@@ -10,29 +10,26 @@ reward and the gradient.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
 
-from envs.actions import check_score_action
-from envs.data import DeviceDataset, load_dataset
-from envs.episode import BatchEpisodeMixin
+from envs.data import DataConfig, DeviceDataset
+from envs.episode import BatchEpisodeEnv, HostTransfer
 from envs.own_model import model_feature_dim
 from envs.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
 from envs.selection import AnnealedTopKSelector, EpochPlan
 from envs.store import SIGNAL_NAMES
-from envs.trainer import BatchForward, Trainer, TrainerConfig, resolve_device
+from envs.trainer import BatchForward, Trainer, TrainerConfig
 
 STATES = ("features", "signals", "both")
-_COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
-class DataAgentEnv(BatchEpisodeMixin, gym.Env):
+class DataAgentEnv(BatchEpisodeEnv):
     """Data Agent: score the samples of each mini-batch; the scores choose who trains next epoch.
 
     **Episode.** One whole training run of ``epochs`` epochs. In each of the first
@@ -74,23 +71,22 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     optimum is a score of 1 for every sample; ``batch_mean`` and ``keep_quantile`` make the optimum
     a ranking (:mod:`envs.rewards`).
 
-    **Info.** ``batch_indices`` and ``padded`` (of the returned observation's batch; not on the last
-    step, whose observation is no batch), and, after a step, of the trained batch: ``epoch``,
-    ``pruned``, ``keep_ratio_effective`` (trained subset size / N), ``sample_rewards`` (float32),
-    ``lambda``, ``train_loss``, ``lr``. Always ``ledger``:
-    the cost ledger's counters (its wall-clock timings, which are not deterministic, only in the
-    last step's info) and ``backprop_fraction`` (back-propagated samples / ``epochs * N``, the
-    count of a full-data run). The last step adds ``final_test`` (test top1/top5/loss),
-    ``noisy_kept_fraction`` (with label noise, the mean share of noisy samples among those kept in
-    pruned epochs, else None) and, if the model diverged, ``error``.
+    **Info.** The shared contract of :mod:`envs.episode` (``batch_indices``, ``padded``, ``ledger``,
+    ``backprop_fraction``; after a step ``epoch``, ``sample_rewards``, ``train_loss``, ``lr``; on the
+    last step ``final_test``, ``scores`` and, after a divergence, ``error``). Padded slots are
+    scored like the others and their rewards enter the mean. Data Agent's extras, after a step:
+    ``pruned`` (the trained batch's epoch selects), ``keep_ratio_effective`` (trained subset size /
+    N) and ``lambda`` (the reward's mixing weight); on the last step ``noisy_kept_fraction`` (with
+    label noise, the mean share of noisy samples among those kept in pruned epochs, else None).
 
     **Divergence.** A non-finite loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` explaining it and an all-zero observation (a NaN observation would poison the
     agent's value bootstrap).
 
-    **Seeding.** ``reset(seed=s)`` rebuilds the dataset subset and label noise, the model, the
-    optimizer and every generator from ``s``: on CPU the same seed gives the same observations,
-    rewards and final accuracy. ``reset()`` without a seed draws a new run seed from ``np_random``.
+    **Seeding.** ``reset(seed=s)`` rebuilds the model, the optimizer, every generator and (unless
+    ``data.seed`` fixes them) the dataset subset and label noise from ``s``: on CPU the same seed
+    gives the same observations, rewards and final accuracy. ``reset()`` without a seed draws a new
+    run seed from ``np_random``.
 
     **Cost.** State building, reward and selection run under ``ledger.timed("overhead")``, so the
     ledger separates the environment's own work from inner training.
@@ -101,8 +97,10 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     :param dataset: dataset registry name (see :mod:`envs.data`) or your own data (:mod:`envs.own_data`)
     :param model: model registry name (``mlp``, ``cnn``, ``resnet18``) or your own ``nn.Module``
         (:mod:`envs.own_model`; every run starts from a copy of its weights)
-    :param batch_size: samples per batch (>= 2: the reward's batch variances need two samples)
-    :param epochs: epochs of the training run
+    :param trainer: inner training options, :class:`~envs.trainer.TrainerConfig` or a dict of its
+        fields (``batch_size`` >= 2 here: the reward's batch variances need two samples)
+    :param data: data options, :class:`~envs.data.DataConfig` or a dict of its fields
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     :param keep_ratio: fraction of samples kept per pruned epoch, in (0, 1]; must keep at least ``batch_size``
     :param anneal: fraction of epochs with selection, in [0, 1] (InfoBatch's delta)
     :param loss_weight: loss weight of kept samples in pruned epochs; ``None``: ``1 / keep_ratio``
@@ -113,58 +111,33 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
     :param selection: ``topk`` (the paper's) or ``soft`` (a score-weighted draw of the kept set)
     :param refresh: share of each pruned epoch's budget re-admitted at random from the left-out samples, in [0, 1]
     :param temperature: ``soft`` selection's temperature, > 0
-    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
-    :param train_size: class-stratified training subset size (``None``: the whole training set)
-    :param noise: label noise type, ``None``, ``symmetric`` or ``asymmetric``
-    :param noise_rate: fraction of corrupted training labels, in [0, 1)
-    :param data_root: folder of file-backed datasets
-    :param lr: peak learning rate
-    :param schedule: ``onecycle``, ``cosine`` or ``constant`` (progress-based)
-    :param momentum: SGD momentum
-    :param nesterov: Nesterov momentum
-    :param weight_decay: L2 weight decay
-    :param label_smoothing: label smoothing of the training loss
-    :param amp: bf16 autocast of forward passes
-    :param augment: on-device augmentation of training batches
-    :param eval_batch_size: batch size of test-set evaluation
     """
 
-    metadata = {"render_modes": []}
-
-    def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *, batch_size: int = 128, epochs: int = 10,
-                 keep_ratio: float = 0.5, anneal: float = 0.875, loss_weight: float | None = None,
+    def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *,
+                 trainer: TrainerConfig | Mapping[str, Any] | None = None, data: DataConfig | Mapping[str, Any] | None = None,
+                 device: str = "auto", keep_ratio: float = 0.5, anneal: float = 0.875, loss_weight: float | None = None,
                  state: str = "features", reward: str | BatchReward = "composite", reward_norm: bool = True,
-                 reward_baseline: str = "none", selection: str = "topk", refresh: float = 0.0,
-                 temperature: float = 1.0, device: str = "auto", train_size: int | None = None, noise: str | None = None,
-                 noise_rate: float = 0.0, data_root: str | None = None, lr: float = 0.1, schedule: str = "onecycle",
-                 momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4,
-                 label_smoothing: float = 0.1, amp: bool = False, augment: bool = True, eval_batch_size: int = 1024):
-        super().__init__()
+                 reward_baseline: str = "none", selection: str = "topk", refresh: float = 0.0, temperature: float = 1.0):
+        super().__init__(trainer, data, device)
         if state not in STATES:
             raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
         if not isinstance(reward_norm, bool):
             raise ValueError(f"reward_norm={reward_norm!r} is invalid; valid: True or False")
-        if not (isinstance(batch_size, int) and batch_size >= 2):
-            raise ValueError(f"batch_size={batch_size!r} is invalid; valid: an integer >= 2 (the reward needs batch variances)")
-        self.config = TrainerConfig(batch_size=batch_size, epochs=epochs, lr=lr, momentum=momentum, nesterov=nesterov,
-                                    weight_decay=weight_decay, schedule=schedule, label_smoothing=label_smoothing,
-                                    amp=amp, augment=augment, eval_batch_size=eval_batch_size)
-        self.config.validate()
+        batch_size, epochs = self.config.batch_size, self.config.epochs
+        if batch_size < 2:
+            raise ValueError(f"batch_size={batch_size!r} is invalid for DataAgent-v0; valid: an integer >= 2 "
+                             "(the reward needs batch variances)")
         check_reward_baseline(reward_baseline, keep_ratio)
         self.reward_fn: BatchReward = (make_data_agent_reward(reward, reward_norm, reward_baseline, keep_ratio)
                                        if isinstance(reward, str) else reward)
         if not callable(self.reward_fn) or not callable(getattr(self.reward_fn, "reset", None)):
             raise ValueError(f"reward={reward!r} is invalid; valid: a reward name or an object with __call__ and reset()")
-        self.device = resolve_device(device)
         self.dataset_name, self.model_name, self.state = dataset, model, state
-        self._data_options = dict(train_size=train_size, noise=noise, noise_rate=noise_rate, root=data_root)
         self._data_key: Any = None
         self._data: DeviceDataset | None = None
-        data = self._load_data(seed=0)
-        self.num_samples = data.num_train
-        if batch_size > self.num_samples:
-            raise ValueError(f"batch_size={batch_size!r} is invalid for {self.num_samples} training samples; "
-                             f"valid range: [2, {self.num_samples}]")
+        loaded = self._load_data(run_seed=0)
+        self.num_samples = loaded.num_train
+        self._check_batch_size(smallest=2)
         # checks the selection options and the kept-set size before any episode runs
         self._selection_options = dict(selection=selection, refresh=refresh, temperature=temperature)
         probe = AnnealedTopKSelector(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu",
@@ -175,76 +148,12 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
                 f"keep_ratio={keep_ratio!r} keeps {smallest} of the {self.num_samples} training samples, fewer than "
                 f"batch_size={batch_size}; valid range: keep_ratio >= {batch_size / self.num_samples:.4g} (or a smaller batch_size)")
         self.keep_ratio, self.anneal, self.loss_weight = keep_ratio, anneal, loss_weight
-        feature_dim = model_feature_dim(model, data)
+        feature_dim = model_feature_dim(model, loaded)
         state_dim = {"features": feature_dim, "signals": len(SIGNAL_NAMES),
                      "both": feature_dim + len(SIGNAL_NAMES)}[state]
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(batch_size, state_dim), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(batch_size,), dtype=np.float32)
-        self.trainer: Trainer | None = None
         self.selector: AnnealedTopKSelector | None = None
-        self._final_test: dict[str, float] | None = None
-
-    # --- episode --------------------------------------------------------------------------------
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new training run (``options`` is unused)."""
-        super().reset(seed=seed)
-        run_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
-        tie_seed = int(self.np_random.integers(2**63 - 1))
-        self._new_run(run_seed, tie_seed)
-        self.reward_fn.reset()
-        self._final_test = None
-        self._noisy_kept: list[torch.Tensor] = []
-        self._done = False
-        return self._first_observation(), self._info()
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self.trainer is None or self._done:
-            raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
-        self._stop_agent_clock()
-        a = check_score_action(action, self.action_space.shape)
-        trainer, fwd, plan, epoch = self.trainer, self._fwd, self._plan, self.trainer.epoch
-        with trainer.ledger.timed("overhead"):
-            scores = (torch.from_numpy(a).to(self.device) + 1.0) * 0.5
-            self.selector.update(fwd.idx, scores)
-            rewards, lam = self.reward_fn(fwd.losses, fwd.logits, scores)
-            weights = plan.weights[fwd.idx]
-        lr = trainer.lr
-        loss = trainer.step(fwd, weights)
-        self._fwd = None
-        self._pos += 1
-        last = self._pos == len(self._batches) and epoch + 1 == self.config.epochs
-        if self._pos == len(self._batches) and not last:
-            self._begin_epoch(epoch + 1)
-        host = self._forward_and_transfer([rewards.float(), lam.float().reshape(1), loss.float().reshape(1)],
-                                          forward_next=not last)
-        b = self.config.batch_size
-        sample_rewards, lam_value, loss_value = host[:b].copy(), float(host[b]), float(host[b + 1])
-        reward = float(sample_rewards.mean(dtype=np.float64))
-        error = None
-        if not math.isfinite(reward) or not math.isfinite(loss_value):
-            error = f"non-finite reward or training loss in epoch {epoch} (lr {lr:.3g}); try a lower lr"
-        elif not last and host[b + 2] != 1.0:
-            error = f"the model diverged after a step in epoch {epoch} (lr {lr:.3g}): non-finite loss or features; try a lower lr"
-        if error is None and not last:
-            obs = host[b + 3:].reshape(self.observation_space.shape)
-        else:
-            obs = np.zeros(self.observation_space.shape, dtype=np.float32)
-            reward = reward if math.isfinite(reward) else 0.0
-            self._done = True
-            self._fwd = None
-        info = self._info() if not self._done else {}
-        info.update(epoch=epoch, pruned=plan.pruned, keep_ratio_effective=len(plan.indices) / self.num_samples,
-                    sample_rewards=sample_rewards, train_loss=loss_value, lr=lr)
-        info["lambda"] = lam_value
-        if self._done:
-            self._final_test = trainer.evaluate()
-            info.update(ledger=trainer.ledger.as_dict(), backprop_fraction=self._backprop_fraction(),
-                        final_test=dict(self._final_test), noisy_kept_fraction=self._noisy_kept_fraction())
-            if error is not None:
-                info["error"] = error
-        self._start_agent_clock()
-        return obs, reward, False, self._done, info
 
     # --- results --------------------------------------------------------------------------------
 
@@ -282,6 +191,7 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         self._run_seed = run_seed
         data = self._load_data(run_seed)
         self._has_noise = bool(data.noisy_mask.any())
+        self._noisy_kept: list[torch.Tensor] = []
         self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=self.state != "features")
         self.selector = AnnealedTopKSelector(
             self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight, device=self.device,
@@ -289,24 +199,23 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
 
     def _method_state(self) -> dict[str, Any]:
         plan = self._plan
-        return {"run_seed": self._run_seed, "selector": self.selector.state_dict(), "final_test": self._final_test,
+        return {"run_seed": self._run_seed, "selector": self.selector.state_dict(),
                 "noisy_kept": [t.clone() for t in self._noisy_kept],
                 "plan": {"indices": plan.indices.clone(), "weights": plan.weights.clone(), "pruned": plan.pruned}}
 
     def _restore_method_state(self, state: dict[str, Any]) -> None:
         self._new_run(state["run_seed"], 0)
         self.selector.load_state_dict(state["selector"])
-        self._final_test = state["final_test"]
         self._noisy_kept = [t.to(self.device) for t in state["noisy_kept"]]
         p = state["plan"]
         self._plan = EpochPlan(p["indices"].to(self.device), p["weights"].to(self.device), p["pruned"])
 
-    def _load_data(self, seed: int) -> DeviceDataset:
-        """The dataset for run ``seed``; reloaded only when the seed changes the subset or noise."""
-        o = self._data_options
-        key = seed if (o["train_size"] is not None or (o["noise"] is not None and o["noise_rate"] > 0)) else None
+    def _load_data(self, run_seed: int) -> DeviceDataset:
+        """The dataset for run ``run_seed``; reloaded only when the seed changes the subset or noise."""
+        d = self.data_config
+        key = (run_seed if d.seed is None else d.seed) if d.seeded else None
         if self._data is None or key != self._data_key:
-            self._data = load_dataset(self.dataset_name, device=self.device, seed=seed, **o)
+            self._data = d.load(self.dataset_name, self.device, run_seed)
             self._data_key = key
         return self._data
 
@@ -316,6 +225,16 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
             if self._plan.pruned and self._has_noise:
                 self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._plan.indices].float().mean())
         self._lay_out_epoch(epoch, self._plan.indices)
+
+    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, padded: np.ndarray,
+                     transfer: HostTransfer) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Record the batch's scores for the selector; the reward and its ``lambda`` go to the host."""
+        plan = self._plan
+        self.selector.update(fwd.idx, scores)
+        rewards, lam = self.reward_fn(fwd.losses, fwd.logits, scores)
+        transfer.add("sample_rewards", rewards)
+        transfer.add("lambda", lam)
+        return plan.weights[fwd.idx], {"pruned": plan.pruned, "keep_ratio_effective": len(plan.indices) / self.num_samples}
 
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
@@ -336,14 +255,5 @@ class DataAgentEnv(BatchEpisodeMixin, gym.Env):
         """With label noise: the mean share of noisy samples among those kept in pruned epochs."""
         return float(torch.stack(self._noisy_kept).mean()) if self._noisy_kept else None
 
-    def _backprop_fraction(self) -> float:
-        return self.trainer.ledger.samples_backpropagated / (self.config.epochs * self.num_samples)
-
-    def _info(self) -> dict[str, Any]:
-        """Info about the returned observation's batch and the run's counters (fresh objects)."""
-        padded = np.zeros(self.config.batch_size, dtype=bool)
-        if self._pos == len(self._batches) - 1 and self._num_padded:
-            padded[-self._num_padded:] = True
-        ledger = self.trainer.ledger.as_dict()
-        return {"batch_indices": self._host_batches[self._pos].copy(), "padded": padded,
-                "ledger": {k: ledger[k] for k in _COUNTERS}, "backprop_fraction": self._backprop_fraction()}
+    def _run_end_info(self) -> dict[str, Any]:
+        return {"noisy_kept_fraction": self._noisy_kept_fraction()}

@@ -1,12 +1,35 @@
-"""The episode skeleton both batch environments share, and its mid-episode checkpoints.
+"""The episode both batch environments run, its info contract, its one host transfer and its checkpoints.
 
 Why: ``DataAgent-v0`` and ``CoverSelect-v0`` run one episode the same way. A
 :class:`~envs.trainer.Trainer` trains an epoch of fixed-size batches; the observation is the state of
 the forwarded batch whose graph the next ``step`` back-propagates; a reward object scores it. They
-differ only in which samples an epoch trains and in how a batch's state and reward are built.
-:class:`BatchEpisodeMixin` holds the shared part once: laying out an epoch's batches, the run's
-first observation, and saving and restoring an episode (each env adds its own selection state
-through ``_method_state`` / ``_restore_method_state``).
+differ only in which samples an epoch trains, in what an action does to the selection state and in
+how a batch's state and reward are built. :class:`BatchEpisodeEnv` owns ``reset`` and ``step`` once;
+each env supplies hooks. So the two envs cannot drift apart in how they validate actions, time the
+agent, move data to the host, report divergence or end a run.
+
+**One transfer per step.** Everything a step needs on the host (per-sample rewards, the training
+loss, the env's scalar extras, the next batch's all-finite flag and its state) is gathered on the
+device by name in a :class:`HostTransfer` and copied in one ``.cpu()`` call: a device sync per
+value would cost more than the env's own work on a GPU. The last step also evaluates the model and
+reads the final scores (their own transfers, once per run).
+
+**Info contract** (both envs; each env's docstring lists only its extras):
+
+- every ``reset`` and ``step``: ``batch_indices`` (int64, ``(batch_size,)``): the training-set
+  indices of the returned observation's batch, and ``padded`` (bool, ``(batch_size,)``): True for
+  the slots of an epoch's last batch filled with repeats of samples the epoch has already drawn
+  (:func:`envs.selection.fixed_size_batches`); on the last step, whose observation is no batch,
+  ``batch_indices`` is all -1 and ``padded`` all False. ``ledger``: the cost ledger's counters
+  (samples forwarded and back-propagated, optimizer steps, evaluated samples; its wall-clock
+  timings, which are not deterministic, only on the last step) and ``backprop_fraction``
+  (back-propagated samples / ``epochs * N``, the count of a full-data run);
+- every ``step``, about the batch just trained: ``epoch``, ``sample_rewards`` (float32,
+  ``(batch_size,)``; the scalar reward is their mean over the slots whose actions count),
+  ``train_loss`` and ``lr``;
+- the last step (``truncated=True``; also after a divergence): ``final_test`` (test top1, top5 in %,
+  loss), ``scores`` (float32, every training sample's final score in [0, 1]) and, if the model
+  diverged, ``error`` (the observation is then all zeros and the reward 0 when it is not finite).
 
 An episode is one whole training run (hours on real data), so it must be resumable where it
 stopped, not restarted. The forwarded batch is saved as its indices and (augmented) inputs; on load
@@ -18,22 +41,213 @@ them; a custom reward without them is treated as stateless.
 
 from __future__ import annotations
 
+import math
 import time
+from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.actions import check_score_action
+from envs.data import DataConfig
 from envs.selection import fixed_size_batches
-from envs.trainer import DivergenceError
+from envs.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
+
+LEDGER_COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
-class BatchEpisodeMixin:
-    """Epoch layout, first observation and ``state_dict()`` / ``load_state_dict()`` of a batch env.
+class HostTransfer:
+    """Named device tensors brought to the host in one copy, and read back there by name.
 
-    The env provides ``trainer``, ``config``, ``device``, ``reward_fn``, ``observation_space``,
-    ``_begin_epoch(epoch)`` (which calls :meth:`_lay_out_epoch`), ``_observe(fwd)`` and the two
-    ``_method_state`` hooks."""
+    Why: a step needs a handful of device values on the host; one ``.cpu()`` per value would
+    synchronise the device each time. Values are packed in the order they are added, flattened and
+    cast to float32 (a bool flag becomes 0.0 or 1.0); :meth:`to_host` returns each as a float32
+    array of its original shape (0-d for scalars), a view of the one host array.
+
+    The step's names: ``sample_rewards`` ``(batch_size,)`` and the env's scalar extras (added by
+    :meth:`BatchEpisodeEnv._score_batch`), ``train_loss`` ``()``, then, when the next batch was
+    forwarded, ``finite`` ``()`` (1.0 when its losses and features are all finite) and
+    ``observation`` (the observation space's shape).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, torch.Tensor] = {}
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        """Pack ``value`` (any shape, on the device) under ``name``.
+
+        :param name: the key :meth:`to_host` returns it under; each name once
+        :param value: a tensor on the device the other values live on
+        """
+        if name in self._values:
+            raise ValueError(f"name={name!r} is already packed; valid: a name not in {sorted(self._values)}")
+        self._values[name] = value
+
+    def to_host(self) -> dict[str, np.ndarray]:
+        """The packed values by name, copied to the host in one transfer."""
+        if not self._values:
+            return {}
+        flat = torch.cat([v.detach().float().reshape(-1) for v in self._values.values()]).cpu().numpy()
+        out, start = {}, 0
+        for name, value in self._values.items():
+            out[name] = flat[start:start + value.numel()].reshape(tuple(value.shape))
+            start += value.numel()
+        return out
+
+
+class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
+    """One batch per step, one training run per episode: ``reset``, ``step``, the info contract
+    (module docstring) and ``state_dict()`` / ``load_state_dict()``.
+
+    A subclass sets ``observation_space``, ``action_space``, ``reward_fn`` and ``num_samples`` in
+    its ``__init__`` (after this one), provides ``scores`` (every training sample's current score
+    in [0, 1], a device tensor) and implements the hooks :meth:`_new_run`,
+    :meth:`_begin_epoch`, :meth:`_score_batch`, :meth:`_observe`, :meth:`_run_end_info`,
+    :meth:`_method_state` and :meth:`_restore_method_state`; :meth:`_end_epoch` is optional.
+
+    :param trainer: the inner training options (:class:`~envs.trainer.TrainerConfig` or a dict of its fields)
+    :param data: the data options (:class:`~envs.data.DataConfig` or a dict of its fields)
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    """
+
+    metadata = {"render_modes": []}
+    #: whether the actions of padded slots count (they change scores and enter the scalar reward)
+    scores_padded_slots: bool = True
+
+    def __init__(self, trainer: TrainerConfig | Mapping[str, Any] | None, data: DataConfig | Mapping[str, Any] | None,
+                 device: str) -> None:
+        super().__init__()
+        self.config = TrainerConfig.coerce(trainer)
+        self.data_config = DataConfig.coerce(data)
+        self.device = resolve_device(device)
+        self.trainer: Trainer | None = None
+        self.reward_fn: Any = None
+        self.num_samples = 0
+        self._fwd: BatchForward | None = None
+        self._final_test: dict[str, float] | None = None
+        self._returned_at: float | None = None
+        self._done = True
+
+    def _check_batch_size(self, smallest: int) -> None:
+        """The batch must fit the training set (``smallest``: the env's least valid ``batch_size``)."""
+        if self.config.batch_size > self.num_samples:
+            raise ValueError(f"batch_size={self.config.batch_size!r} is invalid for {self.num_samples} training samples; "
+                             f"valid range: [{smallest}, {self.num_samples}]")
+
+    # --- episode --------------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new run: fresh model, optimizer and selection state (``options`` is unused).
+
+        :param seed: the run seed (model, shuffling, augmentation); None draws one from ``np_random``
+        :param options: unused
+        """
+        super().reset(seed=seed)
+        run_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
+        tie_seed = int(self.np_random.integers(2**63 - 1))
+        self._new_run(run_seed, tie_seed)
+        self.reward_fn.reset()
+        self._final_test = None
+        self._done = False
+        self._begin_epoch(0)
+        host = self._forward_and_fetch(HostTransfer(), forward_next=True)
+        if host["finite"] != 1.0:
+            raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
+        self._start_agent_clock()
+        return host["observation"], self._info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Score the observed batch with ``action``, train on it and observe the next batch.
+
+        :param action: one value in [-1, 1] per slot of the observed batch (score ``(a + 1) / 2``)
+        """
+        if self.trainer is None or self._done:
+            raise RuntimeError("step() called before reset() or after the episode ended; call reset()")
+        self._stop_agent_clock()
+        a = check_score_action(action, self.action_space.shape)
+        trainer, fwd, epoch = self.trainer, self._fwd, self.trainer.epoch
+        padded = self._padded(self._pos)
+        transfer = HostTransfer()
+        with trainer.ledger.timed("overhead"):
+            scores = (torch.from_numpy(a).to(self.device) + 1.0) * 0.5
+            weights, extras = self._score_batch(fwd, scores, padded, transfer)
+        lr = trainer.lr
+        transfer.add("train_loss", trainer.step(fwd, weights))
+        self._fwd = None
+        self._pos += 1
+        epoch_done = self._pos == len(self._batches)
+        last = epoch_done and epoch + 1 == self.config.epochs
+        if epoch_done:
+            self._end_epoch(last)
+            if not last:
+                self._begin_epoch(epoch + 1)
+        host = self._forward_and_fetch(transfer, forward_next=not last)
+        sample_rewards = host.pop("sample_rewards")
+        acted = sample_rewards if self.scores_padded_slots else sample_rewards[~padded]
+        reward = float(acted.mean(dtype=np.float64))
+        loss = float(host.pop("train_loss"))
+        finite = host.pop("finite", None)
+        observation = host.pop("observation", None)
+        error = None
+        if not math.isfinite(reward) or not math.isfinite(loss):
+            error = f"non-finite training loss or reward in epoch {epoch} (lr {lr:.3g}); try a lower lr"
+        elif not last and finite != 1.0:
+            error = (f"the model diverged after a step in epoch {epoch} (lr {lr:.3g}): non-finite loss or features; "
+                     "try a lower lr")
+        if error is None and not last:
+            info = self._info()
+        else:
+            observation = np.zeros(self.observation_space.shape, dtype=np.float32)
+            reward = reward if math.isfinite(reward) else 0.0
+            self._done, self._fwd = True, None
+            info = self._final_info(error)
+        info.update(epoch=epoch, sample_rewards=sample_rewards, train_loss=loss, lr=lr, **extras,
+                    **{name: float(value) if value.ndim == 0 else value for name, value in host.items()})
+        self._start_agent_clock()
+        return observation, reward, False, self._done, info
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _new_run(self, run_seed: int, tie_seed: int) -> None:
+        """Build ``self.trainer`` and the selection state of the run ``run_seed`` (ties broken with ``tie_seed``)."""
+
+    @abstractmethod
+    def _begin_epoch(self, epoch: int) -> None:
+        """Choose the epoch's samples and call :meth:`_lay_out_epoch` with them."""
+
+    @abstractmethod
+    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, padded: np.ndarray,
+                     transfer: HostTransfer) -> tuple[torch.Tensor | None, dict[str, Any]]:
+        """Apply the batch's ``scores`` (``(a + 1) / 2`` on the device) and compute its rewards.
+
+        Adds ``sample_rewards`` and the env's scalar extras to ``transfer`` (each lands in the info
+        by its name) and returns the loss weights of the SGD step (None: unweighted) and host-side
+        info extras. Runs under the ledger's overhead timer."""
+
+    def _end_epoch(self, last: bool) -> None:
+        """Called when the last batch of an epoch has been trained (``last``: of the run)."""
+
+    @abstractmethod
+    def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state of a forwarded batch and whether its losses and features are all finite."""
+
+    @abstractmethod
+    def _run_end_info(self) -> dict[str, Any]:
+        """The env's extras of the last step's info (after ``final_test``, before the full ledger)."""
+
+    @abstractmethod
+    def _method_state(self) -> dict[str, Any]:
+        """The env's own part of :meth:`state_dict`: its run seeds and selection state."""
+
+    @abstractmethod
+    def _restore_method_state(self, state: dict[str, Any]) -> None:
+        """Rebuild ``self.trainer`` and the selection state saved by :meth:`_method_state`."""
+
+    # --- internals ------------------------------------------------------------------------------
 
     def _lay_out_epoch(self, epoch: int, indices: torch.Tensor | None = None) -> None:
         """Shuffle ``indices`` (all samples when None) into the epoch's fixed-size batches and start
@@ -45,37 +259,56 @@ class BatchEpisodeMixin:
         self.trainer.begin_epoch(epoch, len(batches))
         self._pos = 0
 
+    def _padded(self, pos: int) -> np.ndarray:
+        """``info["padded"]`` of batch ``pos`` of the current epoch."""
+        padded = np.zeros(self.config.batch_size, dtype=bool)
+        if pos == len(self._batches) - 1 and self._num_padded:
+            padded[-self._num_padded:] = True
+        return padded
+
     def _stop_agent_clock(self) -> None:
         """At the start of ``step``: book the time since the previous step returned as agent time."""
-        since = getattr(self, "_returned_at", None)
-        if since is not None:
-            self.trainer.ledger.add_agent_time(time.perf_counter() - since)
+        if self._returned_at is not None:
+            self.trainer.ledger.add_agent_time(time.perf_counter() - self._returned_at)
         self._returned_at = None
 
     def _start_agent_clock(self) -> None:
         """When ``reset``/``step`` returns: from now until the next ``step`` the agent is working."""
         self._returned_at = None if self._done else time.perf_counter()
 
-    def _forward_and_transfer(self, parts: list[torch.Tensor], forward_next: bool) -> np.ndarray:
-        """The end of every step: forward the batch at ``_pos`` (when ``forward_next``) and bring
-        ``parts`` (the step's device values, concatenated), then that batch's all-finite flag and
-        flattened state, to the host in one transfer. Returns the host array in that order."""
+    def _forward_and_fetch(self, transfer: HostTransfer, forward_next: bool) -> dict[str, np.ndarray]:
+        """The end of ``reset`` and every step: forward the batch at ``_pos`` (when ``forward_next``),
+        add its ``finite`` flag and ``observation`` to ``transfer`` and fetch it all to the host."""
         if forward_next:
             self._fwd = self.trainer.forward(self._batches[self._pos])
         with self.trainer.ledger.timed("overhead"):
             if forward_next:
                 state, finite = self._observe(self._fwd)
-                parts = [*parts, finite.float().reshape(1), state.flatten()]
-            return torch.cat(parts).cpu().numpy()  # the step's one device-to-host transfer
+                transfer.add("finite", finite)
+                transfer.add("observation", state)
+            return transfer.to_host()  # the step's one device-to-host transfer
 
-    def _first_observation(self) -> np.ndarray:
-        """Begin epoch 0, forward its first batch and return that batch's state."""
-        self._begin_epoch(0)
-        host = self._forward_and_transfer([], forward_next=True)
-        if host[0] != 1.0:
-            raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
-        self._start_agent_clock()
-        return host[1:].reshape(self.observation_space.shape)
+    def _backprop_fraction(self) -> float:
+        return self.trainer.ledger.samples_backpropagated / (self.config.epochs * self.num_samples)
+
+    def _info(self) -> dict[str, Any]:
+        """The info keys of every reset and step about the returned batch and the counters (fresh objects)."""
+        ledger = self.trainer.ledger.as_dict()
+        return {"batch_indices": self._host_batches[self._pos].copy(), "padded": self._padded(self._pos),
+                "ledger": {k: ledger[k] for k in LEDGER_COUNTERS}, "backprop_fraction": self._backprop_fraction()}
+
+    def _final_info(self, error: str | None) -> dict[str, Any]:
+        """The last step's info: the run's results (evaluating the model) and the full ledger."""
+        b = self.config.batch_size
+        self._final_test = self.trainer.evaluate()
+        info = {"batch_indices": np.full(b, -1, dtype=np.int64), "padded": np.zeros(b, dtype=bool),
+                "final_test": dict(self._final_test), "scores": self.scores.cpu().numpy().copy(), **self._run_end_info()}
+        info.update(ledger=self.trainer.ledger.as_dict(), backprop_fraction=self._backprop_fraction())
+        if error is not None:
+            info["error"] = error
+        return info
+
+    # --- checkpoints ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the current episode exactly (tensors may live on the device)."""
@@ -91,12 +324,16 @@ class BatchEpisodeMixin:
             "num_padded": self._num_padded,
             "pos": self._pos,
             "done": self._done,
+            "final_test": self._final_test,
             "forward": None if fwd is None else {"idx": fwd.idx.clone(), "inputs": fwd.inputs.detach().clone()},
             "method": self._method_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the episode saved by :meth:`state_dict` (replaces any episode in progress)."""
+        """Continue the episode saved by :meth:`state_dict` (replaces any episode in progress).
+
+        :param state: what :meth:`state_dict` returned (possibly after ``torch.save``/``torch.load``)
+        """
         rng = np.random.Generator(np.random.PCG64())
         rng.bit_generator.state = state["np_random"]
         self.np_random = rng
@@ -107,13 +344,8 @@ class BatchEpisodeMixin:
         self._batches = state["batches"].to(self.device)
         self._host_batches = self._batches.cpu().numpy()
         self._num_padded, self._pos, self._done = state["num_padded"], state["pos"], state["done"]
+        self._final_test = state["final_test"]
         self._returned_at = None  # the agent's clock restarts with the resumed run
         fwd = state["forward"]
         self._fwd = None if fwd is None else self.trainer.replay_forward(
             fwd["idx"].to(self.device), fwd["inputs"].to(self.device))
-
-    def _method_state(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _restore_method_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError

@@ -10,6 +10,7 @@ agent's state and reward from the same forward pass that is later back-propagate
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from envs.checks import is_count, is_real
+from envs.checks import coerce_options, is_count, is_real
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
 from envs.own_model import make_model
@@ -116,6 +117,16 @@ class TrainerConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def coerce(cls, value: TrainerConfig | Mapping[str, Any] | None) -> TrainerConfig:
+        """A validated config from ``value``: None (the defaults), a mapping of fields or a config.
+
+        :param value: what an env's ``trainer=`` received
+        """
+        config = coerce_options(cls, value, "trainer")
+        config.validate()
+        return config
 
 
 @dataclass
