@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         torch.set_num_threads(args.threads)
     try:
+        data = dict(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root)
         env = DataAgentEnv(args.dataset, args.model, state=args.state, keep_ratio=args.keep_ratio, anneal=args.anneal,
-                           device=args.device, train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
-                           data_root=args.data_root, **trainer_options(args))
+                           device=args.device, trainer=trainer_options(args), data=data)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     result = bench(env, seed=args.seed)

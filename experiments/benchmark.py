@@ -224,8 +224,9 @@ def _run_data_agent_control(spec: RunSpec, policy: str, options: dict[str, Any])
     import gymnasium as gym
 
     c = spec.config
-    env = gym.make("DataAgent-v0", dataset=c["dataset"], model=c["model"], device=c["device"], train_size=c["train_size"],
-                   noise=c["noise"], noise_rate=c["noise_rate"], data_root=c["data_root"], **c["trainer"], **options)
+    data = dict(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"], root=c["data_root"])
+    env = gym.make("DataAgent-v0", dataset=c["dataset"], model=c["model"], device=c["device"], trainer=c["trainer"],
+                   data=data, **options)
     rng = np.random.default_rng(spec.seed)
     start = time.perf_counter()
     obs, info = env.reset(seed=spec.seed)

@@ -295,9 +295,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The env's constructor keywords from the CLI; options of the other env are an error."""
-    kw: dict[str, Any] = dict(dataset=args.dataset, model=args.model, device=args.device, train_size=args.train_size,
-                              noise=args.noise, noise_rate=args.noise_rate, data_root=args.data_root,
-                              **trainer_options(args))
+    data = dict(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root)
+    kw: dict[str, Any] = dict(dataset=args.dataset, model=args.model, device=args.device, trainer=trainer_options(args),
+                              data=data)
     for name in dict.fromkeys(n for names in ENV_OPTIONS.values() for n in names):
         value = getattr(args, name)
         if value is None:
@@ -305,9 +305,9 @@ def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         owners = [env_id for env_id, names in ENV_OPTIONS.items() if name in names]
         if args.env not in owners:
             raise ValueError(f"--{name.replace('_', '-')} is an option of {' and '.join(owners)}, not of {args.env}")
-        kw[name] = value
+        kw["keep_ratio" if name == "target_ratio" else name] = value  # --target-ratio is CoverSelect's keep_ratio
     if args.env == "CoverSelect-v0":
-        kw["data_seed"] = args.seed  # the same training subset as the full-data reference of this seed
+        data["seed"] = args.seed  # the same training subset as the full-data reference of this seed
     return kw
 
 

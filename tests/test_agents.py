@@ -23,7 +23,7 @@ from agents.presets import eval_policy_kwargs
 from envs.cover_select import CoverSelectEnv
 from envs.data_agent import DataAgentEnv
 
-TINY = dict(dataset="synthetic", model="mlp", batch_size=16, epochs=2, train_size=160, device="cpu")
+TINY = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=16, epochs=2), data=dict(train_size=160), device="cpu")
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 
 
@@ -178,7 +178,8 @@ def test_readme_plug_in_your_own_algorithm():
     import envs  # noqa: F401  registers DataAgent-v0 and CoverSelect-v0
     from agents import PerSampleVecEnv, SampleFlattenExtractor
 
-    env = gym.make("DataAgent-v0", dataset="synthetic", model="mlp", epochs=2, batch_size=16, train_size=160)
+    env = gym.make("DataAgent-v0", dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=16),
+                   data=dict(train_size=160))
 
     # 1. Any function of the (batch_size, state_dim) state that returns one score in [-1, 1] per sample.
     def my_scores(obs: np.ndarray) -> np.ndarray:

@@ -19,11 +19,14 @@ from envs.cover_rewards import CoverDifficultyReward, CoverRatioReward, make_cov
 from envs.rewards import RunningBatchNormalizer, difficulty
 
 # digits, 10 classes x 10 samples; 16 per batch: 7 batches per epoch, the last one 4 real + 12 padded
-TINY = dict(dataset="digits", train_size=100, batch_size=16, epochs=2, target_ratio=0.3, device="cpu", lr=0.05)
+TINY = dict(dataset="digits", trainer=dict(batch_size=16, epochs=2, lr=0.05), data=dict(train_size=100), keep_ratio=0.3,
+            device="cpu")
 
 
-def make(**kw) -> CoverSelectEnv:
-    return CoverSelectEnv(**{**TINY, **kw})
+def make(trainer: dict | None = None, data: dict | None = None, **kw) -> CoverSelectEnv:
+    """The TINY env with ``kw`` changed and ``trainer`` / ``data`` updating TINY's options."""
+    return CoverSelectEnv(**{**TINY, **kw, "trainer": {**TINY["trainer"], **(trainer or {})},
+                             "data": {**TINY["data"], **(data or {})}})
 
 
 def run_episode(env: CoverSelectEnv, seed: int, action=None) -> list[tuple]:
@@ -60,13 +63,13 @@ def test_check_env_passes_with_only_the_expected_warnings():
 
 
 def test_make_after_import_and_spaces():
-    env = gymnasium.make("CoverSelect-v0", dataset="synthetic", batch_size=32, epochs=1, device="cpu")
+    env = gymnasium.make("CoverSelect-v0", dataset="synthetic", trainer=dict(batch_size=32, epochs=1), device="cpu")
     assert isinstance(env.unwrapped, envs.CoverSelectEnv)
     assert env.observation_space.shape == (32, 128) and env.observation_space.dtype == np.float32
     assert env.action_space.shape == (32,) and env.action_space.low.min() == -1 and env.action_space.high.max() == 1
     obs, info = env.reset(seed=0)
     assert obs.shape == (32, 128) and obs.dtype == np.float32 and np.isfinite(obs).all()
-    assert info["batch_indices"].shape == (32,) and info["valid_mask"].all()
+    assert info["batch_indices"].shape == (32,) and not info["padded"].any()
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     assert isinstance(reward, float) and not terminated and not truncated
     assert info["sample_rewards"].dtype == np.float32 and info["sample_rewards"].shape == (32,)
@@ -86,11 +89,11 @@ def test_episode_length_one_forward_per_batch_and_truncation():
 
 
 def test_padding_slots_are_marked_and_their_actions_ignored():
-    env = make(epochs=1)
+    env = make(trainer=dict(epochs=1))
     env.reset(seed=3)
     for _ in range(6):  # full batches: the first one scores its samples 1.0
         obs, _, _, _, info = env.step(np.ones(16, np.float32))
-    assert info["valid_mask"].sum() == 4 and not info["valid_mask"][4:].any()
+    assert not info["padded"][:4].any() and info["padded"][4:].all()
     padded = info["batch_indices"][4:]
     action = np.full(16, -1.0, np.float32)
     env.step(action)
@@ -114,7 +117,7 @@ def test_ratio_reward_is_zero_at_target_and_negative_elsewhere():
 
 
 def test_sample_rewards_match_a_hand_computation():
-    env = make(epochs=3)
+    env = make(trainer=dict(epochs=3))
     env.reset(seed=1)
     for _ in range(7):  # first epoch: degrees are all 0, the reward is the ratio term alone
         _, reward, _, _, info = env.step(np.ones(16, np.float32))
@@ -138,11 +141,11 @@ def test_sample_rewards_match_a_hand_computation():
 
 
 def test_degrees_come_from_the_epochs_training_features():
-    env = make(epochs=2, epsilon="median")
+    env = make(trainer=dict(epochs=2), epsilon="median")
     obs, info = env.reset(seed=2)
     buffer = torch.zeros(100, env.feature_dim)
     for _ in range(7):
-        valid = info["valid_mask"]
+        valid = ~info["padded"]
         buffer[torch.as_tensor(info["batch_indices"][valid])] = torch.as_tensor(obs[valid])
         obs, _, _, _, info = env.step(env.action_space.sample())
     members = class_members(env.data.train_y, 10)
@@ -189,7 +192,7 @@ def test_env_uses_the_named_reward_and_its_options():
     assert env.coreset_meta()["reward"] == "cover_difficulty" and env.coreset_meta()["ratio_scale"] == 2.0
 
 
-def test_env_accepts_a_reward_object_with_the_same_target_ratio():
+def test_env_accepts_a_reward_object_with_the_same_keep_ratio():
     class Constant(CoverRatioReward):
         def selection_reward(self, scores, degrees, losses):
             return torch.full_like(scores, 0.25)
@@ -198,15 +201,15 @@ def test_env_accepts_a_reward_object_with_the_same_target_ratio():
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.ones(16, np.float32))
     np.testing.assert_allclose(info["sample_rewards"], info["ratio_reward"] + 0.25, rtol=1e-6)
-    with pytest.raises(ValueError, match="target_ratio=0.3 differs from the reward object's target_ratio=0.5"):
+    with pytest.raises(ValueError, match="keep_ratio=0.3 differs from the reward object's keep_ratio=0.5"):
         make(reward=Constant(0.5))
     with pytest.raises(ValueError, match="reward='composite' is invalid; valid choices: cover, cover_difficulty"):
         make(reward="composite")
-    assert make_cover_reward("cover", 0.2).target_ratio == 0.2
+    assert make_cover_reward("cover", 0.2).keep_ratio == 0.2
 
 
 def test_rank_degree_norm_ranks_the_degrees_within_each_class():
-    raw, ranked = make(epochs=2), make(epochs=2, degree_norm="rank")
+    raw, ranked = make(trainer=dict(epochs=2)), make(trainer=dict(epochs=2), degree_norm="rank")
     run_episode(raw, seed=3)
     run_episode(ranked, seed=3)
     for members in class_members(raw.data.train_y, 10):
@@ -218,7 +221,7 @@ def test_rank_degree_norm_ranks_the_degrees_within_each_class():
 
 @pytest.mark.parametrize("ratio", [0.1, 0.3, 0.55])
 def test_class_budget_keeps_the_class_proportions_and_the_highest_scores(ratio):
-    env = make(class_budget=True, target_ratio=ratio, train_size=130)  # 13 per class
+    env = make(class_budget=True, keep_ratio=ratio, data=dict(train_size=130))  # 13 per class
     run_episode(env, seed=1)
     core = env.coreset()
     labels = env.data.train_y.numpy()
@@ -239,7 +242,7 @@ def test_class_budget_keeps_the_class_proportions_and_the_highest_scores(ratio):
 
 @pytest.mark.parametrize("train_on, changes", [("selected", False), ("all", True)])
 def test_train_on_selected_masks_the_loss_of_deselected_samples(train_on, changes):
-    env = make(train_on=train_on, weight_decay=0.0)
+    env = make(train_on=train_on, trainer=dict(weight_decay=0.0))
     env.reset(seed=0)
     before = [p.detach().clone() for p in env.trainer.model.parameters()]
     env.step(np.full(16, -1.0, np.float32))  # deselect the whole batch
@@ -249,7 +252,7 @@ def test_train_on_selected_masks_the_loss_of_deselected_samples(train_on, change
 
 
 def test_divergence_truncates_with_an_error():
-    env = make(lr=1e30, schedule="constant", epochs=5)
+    env = make(trainer=dict(lr=1e30, schedule="constant", epochs=5))
     env.reset(seed=0)
     for _ in range(10):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
@@ -275,7 +278,7 @@ def test_same_seed_same_coreset_different_seed_different_coreset():
 @pytest.mark.parametrize("action", [1.0, -1.0, None])
 @pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5, 0.9])
 def test_env_coreset_size_within_one_percent(action, ratio):
-    env = make(epochs=1, target_ratio=ratio)
+    env = make(trainer=dict(epochs=1), keep_ratio=ratio)
     run_episode(env, seed=0, action=action)
     core = env.coreset()
     low, high = coreset_size_bounds(100, ratio)
@@ -315,18 +318,18 @@ def test_select_by_score_breaks_ties_by_seed():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(target_ratio=0.0), "target_ratio=0.0"), (dict(target_ratio=1.0), "target_ratio=1.0"),
-    (dict(target_ratio=-0.2), "target_ratio=-0.2"), (dict(target_ratio=float("nan")), "target_ratio=nan"),
-    (dict(target_ratio=True), "target_ratio=True"), (dict(epsilon=0.0), "epsilon=0.0"),
+    (dict(keep_ratio=0.0), "keep_ratio=0.0"), (dict(keep_ratio=1.0), "keep_ratio=1.0"),
+    (dict(keep_ratio=-0.2), "keep_ratio=-0.2"), (dict(keep_ratio=float("nan")), "keep_ratio=nan"),
+    (dict(keep_ratio=True), "keep_ratio=True"), (dict(epsilon=0.0), "epsilon=0.0"),
     (dict(epsilon=-1), "epsilon=-1"), (dict(epsilon=float("nan")), "epsilon=nan"),
     (dict(epsilon="widest"), "epsilon='widest'"), (dict(train_on="pruned"), "train_on='pruned'"),
     (dict(degree_norm="max"), "degree_norm='max' is invalid; valid: one of none, rank"),
     (dict(class_budget=1), "class_budget=1 is invalid; valid: True or False"),
     (dict(ratio_scale=0.0), "ratio_scale=0.0 is invalid"), (dict(ratio_scale=float("inf")), "ratio_scale=inf"),
     (dict(reward=42), "reward=42 is invalid"),
-    (dict(batch_size=101), "batch_size=101"), (dict(model="vit"), "unknown model 'vit'"),
+    (dict(trainer=dict(batch_size=101)), "batch_size=101"), (dict(model="vit"), "unknown model 'vit'"),
     (dict(chunk_bytes=0), "chunk_bytes=0"), (dict(quantile_samples=1), "quantile_samples=1"),
-    (dict(lr=-1.0), "lr=-1.0"), (dict(schedule="step"), "schedule='step'"), (dict(dataset="mnist"), "unknown dataset"),
+    (dict(trainer=dict(lr=-1.0)), "lr=-1.0"), (dict(trainer=dict(schedule="step")), "schedule='step'"), (dict(dataset="mnist"), "unknown dataset"),
 ])
 def test_bad_options_are_clear_errors(kw, match):
     with pytest.raises(ValueError, match=match.replace("(", r"\(")):
@@ -435,7 +438,7 @@ def test_select_and_evaluate_clis_end_to_end(tmp_path, capsys):
 def test_env_coreset_saves_and_evaluates(tmp_path):
     from experiments.evaluate_coreset import evaluate_coreset
 
-    env = make(epochs=1, data_seed=3)
+    env = make(trainer=dict(epochs=1), data=dict(seed=3))
     run_episode(env, seed=0)
     save_coreset(tmp_path / "rl", env.coreset(), env.coreset_meta())
     result = evaluate_coreset(tmp_path / "rl", "mlp", epochs=1, batch_size=16, device="cpu", progress=False)

@@ -16,7 +16,12 @@ from envs.data_agent import SIGNAL_NAMES, DataAgentEnv
 from envs.rewards import CompositeReward
 from envs.selection import AnnealedTopKSelector, fixed_size_batches
 
-TINY = dict(dataset="synthetic", model="mlp", train_size=64, batch_size=16, epochs=2, device="cpu")
+TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2), device="cpu")
+
+
+def _tiny(trainer: dict | None = None, data: dict | None = None) -> dict:
+    """TINY with some of its trainer and data options changed."""
+    return {**TINY, "trainer": {**TINY["trainer"], **(trainer or {})}, "data": {**TINY["data"], **(data or {})}}
 
 
 def _run(env: DataAgentEnv, policy, seed: int | None = 0):
@@ -166,7 +171,7 @@ def test_bad_actions_raise_and_out_of_range_is_clipped():
 
 
 def test_large_lr_diverges_into_a_truncated_episode():
-    env = DataAgentEnv(**{**TINY, "epochs": 3}, lr=1e6, schedule="constant", label_smoothing=0.0)
+    env = DataAgentEnv(**_tiny(dict(epochs=3, lr=1e6, schedule="constant", label_smoothing=0.0)))
     env.reset(seed=0)
     steps = 0
     while True:
@@ -203,7 +208,7 @@ def test_nan_loss_ends_the_episode_with_an_error(monkeypatch):
 
 def test_selected_samples_are_the_high_scored_ones_and_annealing_trains_all():
     n, k = 64, 32
-    env = DataAgentEnv(**{**TINY, "epochs": 4}, anneal=0.75)  # pruned epochs 0, 1, 2; epoch 3 full
+    env = DataAgentEnv(**_tiny(dict(epochs=4)), anneal=0.75)  # pruned epochs 0, 1, 2; epoch 3 full
     high = set(range(0, n, 2))  # the agent favours even indices: score 0.95 vs 0.05
     policy = lambda info: np.where(info["batch_indices"] % 2 == 0, 0.9, -0.9).astype(np.float32)  # noqa: E731
     _, info = env.reset(seed=0)
@@ -229,7 +234,7 @@ def test_selected_samples_are_the_high_scored_ones_and_annealing_trains_all():
 
 def test_ledger_matches_the_analytic_count_with_padding():
     n, b, keep, epochs = 60, 16, 0.5, 4  # pruned: 30 kept -> 2 batches (2 padded); full: 60 -> 4 batches (4 padded)
-    env = DataAgentEnv(**{**TINY, "train_size": n, "epochs": epochs}, keep_ratio=keep, anneal=0.5)
+    env = DataAgentEnv(**_tiny(dict(epochs=epochs), dict(train_size=n)), keep_ratio=keep, anneal=0.5)
     env.reset(seed=0)
     calls = _record_steps(env)
     paddings = []
@@ -307,13 +312,13 @@ def test_fixed_size_batches_pads_with_distinct_samples():
     (dict(state="pixels"), r"state='pixels'.*features, signals, both"),
     (dict(keep_ratio=0.0), r"keep_ratio=0\.0.*\(0, 1\]"),
     (dict(anneal=1.5), r"anneal=1\.5.*\[0, 1\]"),
-    (dict(batch_size=1), r"batch_size=1.*>= 2"),
+    (dict(trainer=dict(batch_size=1)), r"batch_size=1.*>= 2"),
     (dict(keep_ratio=0.2), r"keep_ratio=0\.2 keeps 12 .*batch_size=16.*keep_ratio >= 0\.25"),
     (dict(loss_weight=-1.0), r"loss_weight=-1\.0"),
     (dict(reward="bogus"), r"reward='bogus'"),
-    (dict(lr=-1.0), r"lr=-1\.0"),
+    (dict(trainer=dict(lr=-1.0)), r"lr=-1\.0"),
     (dict(model="vit"), r"unknown model 'vit'"),
-    (dict(train_size=10**6), r"train_size=1000000"),
+    (dict(data=dict(train_size=10**6)), r"train_size=1000000"),
 ])
 def test_invalid_options_raise_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

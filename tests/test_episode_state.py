@@ -13,12 +13,13 @@ import envs  # noqa: F401
 
 CASES = {
     "DataAgent-v0": dict(state="both", keep_ratio=0.5),
-    "CoverSelect-v0": dict(target_ratio=0.3, train_on="selected"),
+    "CoverSelect-v0": dict(keep_ratio=0.3, train_on="selected"),
 }
 
 
 def _make(env_id: str, model: str = "mlp") -> gym.Env:
-    return gym.make(env_id, dataset="synthetic", model=model, train_size=96, batch_size=16, epochs=3, device="cpu",
+    return gym.make(env_id, dataset="synthetic", model=model, data=dict(train_size=96), trainer=dict(batch_size=16, epochs=3),
+                    device="cpu",
                     **CASES[env_id]).unwrapped
 
 

@@ -23,7 +23,7 @@ from envs import CoverSelectEnv, DataAgentEnv
 FUZZ = settings(derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 BATCH = 8
-ENV_KW = dict(dataset="synthetic", model="mlp", train_size=64, batch_size=BATCH, epochs=2, device="cpu")
+ENV_KW = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=BATCH, epochs=2), device="cpu")
 
 # --- actions ------------------------------------------------------------------------------------
 
@@ -84,43 +84,54 @@ def either(valid: st.SearchStrategy) -> st.SearchStrategy:
 COMMON = {
     "dataset": either(st.sampled_from(["digits", "synthetic", "mnist-typo", "imagefolder:/missing"])),
     "model": either(st.sampled_from(["mlp", "cnn", "resnet18", "vgg"])),
-    "batch_size": either(st.integers(1, 80)), "epochs": either(st.integers(0, 4)),
     "device": st.sampled_from(["cpu", "auto", "cuda", "cuda:3", "foo", 7]),
-    "train_size": either(st.integers(-1, 600)), "noise": either(st.sampled_from(["symmetric", "asymmetric"])),
-    "noise_rate": either(st.floats(-0.5, 1.5)), "lr": either(st.floats(1e-4, 1.0)),
-    "schedule": either(st.sampled_from(["cosine", "constant", "step"])), "momentum": either(st.floats(0, 0.99)),
-    "nesterov": either(st.booleans()), "weight_decay": either(st.floats(0, 0.01)), "label_smoothing": either(st.floats(0, 0.5)),
-    "amp": either(st.booleans()), "augment": either(st.booleans()), "eval_batch_size": either(st.integers(1, 4096)),
+}
+GROUPS = {  # the options an env takes inside its trainer= and data= mappings
+    "trainer": {
+        "batch_size": either(st.integers(1, 80)), "epochs": either(st.integers(0, 4)), "lr": either(st.floats(1e-4, 1.0)),
+        "schedule": either(st.sampled_from(["cosine", "constant", "step"])), "momentum": either(st.floats(0, 0.99)),
+        "nesterov": either(st.booleans()), "weight_decay": either(st.floats(0, 0.01)),
+        "label_smoothing": either(st.floats(0, 0.5)), "amp": either(st.booleans()), "augment": either(st.booleans()),
+        "eval_batch_size": either(st.integers(1, 4096)),
+    },
+    "data": {
+        "train_size": either(st.integers(-1, 600)), "noise": either(st.sampled_from(["symmetric", "asymmetric"])),
+        "noise_rate": either(st.floats(-0.5, 1.5)), "seed": either(st.integers(0, 2**32 - 1)),
+    },
 }
 OPTIONS = {
     DataAgentEnv: {**COMMON, "keep_ratio": either(st.floats(0.2, 1.0)), "anneal": either(st.floats(0, 1)),
                    "loss_weight": either(st.floats(0.5, 4.0)), "reward_norm": either(st.booleans()),
                    "state": either(st.sampled_from(["features", "signals", "both", "pixels"])),
                    "reward": either(st.sampled_from(["composite", "loss", "entropy", "accuracy"]))},
-    CoverSelectEnv: {**COMMON, "target_ratio": either(st.floats(0.05, 0.95)), "reward_norm": either(st.booleans()),
-                     "data_seed": either(st.integers(0, 2**32 - 1)), "chunk_bytes": either(st.integers(1, 2**28)),
-                     "quantile_samples": either(st.integers(2, 5000)),
+    CoverSelectEnv: {**COMMON, "keep_ratio": either(st.floats(0.05, 0.95)), "reward_norm": either(st.booleans()),
+                     "chunk_bytes": either(st.integers(1, 2**28)), "quantile_samples": either(st.integers(2, 5000)),
                      "train_on": either(st.sampled_from(["all", "selected", "half"])),
                      "epsilon": either(st.sampled_from(["mean", "median", "quantile:0.3", "quantile:2", "max", 0.5]))},
 }
+ALL_OPTIONS = {cls: {**{name: (None, s) for name, s in options.items()},
+                     **{name: (group, s) for group, grouped in GROUPS.items() for name, s in grouped.items()}}
+               for cls, options in OPTIONS.items()}
 
 
 @pytest.mark.parametrize("cls", [DataAgentEnv, CoverSelectEnv])
 @FUZZ
 @given(data=st.data())
 def test_any_constructor_options_build_the_env_or_name_the_bad_option(cls, data):
-    names = data.draw(st.lists(st.sampled_from(sorted(OPTIONS[cls])), min_size=1, max_size=3, unique=True))
-    options = {name: data.draw(OPTIONS[cls][name], label=name) for name in names}
-    kw = {**ENV_KW, **options}
+    names = data.draw(st.lists(st.sampled_from(sorted(ALL_OPTIONS[cls])), min_size=1, max_size=3, unique=True))
+    kw = {**ENV_KW, "trainer": dict(ENV_KW["trainer"]), "data": dict(ENV_KW["data"])}
+    for name in names:
+        group, strategy = ALL_OPTIONS[cls][name]
+        (kw if group is None else kw[group])[name] = data.draw(strategy, label=name)
     try:
         env = cls(**kw)
     except (ValueError, TypeError, FileNotFoundError) as err:
         event(f"refused: {type(err).__name__}")
         message = str(err)
-        assert "\n" not in message and any(name in message for name in (*kw, "dataset", "device")), message
+        assert "\n" not in message and any(name in message for name in (*names, "dataset", "device")), message
         return
     event("built")
-    assert env.action_space.shape == (kw["batch_size"],)
+    assert env.action_space.shape == (kw["trainer"]["batch_size"],)
 
 
 # --- CLI options --------------------------------------------------------------------------------

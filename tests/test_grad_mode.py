@@ -14,7 +14,8 @@ import envs  # noqa: F401
 
 
 def _run(env_id: str, grad_mode: contextlib.AbstractContextManager) -> list[tuple]:
-    env = gym.make(env_id, dataset="synthetic", model="cnn", train_size=64, batch_size=16, epochs=2, device="cpu")
+    env = gym.make(env_id, dataset="synthetic", model="cnn", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2),
+                   device="cpu")
     rng = np.random.default_rng(0)
     with grad_mode:
         steps = [env.reset(seed=0)]

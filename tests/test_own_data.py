@@ -93,19 +93,19 @@ def test_bad_own_data_gets_a_one_line_error(source, message):
 
 def test_tabular_data_trains_the_mlp_in_both_envs_and_cnn_is_refused():
     x, y = tabular(256)
-    env = DataAgentEnv((x, y), "mlp", batch_size=32, epochs=3, keep_ratio=0.5, device="cpu", lr=0.05)
+    env = DataAgentEnv((x, y), "mlp", trainer=dict(batch_size=32, epochs=3, lr=0.05), keep_ratio=0.5, device="cpu")
     assert env.observation_space.shape == (32, 128)
     obs, _ = env.reset(seed=0)
     done = False
     while not done:
         obs, _, _, done, info = env.step(np.zeros(32, np.float32))
     assert info["final_test"]["top1"] > 60  # chance is 33%
-    cover = CoverSelectEnv((x, y), "mlp", batch_size=32, epochs=1, device="cpu")
+    cover = CoverSelectEnv((x, y), "mlp", trainer=dict(batch_size=32, epochs=1), device="cpu")
     cover.reset(seed=0)
     with pytest.raises(ValueError, match="needs image inputs .* valid: model='mlp' or your own nn.Module"):
-        DataAgentEnv((x, y), "cnn", batch_size=32, device="cpu")
+        DataAgentEnv((x, y), "cnn", trainer=dict(batch_size=32), device="cpu")
     with pytest.raises(ValueError, match="integer inputs .* nn.Embedding"):
-        DataAgentEnv((np.zeros((64, 4), np.int64), np.arange(64) % 2), "mlp", batch_size=8, device="cpu")
+        DataAgentEnv((np.zeros((64, 4), np.int64), np.arange(64) % 2), "mlp", trainer=dict(batch_size=8), device="cpu")
 
 
 def test_hugging_face_dataset_with_named_columns():

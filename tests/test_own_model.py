@@ -83,11 +83,11 @@ def test_features_come_from_the_last_linear_a_named_layer_or_the_tuple_return():
 
 def test_state_dimension_follows_the_model_in_both_envs():
     x, y = tabular(128)
-    assert DataAgentEnv((x, y), TwoLayer(), batch_size=16, device="cpu").observation_space.shape == (16, 24)
-    assert DataAgentEnv((x, y), TupleNet(), batch_size=16, device="cpu", state="both").observation_space.shape == (16, 15)
-    assert CoverSelectEnv((x, y), TwoLayer(), batch_size=16, device="cpu").observation_space.shape == (16, 24)
+    assert DataAgentEnv((x, y), TwoLayer(), trainer=dict(batch_size=16), device="cpu").observation_space.shape == (16, 24)
+    assert DataAgentEnv((x, y), TupleNet(), trainer=dict(batch_size=16), device="cpu", state="both").observation_space.shape == (16, 15)
+    assert CoverSelectEnv((x, y), TwoLayer(), trainer=dict(batch_size=16), device="cpu").observation_space.shape == (16, 24)
     images = (np.random.default_rng(0).integers(0, 256, (128, 1, 8, 8), dtype=np.uint8), np.arange(128) % 4)
-    env = DataAgentEnv(images, FeatureModel(ConvNet(), "pool"), batch_size=16, epochs=2, device="cpu")
+    env = DataAgentEnv(images, FeatureModel(ConvNet(), "pool"), trainer=dict(batch_size=16, epochs=2), device="cpu")
     assert env.observation_space.shape == (16, 8)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (16, 8) and np.isfinite(obs).all()
@@ -97,7 +97,7 @@ def test_every_run_starts_from_the_given_weights_and_leaves_the_users_model_alon
     x, y = tabular(128)
     net = TwoLayer()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    env = DataAgentEnv((x, y), net, batch_size=16, epochs=1, device="cpu")
+    env = DataAgentEnv((x, y), net, trainer=dict(batch_size=16, epochs=1), device="cpu")
     first, _ = env.reset(seed=0)
     done = False
     while not done:
@@ -109,7 +109,7 @@ def test_every_run_starts_from_the_given_weights_and_leaves_the_users_model_alon
 
 def test_token_ids_train_a_model_with_an_embedding():
     ids = np.random.default_rng(0).integers(0, 50, size=(96, 7))
-    env = DataAgentEnv((ids, (ids[:, 0] > 25).astype(int)), TokenNet(), batch_size=16, epochs=2, device="cpu")
+    env = DataAgentEnv((ids, (ids[:, 0] > 25).astype(int)), TokenNet(), trainer=dict(batch_size=16, epochs=2), device="cpu")
     obs, _ = env.reset(seed=0)
     done = False
     while not done:

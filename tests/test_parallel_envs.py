@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import envs
 
-KW = dict(dataset="synthetic", model="cnn", train_size=64, batch_size=16, epochs=1, device="cpu")
+KW = dict(dataset="synthetic", model="cnn", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=1), device="cpu")
 # (env, start method, vector envs): fork, the default that hung, on both envs and both vector envs; spawn
 # (seconds to start a fresh worker) once. SubprocVecEnv's default, forkserver, after torch work in the
 # parent: tests/test_agents.py::test_envs_pickle_and_run_in_spawned_subprocesses

@@ -26,7 +26,7 @@ from experiments import benchmark, full_data
 README = Path(__file__).resolve().parents[1] / "README.md"
 TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "3",
         "--reference", "none", "--no-progress"]
-SMALL = dict(dataset="synthetic", model="mlp", batch_size=32, epochs=1, device="cpu")
+SMALL = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=32, epochs=1), device="cpu")
 
 
 def table_rows() -> list[tuple[str, str]]:
@@ -147,12 +147,12 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`env.step(a)` inside `torch.inference_mode()`": _inference_mode_step,
         "`env.step(a)` before `reset()`": _raises(lambda: fresh.step(np.zeros(32, np.float32))),
         "`DataAgentEnv(keep_ratio=0.01)` on 512 samples": _raises(
-            lambda: DataAgentEnv(**{**SMALL, "keep_ratio": 0.01, "epochs": 8})),
-        "`DataAgentEnv(train_size=100, batch_size=256)`": _raises(
-            lambda: DataAgentEnv(**{**SMALL, "train_size": 100, "batch_size": 256})),
+            lambda: DataAgentEnv(**{**SMALL, "keep_ratio": 0.01, "trainer": dict(batch_size=32, epochs=8)})),
+        '`DataAgentEnv(data={"train_size": 100}, trainer={"batch_size": 256})`': _raises(
+            lambda: DataAgentEnv(**{**SMALL, "data": dict(train_size=100), "trainer": dict(batch_size=256)})),
         '`DataAgentEnv(state="pixels")`': _raises(lambda: DataAgentEnv(**{**SMALL, "state": "pixels"})),
         '`DataAgentEnv(reward="accuracy")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward": "accuracy"})),
-        "`CoverSelectEnv(target_ratio=1.5)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "target_ratio": 1.5})),
+        "`CoverSelectEnv(keep_ratio=1.5)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "keep_ratio": 1.5})),
         "`CoverSelectEnv(epsilon=-1.0)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "epsilon": -1.0})),
         '`make_agent("dqn", env)`': _raises(lambda: make_agent("dqn", fresh)),
         '`DataAgentEnv(reward_baseline="median")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward_baseline": "median"})),

@@ -10,7 +10,7 @@ import torch
 
 from envs.rllib import RLLIB_ENV_IDS, make_rllib_env, register_rllib_envs
 
-TINY = dict(dataset="synthetic", model="mlp", epochs=2, batch_size=64, device="cpu")  # 512 samples: 8 batches an epoch
+TINY = dict(dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=64), device="cpu")  # 512 samples: 8 batches an epoch
 
 
 @pytest.fixture(scope="module")

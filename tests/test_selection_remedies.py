@@ -17,7 +17,7 @@ from envs.store import SampleStore
 from agents import make_agent
 from experiments import benchmark
 
-TINY = dict(dataset="synthetic", model="mlp", train_size=64, batch_size=16, epochs=2, device="cpu")
+TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2), device="cpu")
 
 
 def _batch(seed: int, b: int = 20, c: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

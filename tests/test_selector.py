@@ -39,8 +39,8 @@ class UserNet(nn.Module):
         return self.out(self.body(x))
 
 
-ENV_OPTIONS = dict(batch_size=BATCH, epochs=EPOCHS, keep_ratio=0.5, anneal=0.75, lr=0.05, schedule="constant",
-                   label_smoothing=0.0, device="cpu")
+ENV_OPTIONS = dict(trainer=dict(batch_size=BATCH, epochs=EPOCHS, lr=0.05, schedule="constant", label_smoothing=0.0),
+                   keep_ratio=0.5, anneal=0.75, device="cpu")
 
 
 def save_agent(tmp_path: Path, env: DataAgentEnv, mode: str) -> Path:

@@ -12,7 +12,7 @@ from experiments import transfer
 
 
 def test_agents_and_random_run_at_equal_cost_and_the_table_reports_them(tmp_path):
-    env = DataAgentEnv("synthetic", "mlp", batch_size=32, epochs=2, device="cpu")
+    env = DataAgentEnv("synthetic", "mlp", trainer=dict(batch_size=32, epochs=2), device="cpu")
     folder = tmp_path / "agent"
     folder.mkdir()
     make_agent("ppo", env, "per_sample", seed=0).save(folder / "agent.zip")

@@ -20,7 +20,7 @@ from rl_zoo3.enjoy import enjoy  # noqa: E402
 from rl_zoo3.exp_manager import ExperimentManager  # noqa: E402
 from rl_zoo3.train import train as zoo_train  # noqa: E402
 
-TINY = dict(dataset="synthetic", model="mlp", train_size=160, batch_size=16, epochs=2, device="cpu")
+TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=160), trainer=dict(batch_size=16, epochs=2), device="cpu")
 TINY_CLI = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",
             "--device", "cpu", "--no-progress", "--reference", "none"]
 ZOO_ENV_KWARGS = [f"{k}:{v!r}" for k, v in TINY.items()]  # Zoo evaluates each value as Python
