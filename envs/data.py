@@ -467,10 +467,10 @@ class DataConfig:
     seed: int | None = None
 
     def validate(self) -> None:
-        """Check every option's type and range (``train_size``'s upper bound is checked on loading)."""
+        """Check every option's type and range (``train_size``'s range needs the dataset: checked on loading)."""
         checks = [
-            ("train_size", self.train_size, self.train_size is None or (is_count(self.train_size) and self.train_size >= 1),
-             "None or an integer >= 1"),
+            ("train_size", self.train_size, self.train_size is None or is_count(self.train_size),
+             "None or an integer (in [1, N], checked on loading)"),
             ("noise", self.noise, self.noise is None or (isinstance(self.noise, str) and self.noise in NOISE_TYPES),
              f"None or one of {', '.join(NOISE_TYPES)}"),
             ("noise_rate", self.noise_rate, is_real(self.noise_rate) and 0.0 <= self.noise_rate < 1.0, "[0, 1)"),

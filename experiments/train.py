@@ -396,15 +396,20 @@ def resume_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 def checkpoint_identity(config: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint must match: the run config without devices, output and checkpoint options,
-    flattened one level (``env_kwargs.lr``) so that a refusal names the option that differs."""
+    flattened one level, the env's trainer and data options two (``env_kwargs.trainer.lr``), so that a
+    refusal names the option that differs."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if key in ("command", "argv", "agent_device"):
             continue
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items() if (key, k) != ("env_kwargs", "device")})
-        else:
+        if not isinstance(value, dict):
             flat[key] = value
+            continue
+        for k, v in value.items():
+            if key == "env_kwargs" and isinstance(v, dict):
+                flat.update({f"{key}.{k}.{name}": option for name, option in v.items()})
+            elif (key, k) != ("env_kwargs", "device"):
+                flat[f"{key}.{k}"] = v
     return flat
 
 

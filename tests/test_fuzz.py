@@ -128,7 +128,7 @@ def test_any_constructor_options_build_the_env_or_name_the_bad_option(cls, data)
     except (ValueError, TypeError, FileNotFoundError) as err:
         event(f"refused: {type(err).__name__}")
         message = str(err)
-        assert "\n" not in message and any(name in message for name in (*names, "dataset", "device")), message
+        assert "\n" not in message and any(name in message for name in (*kw, *kw["trainer"], *kw["data"])), message
         return
     event("built")
     assert env.action_space.shape == (kw["trainer"]["batch_size"],)

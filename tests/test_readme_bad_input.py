@@ -153,6 +153,7 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         '`DataAgentEnv(state="pixels")`': _raises(lambda: DataAgentEnv(**{**SMALL, "state": "pixels"})),
         '`DataAgentEnv(reward="accuracy")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward": "accuracy"})),
         "`CoverSelectEnv(keep_ratio=1.5)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "keep_ratio": 1.5})),
+        '`DataAgentEnv(trainer={"lrate": 0.1})`': _raises(lambda: DataAgentEnv(**{**SMALL, "trainer": {"lrate": 0.1}})),
         "`CoverSelectEnv(epsilon=-1.0)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "epsilon": -1.0})),
         '`make_agent("dqn", env)`': _raises(lambda: make_agent("dqn", fresh)),
         '`DataAgentEnv(reward_baseline="median")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward_baseline": "median"})),
