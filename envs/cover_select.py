@@ -96,7 +96,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
     ``ratio_reward``; on the last step ``coreset`` and ``coreset_meta`` (:meth:`coreset` and
     :meth:`coreset_meta` of the finished run, ready for :func:`envs.coreset.save_coreset`).
 
-    **Divergence.** A non-finite training loss or feature ends the episode with ``truncated=True``,
+    **Divergence.** A non-finite training loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` and an all-zero observation (the observation after the last step is all zeros too).
 
     **Seeding.** The dataset (subset, label noise) is loaded once from ``data.seed`` (None: 0), so coreset
