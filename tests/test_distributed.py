@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import torch.multiprocessing as mp
 from envs.checkpoint import load_checkpoint, save_checkpoint
 from envs.data_agent import DataAgentEnv
 from envs.distributed import World
+from experiments import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # 256 samples in batches of 32: 2 pruned epochs of 4 batches, then a full epoch of 8 (16 steps)
@@ -141,3 +143,60 @@ def test_a_world_shards_evenly_and_refuses_batches_that_do_not_split():
     world.check_batch_size(33)
     with pytest.raises(ValueError, match="batch_size=32 does not split over 3 processes; valid: a multiple of 3"):
         world.check_batch_size(32)
+
+
+# 147 samples: the full-data reference's last batch (19) splits unevenly (10 + 9); the agent's first rollout
+# (4 steps) ends inside epoch 1, where the run is checkpointed and, in the stopped run, interrupted
+CLI = ["--dataset", "digits", "--model", "mlp", "--train-size", "147", "--batch-size", "32", "--epochs", "2",
+       "--hyperparams", "n_steps=4", "--no-progress", "--checkpoint-every", "1", "--seed", "2"]
+
+
+def _stop_then_resume(folder: Path) -> dict[str, Any]:
+    """The CLI run stopped after its first checkpoint (as SIGTERM would), then ``--resume``d."""
+    original = train.RunCheckpointer.save
+
+    def save_then_stop(self: train.RunCheckpointer) -> Path:
+        raise train.RunInterrupted(signal.SIGTERM, original(self))
+
+    train.RunCheckpointer.save = save_then_stop
+    try:
+        train.main([*CLI, "--out", str(folder)], quiet=True)
+    except SystemExit as stop:
+        code = stop.code
+    train.RunCheckpointer.save = original
+    stopped_with_checkpoint = bool(list((folder / "checkpoints").glob("ckpt-*.pt")))
+    return {"stop": code, "checkpointed": stopped_with_checkpoint,
+            "result": train.main(["--resume", str(folder), "--no-progress"], quiet=True)}
+
+
+def test_torchrun_trains_once_like_one_process_and_resumes_exactly(tmp_path, monkeypatch):
+    """``torchrun --nproc-per-node 2 -m experiments.train`` (PPO, gloo): one agent, results written and
+    printed once, equal to one process's; a run stopped after a checkpoint on 2 ranks and resumed ends
+    exactly as the uninterrupted torchrun run."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    folder = tmp_path / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "experiments.train", *CLI, "--out", str(folder)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("saved to") == 1 and proc.stdout.count("agent run") == 1
+    assert not (folder / "checkpoints").exists()
+    ddp = json.loads((folder / "metrics.json").read_text())
+
+    single = train.main([*CLI, "--out", str(tmp_path / "single")], quiet=True)
+    for part in ("run", "reference"):
+        assert {k: ddp[part]["ledger"][k] for k in COUNTERS} == {k: single[part]["ledger"][k] for k in COUNTERS}
+        for key, value in single[part]["test"].items():
+            assert ddp[part]["test"][key] == pytest.approx(value, rel=1e-4, abs=1e-4), (part, key)
+    np.testing.assert_allclose(np.load(folder / "scores.npy"), np.load(tmp_path / "single" / "scores.npy"), atol=1e-5)
+
+    rank0, rank1 = _on_two_ranks(tmp_path, _stop_then_resume, tmp_path / "stopped")
+    assert rank0["stop"] == 128 + signal.SIGTERM and "rank 0 stopped" in rank1["stop"]
+    assert rank0["checkpointed"] and rank1["checkpointed"]
+    resumed = rank0["result"]
+    assert resumed["run"]["test"] == ddp["run"]["test"] and resumed["reference"]["test"] == ddp["reference"]["test"]
+    assert {k: resumed["run"]["ledger"][k] for k in COUNTERS} == {k: ddp["run"]["ledger"][k] for k in COUNTERS}
+    assert resumed["run"]["reward_by_epoch"] == ddp["run"]["reward_by_epoch"]
+    np.testing.assert_array_equal(np.load(tmp_path / "stopped" / "scores.npy"), np.load(folder / "scores.npy"))
+    assert rank1["result"]["run"] == resumed["run"]
