@@ -20,7 +20,7 @@ from torch.func import functional_call
 
 from envs.checks import is_count, is_real
 from envs.data import DeviceDataset
-from envs.distributed import World, current, local_rank, world_size
+from envs.distributed import World, current, local_cuda_index, world_size
 from envs.ledger import CostLedger
 from envs.own_model import make_model
 from envs.schedules import SCHEDULES, lr_at
@@ -33,9 +33,9 @@ class DivergenceError(RuntimeError):
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when present, else CPU; an unavailable CUDA device is a clear error.
-    Under ``torchrun``, ``"auto"`` and ``"cuda"`` mean this process's own GPU, ``cuda:LOCAL_RANK``."""
+    Under ``torchrun``, ``"auto"`` and ``"cuda"`` mean this process's own GPU (``cuda:LOCAL_RANK``)."""
     if str(device) in ("auto", "cuda") and world_size() > 1 and torch.cuda.is_available():
-        device = f"cuda:{local_rank()}"
+        device = f"cuda:{local_cuda_index()}"
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

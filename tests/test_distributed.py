@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ import torch.multiprocessing as mp
 
 from envs.checkpoint import load_checkpoint, save_checkpoint
 from envs.data_agent import DataAgentEnv
-from envs.distributed import World
+from envs.distributed import ReplicatedEnv, World
 from experiments import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,3 +201,55 @@ def test_torchrun_trains_once_like_one_process_and_resumes_exactly(tmp_path, mon
     assert resumed["run"]["reward_by_epoch"] == ddp["run"]["reward_by_epoch"]
     np.testing.assert_array_equal(np.load(tmp_path / "stopped" / "scores.npy"), np.load(folder / "scores.npy"))
     assert rank1["result"]["run"] == resumed["run"]
+
+
+class _Counter(gym.Env):
+    """A stand-in env whose observation is the number of steps since reset."""
+
+    observation_space = gym.spaces.Box(0, 100, (1,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.full(1, self.t, np.float32), 0.0, False, False, {}
+
+
+class _Script:
+    """Rank 1's view of rank 0's broadcasts, scripted."""
+
+    rank, is_leader = 1, False
+
+    def __init__(self, messages: list[tuple]):
+        self.messages = iter(messages)
+
+    def broadcast(self, obj: Any = None) -> Any:
+        return next(self.messages)
+
+
+def _follower(messages: list[tuple]) -> ReplicatedEnv:
+    env = ReplicatedEnv(_Counter())
+    env.world = _Script(messages)
+    return env
+
+
+def test_a_follower_repeats_rank_0s_calls_and_stops_when_the_copies_diverge():
+    reset = ("reset", {"seed": 0, "options": None}, None)
+    env = _follower([reset, ("step", np.zeros(1), 0.0), ("step", np.zeros(1), 1.0), ("done", {"top1": 50.0}, None)])
+    assert env.replicate(lambda: pytest.fail("only rank 0 leads")) == {"top1": 50.0}
+    assert env.unwrapped.t == 2
+    with pytest.raises(RuntimeError, match=r"rank 1's observation differs from rank 0's \(checksum 1.0 vs 5.0\)"):
+        _follower([reset, ("step", np.zeros(1), 0.0), ("step", np.zeros(1), 5.0)]).replicate(lambda: None)
+    with pytest.raises(SystemExit, match=r"rank 1: rank 0 stopped \(RunInterrupted: SIGTERM\)"):
+        _follower([("abort", "RunInterrupted: SIGTERM", None)]).replicate(lambda: None)
+
+
+def test_outside_torchrun_the_replicated_env_is_the_env(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    env = ReplicatedEnv(_Counter())
+    assert env.world is None and env.replicate(lambda: "led") == "led"
+    env.reset(seed=0)
+    assert env.step(np.zeros(1))[0][0] == 1.0
