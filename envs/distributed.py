@@ -86,7 +86,8 @@ class World:
         padded[: len(part)] = part
         parts = [torch.empty_like(padded) for _ in range(self.size)]
         dist.all_gather(parts, padded)
-        return torch.cat([p[: len(range(n)[self.shard(n, r)])] for r, p in enumerate(parts)])
+        sizes = [self.shard(n, r).stop - self.shard(n, r).start for r in range(self.size)]
+        return torch.cat([p[:size] for p, size in zip(parts, sizes)])
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over ranks (in place; returned for chaining)."""

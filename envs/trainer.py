@@ -151,7 +151,7 @@ class Trainer:
     Under ``torchrun`` (see :mod:`envs.distributed`) the model is trained with
     ``DistributedDataParallel``: each process forwards and back-propagates its shard of every batch and
     sees the whole batch's detached outputs; evaluation is sharded too. Every process's ledger counts
-    the whole job's samples (the shards are equal, so their sum is the batch; no communication).
+    the whole job's samples: the shards of a batch add up to the batch, so no communication is needed.
     """
 
     def __init__(self, dataset: DeviceDataset, model: str | torch.nn.Module, config: TrainerConfig | None = None,
