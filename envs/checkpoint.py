@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from envs.distributed import is_leader
+
 FORMAT = "data-select-gym-checkpoint/1"
 
 
@@ -116,6 +118,10 @@ class CheckpointDir:
         return self.folder / f"ckpt-{step:010d}.pt"
 
     def save(self, step: int, payload: dict[str, Any], config: dict[str, Any]) -> Path:
+        """Write checkpoint ``step`` and delete those beyond the newest ``keep``. Under ``torchrun`` only rank 0
+        writes: every rank holds the same run, and every rank reads rank 0's checkpoints to resume."""
+        if not is_leader():
+            return self.path(step)
         out = save_checkpoint(self.path(step), payload, config)
         for old in self.steps()[: -self.keep]:
             self.path(old).unlink(missing_ok=True)

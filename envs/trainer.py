@@ -21,6 +21,7 @@ from torch.func import functional_call
 
 from envs.checks import coerce_options, is_count, is_real
 from envs.data import DeviceDataset
+from envs.distributed import World, current, local_cuda_index, world_size
 from envs.ledger import CostLedger
 from envs.own_model import make_model
 from envs.schedules import SCHEDULES, lr_at
@@ -32,7 +33,10 @@ class DivergenceError(RuntimeError):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; an unavailable CUDA device is a clear error."""
+    """``"auto"`` picks CUDA when present, else CPU; an unavailable CUDA device is a clear error.
+    Under ``torchrun``, ``"auto"`` and ``"cuda"`` mean this process's own GPU (``cuda:LOCAL_RANK``)."""
+    if str(device) in ("auto", "cuda") and world_size() > 1 and torch.cuda.is_available():
+        device = f"cuda:{local_cuda_index()}"
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -132,7 +136,9 @@ class TrainerConfig:
 @dataclass
 class BatchForward:
     """One training forward pass. ``losses`` still carries the graph until :meth:`Trainer.step`.
-    ``inputs`` is the (augmented) batch that went in, kept so a checkpoint can rebuild the graph."""
+    ``inputs`` is the (augmented) batch that went in, kept so a checkpoint can rebuild the graph.
+    Under ``torchrun`` the tensors hold the whole batch, detached, and ``shard_losses`` the losses of
+    this process's shard with their graph (what :meth:`Trainer.step` back-propagates)."""
 
     idx: torch.Tensor
     inputs: torch.Tensor
@@ -140,6 +146,7 @@ class BatchForward:
     logits: torch.Tensor
     features: torch.Tensor
     losses: torch.Tensor
+    shard_losses: torch.Tensor | None = None
 
 
 class Trainer:
@@ -151,6 +158,11 @@ class Trainer:
     :param config: training hyper-parameters
     :param seed: seeds the model initialisation, shuffling and augmentation
     :param track_samples: keep a :class:`SampleStore` of per-sample statistics
+
+    Under ``torchrun`` (see :mod:`envs.distributed`) the model is trained with
+    ``DistributedDataParallel``: each process forwards and back-propagates its shard of every batch and
+    sees the whole batch's detached outputs; evaluation is sharded too. Every process's ledger counts
+    the whole job's samples: the shards of a batch add up to the batch, so no communication is needed.
     """
 
     def __init__(self, dataset: DeviceDataset, model: str | torch.nn.Module, config: TrainerConfig | None = None,
@@ -165,6 +177,10 @@ class Trainer:
         self.model = make_model(model, dataset).to(self.device, memory_format=torch.channels_last)
         self.feature_dim: int = self.model.feature_dim
         c = self.config
+        self.world: World | None = current(self.device)  # None: one process
+        if self.world is not None:
+            self.world.check_batch_size(c.batch_size)
+            self.model, self._ddp = self.world.wrap(self.model)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
                                          nesterov=c.nesterov, weight_decay=c.weight_decay)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -235,26 +251,47 @@ class Trainer:
 
     def _forward_inputs(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                         buffers: dict[str, torch.Tensor] | None = None) -> BatchForward:
-        """Train-mode forward of ``x``; ``buffers`` (by name) stand in for the model's own when given."""
+        """Train-mode forward of ``x``; ``buffers`` (by name) stand in for the model's own when given.
+        Under ``torchrun`` only this process's shard goes through the model (see :class:`BatchForward`)."""
         self.model.train()
+        if self.world is None:
+            return BatchForward(idx, x, y, *self._losses(self.model, x, y, buffers))
+        part = self.world.shard(len(idx))
+        buffers = None if buffers is None else {f"module.{name}": b for name, b in buffers.items()}
+        logits, features, losses = self._losses(self._ddp, x[part], y[part], buffers)
+        # one collective for the three outputs; on every process they then describe the whole batch
+        full = self.world.all_gather_rows(torch.cat([logits, features, losses[:, None]], dim=1).detach(), len(idx))
+        c = logits.shape[1]
+        return BatchForward(idx, x, y, full[:, :c], full[:, c:-1], full[:, -1], shard_losses=losses)
+
+    def _losses(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                buffers: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits, features, per-sample losses)`` of ``model`` on ``x``, with their graph."""
         with _grad_on():
             with self._autocast():
-                logits, features = self.model(x) if buffers is None else functional_call(self.model, buffers, (x,))
+                logits, features = model(x) if buffers is None else functional_call(model, buffers, (x,))
             logits = logits.float()
             losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
-            return BatchForward(idx, x, y, logits, features.float(), losses)
+            return logits, features.float(), losses
 
     def step(self, fwd: BatchForward, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Back-propagate ``mean(losses * weights)`` of ``fwd`` and take one optimizer step.
 
-        Returns the (detached) weighted loss without synchronising the device."""
+        Returns the (detached) weighted loss without synchronising the device. Under ``torchrun`` each
+        process back-propagates its shard's share of that mean; ``DistributedDataParallel`` averages
+        the gradients, which gives the whole batch's gradient on every process."""
         with self.ledger.timed("train"), _grad_on():
             lr = self.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             loss = (fwd.losses * weights).mean() if weights is not None else fwd.losses.mean()
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if fwd.shard_losses is None:
+                loss.backward()
+            else:
+                part = self.world.shard(len(fwd.idx))
+                shard = fwd.shard_losses if weights is None else fwd.shard_losses * weights[part]
+                (shard.sum() * (self.world.size / len(fwd.idx))).backward()
             self.optimizer.step()
         self.ledger.samples_backpropagated += len(fwd.idx)
         self.ledger.optimizer_steps += 1
@@ -289,6 +326,9 @@ class Trainer:
             topk = torch.zeros((), device=self.device)
             loss = torch.zeros((), device=self.device)
             for x, y in self.dataset.test_batches(self.config.eval_batch_size):
+                if self.world is not None:  # this process's shard of each test batch, summed over processes below
+                    part = self.world.shard(len(y))
+                    x, y = x[part], y[part]
                 with self._autocast():
                     logits, _ = self.model(x)
                 logits = logits.float()
@@ -297,7 +337,8 @@ class Trainer:
                 top1 += (pred[:, 0] == y).sum()
                 topk += (pred == y[:, None]).any(dim=1).sum()
             n = self.dataset.num_test
-            out = torch.stack([top1, topk, loss]).cpu() / n
+            sums = torch.stack([top1, topk, loss])
+            out = (sums if self.world is None else self.world.sum(sums)).cpu() / n
         self.ledger.eval_samples_forwarded += n
         return {"top1": float(out[0]) * 100, "top5": float(out[1]) * 100, "loss": float(out[2])}
 

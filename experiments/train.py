@@ -55,6 +55,7 @@ from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng
 from envs.coreset import save_coreset
 from envs.cover_rewards import COVER_REWARDS
 from envs.cover_select import DEGREE_NORMS
+from envs.distributed import ReplicatedEnv, is_leader
 from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
 from envs.selection import SELECTIONS
 from envs.trainer import DivergenceError, resolve_device
@@ -502,6 +503,7 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
     for flag, value, low in (("--checkpoint-every", args.checkpoint_every, 0), ("--keep-checkpoints", args.keep_checkpoints, 1)):
         if value < low:
             parser.error(f"{flag}={value} is invalid; valid: an integer >= {low}")
+    args.no_progress = args.no_progress or not is_leader()  # under torchrun, rank 0 alone prints and writes
     out: Path = args.out or Path("runs") / f"{args.env}_{args.algo}_s{args.seed}"
     checkpoints = CheckpointDir(out / "checkpoints", keep=args.keep_checkpoints)
     if args.resume is None and not args.no_learn and checkpoints.steps():
@@ -510,7 +512,7 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
     try:
         overrides = parse_overrides(args.hyperparams)
         env_options = env_kwargs(args)
-        env = RunEndResults(gym.make(args.env, **env_options))
+        env = ReplicatedEnv(RunEndResults(gym.make(args.env, **env_options)))
         hyperparams = load_hyperparams(args.algo, args.env)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
@@ -543,7 +545,7 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
               "reference": args.reference}
     identity = checkpoint_identity(config)
     out.mkdir(parents=True, exist_ok=True)
-    if args.resume is None:
+    if args.resume is None and is_leader():
         replaced = clear_earlier_run(out)
         if replaced:
             print(f"note: {out} held an earlier run; this run replaces its {', '.join(replaced)}", file=sys.stderr)
@@ -561,16 +563,18 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
             checkpointer.restore(load_checkpoint(latest, identity))
         except CheckpointError as err:
             parser.error(f"--resume {out}: {err}")
-        print(f"resuming {out} from {latest.name} (epoch {base.trainer.epoch}, "
-              f"{agent.num_timesteps // num_envs} of {steps} steps)", file=sys.stderr)
+        if is_leader():
+            print(f"resuming {out} from {latest.name} (epoch {base.trainer.epoch}, "
+                  f"{agent.num_timesteps // num_envs} of {steps} steps)", file=sys.stderr)
 
     try:
         if finished:
             result = json.loads(agent_done.read_text())
             print(f"resuming {out}: the agent run has finished; continuing its full-data reference", file=sys.stderr)
         else:
-            result = run_agent(agent, checkpointer, tracker, args, out)
-            write_json(agent_done, result)
+            result = env.replicate(lambda: run_agent(agent, checkpointer, tracker, args, out))
+            if is_leader():
+                write_json(agent_done, result)
         if args.reference == "full":
             result["reference"] = run_reference(args, out, checkpoints)
     except RunInterrupted as stop:
@@ -580,6 +584,8 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
         parser.exit(1, f"error: out of GPU memory on {base.device} with --batch-size {args.batch_size}: use a smaller "
                        "--batch-size (or --amp). Checkpoints of this run keep its batch size, so start a new run "
                        "(another --out) rather than --resume.\n")
+    if not is_leader():
+        return result
     write_json(out / "metrics.json", result)
     # finished: nothing left to resume, and the same --out may start a new run
     shutil.rmtree(checkpoints.folder, ignore_errors=True)
