@@ -28,8 +28,8 @@ from experiments import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # 256 samples in batches of 32: 2 pruned epochs of 4 batches, then a full epoch of 8 (16 steps)
-ENV = dict(dataset="digits", model="mlp", train_size=256, batch_size=32, epochs=3, anneal=0.67, state="both",
-           device="cpu")
+ENV = dict(dataset="digits", model="mlp", data={"train_size": 256}, trainer={"batch_size": 32, "epochs": 3},
+           anneal=0.67, state="both", device="cpu")
 STEPS = 16
 ACTIONS = np.random.default_rng(7).uniform(-1, 1, (STEPS, 32)).astype(np.float32)
 COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
