@@ -200,7 +200,7 @@ def data_agent_method(method: str) -> tuple[str, str]:
 
 def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     """Data Agent (``dataagent_<policy>[_<variant>]``). With ``ppo``/``a2c`` the agent and the inner model
-    train together through ``experiments.train``; ``const`` (every action 0) and ``randact`` (uniform
+    train together through the run library (:func:`experiments.run.run_training`); ``const`` (every action 0) and ``randact`` (uniform
     actions) are controls that run the same env, selector and reward with the policy replaced."""
     policy, variant = data_agent_method(spec.method)
     options = {**DATA_AGENT_VARIANTS[variant], "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}

@@ -11,9 +11,9 @@ logits only, and a plain PyTorch loop. The selection adds three lines to that lo
 to get penultimate features from the same forward pass, and ``selector.update`` returning the loss
 to back-propagate.
 
-Without ``--agent`` or ``--baseline``, a small Data Agent (PPO) is first trained by
-the run library (``experiments.run``, as ``experiments.train``) on the registry digits with ``--state signals``: that state is
-model-agnostic, so the policy runs unchanged on this other model. The run prints test accuracy and
+Without ``--agent`` or ``--baseline``, a small Data Agent (PPO) is first trained by the run library
+(``experiments.run``, what ``experiments.train`` runs) on the registry digits with the ``signals``
+state: that state is model-agnostic, so the policy runs unchanged on this other model. The run prints test accuracy and
 back-propagated samples against a full-data run of the same loop, plus a random selection at the
 same cost when the policy is an agent.
 """

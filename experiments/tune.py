@@ -4,9 +4,9 @@ test accuracy at a fixed back-propagated budget.
     python -m experiments.tune --env DataAgent-v0 --algo ppo --trials 20 --seeds 0 1 --dataset digits --model mlp --epochs 10
 
 Why not Zoo's ``-optimize``: its objective is the agent's evaluation reward, while what the papers
-optimise is the inner model's accuracy for what it trained on. A trial here is one
-``experiments.train`` run per seed of the batch-of-samples agent (``--mode batch``) with sampled
-``--hyperparams`` overrides of the preset (:func:`sample_batch_policy`), so the best trial is an
+optimise is the inner model's accuracy for what it trained on. A trial here is one run of the run
+library (``experiments.run``, what ``experiments.train`` runs) per seed of the batch-of-samples agent
+(``--mode batch``) with sampled ``--hyperparams`` overrides of the preset (:func:`sample_batch_policy`), so the best trial is an
 ``experiments.train`` command, printed at the end. Trial 0 is the preset itself, the yardstick.
 
 The budget: the env options (``--keep-ratio``, ``--anneal``, ``--epochs``, ``--batch-size``...) fix

@@ -1,7 +1,7 @@
 """The run library: one run of an SB3 agent and the inner model together, described by a config object.
 
-    from experiments.run import RunConfig, run_training
     from envs.trainer import TrainerConfig
+    from experiments.run import RunConfig, run_training
 
     result = run_training(RunConfig(dataset="digits", model="mlp", trainer=TrainerConfig(epochs=5),
                                     env_options={"keep_ratio": 0.3}, out=Path("runs/lib")))

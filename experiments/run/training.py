@@ -156,7 +156,10 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     _check(config, resume, checkpoints)
     # the env is created and the agent is run here, and only here
     options = env_kwargs(config)
-    env = RunEndResults(gym.make(config.env, **options))
+    try:
+        env = RunEndResults(gym.make(config.env, **options))
+    except FileNotFoundError as err:  # the data's own message names the files, not the option
+        raise FileNotFoundError(f"dataset={config.dataset!r}: {err}") from None
     hyperparams = load_hyperparams(config.algo, config.env)
     mode = config.mode or preset_mode(hyperparams)
     agent = _build_agent(config, env, mode)
