@@ -11,7 +11,6 @@ call (Linux: ``VmHWM`` after resetting it through ``/proc/self/clear_refs``; run
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 
 from envs.cover import chunk_rows, cover_degrees, parse_epsilon
 from envs.trainer import resolve_device
+from experiments.cli import console_script, make_parser
 
 
 def _status_kib(key: str) -> int:
@@ -55,13 +55,13 @@ def bench_cover(n: int = 50_000, dim: int = 512, epsilon: str | float = "mean", 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--n", type=int, default=50_000, help="samples in the class")
     parser.add_argument("--dim", type=int, default=512, help="feature dimension")
     parser.add_argument("--epsilon", default="mean", help="mean | median | quantile:<q> | a float > 0")
     parser.add_argument("--chunk-mib", type=int, default=256, help="byte budget of one distance block, in MiB")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(json.dumps(result))
     return result
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

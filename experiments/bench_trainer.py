@@ -24,7 +24,6 @@ worth part of the gap for 3-channel inputs (for 1-channel images the two layouts
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -42,6 +41,7 @@ from tqdm import tqdm
 from envs.data import Augmentation, DeviceDataset, RawSplits, load_dataset, load_raw
 from envs.models import build_model
 from envs.trainer import Trainer, TrainerConfig, resolve_device, seed_everything
+from experiments.cli import add_output_arguments, console_script, make_parser, seed_value
 
 CIFAR10_JPEG = "/work/shared/data/cifar10-jpeg"
 
@@ -268,11 +268,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--configs", default="fmnist-cnn,cifar10-resnet18", help="comma list of: fmnist-cnn, cifar10-resnet18")
     parser.add_argument("--samples", type=int, default=None,
                         help="timed samples per run and side (default per config: 2048 / 256 on CPU, 61440 / 20480 on CUDA)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size, help="samples per optimizer step")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed batches before each run (default 1 on CPU, 20 on CUDA: allocator and kernel caches)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per side; the best counts")
@@ -282,9 +282,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="torch intra-op threads of the training process, both sides (default: torch's choice)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on both sides (CUDA)")
     parser.add_argument("--cifar10-dir", default=CIFAR10_JPEG, help="folder holding the CIFAR-10 train.zip and test.zip")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench_trainer.json"))
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seeds both sides' models and batch order")
+    add_output_arguments(parser, Path("results"), "bench_trainer.json, the report")
     args = parser.parse_args(argv)
 
     configs = default_configs(args.cifar10_dir)
@@ -338,11 +337,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "data": "both sides read already-decoded uint8 arrays held in memory",
         "trainer": config.as_dict(), "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_trainer.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out / 'bench_trainer.json'}")
     return rows
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """Benchmark selection methods on equal terms: same trainer, data, model, schedule, seeds and cost ledger.
 
     python -m experiments.benchmark --suite dynamic --dataset digits --model cnn --epochs 6 --seeds 0 1 2
-    python -m experiments.benchmark --suite static --dataset digits --ratios 0.3 0.5 0.7 --seeds 0 1 2
+    python -m experiments.benchmark --suite static --dataset digits --keep-ratios 0.3 0.5 0.7 --seeds 0 1 2
 
 Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
 interrupted benchmark resumes where it stopped. At the end the script writes ``runs.csv``, ``summary.json`` and
@@ -9,9 +9,10 @@ interrupted benchmark resumes where it stopped. At the end the script writes ``r
 With ``--ray local|auto|HOST:PORT`` each run is a Ray task instead (``experiments.ray_runs``): same records,
 streamed into the same ``runs.jsonl``; runs that fail go to ``failed.jsonl`` and the next call retries them.
 
-Dynamic suite: each method trains the inner model once per (ratio, seed). ``ratio`` is the kept fraction per
-pruned epoch. For InfoBatch it is converted to its pruned fraction of below-mean samples: ``prune = 1 - ratio``
-(``--prune-ratios`` sets InfoBatch's own list, so that its costs can bracket the others'). Data Agent runs as
+Dynamic suite: each method trains the inner model once per (keep ratio, seed). The keep ratio is the kept
+fraction per pruned epoch. For InfoBatch it is converted to its own parameter, the pruned fraction of below-mean
+samples: ``prune = 1 - keep ratio`` (``--prune-ratios`` sets InfoBatch's own list, so that its costs can bracket
+the others'). Data Agent runs as
 ``dataagent_<policy>[_<variant>]``: the policy is an SB3 agent (``ppo``, ``a2c``) or a control that replaces it
 (``const``: every action 0; ``randact``: uniform actions), the variant a preset of DataAgent-v0 options
 (:data:`DATA_AGENT_VARIANTS`; none: the paper's). ``stale`` (least recently trained first) is the staleness-only
@@ -19,7 +20,7 @@ control. Methods are compared at equal cost: ``summary.md`` adds each run's top-
 at the same back-propagated fraction (same seed, interpolated between measured costs), and the largest saving
 within 0.3 and 1.0 points of full data. Wall-clock includes the agent (``agent_seconds``: the time an env spent
 waiting for its next action), and ``wall (of full)`` divides it by the full-data run's of the same seed.
-Static suite: each method selects a coreset at ``ratio``. A fresh model then trains on it for ``--epochs``, with
+Static suite: each method selects a coreset of ``keep ratio`` of the training set. A fresh model then trains on it for ``--epochs``, with
 the same recipe for every method, and its test accuracy is reported. The back-prop column counts the training
 on the coreset. The selection's own cost sits beside it: back-propagated samples (the proxy run that feature- and
 score-based methods share, one per seed, or RL-Selector's selection run), its wall-clock (the agent included) and
@@ -49,17 +50,18 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
 from envs.baselines.dynamic import DYNAMIC_METHODS, make_dynamic_selector, run_dynamic
 from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
-from envs.data import load_dataset
+from envs.data import DataConfig, load_dataset
 from envs.diagnosis import diagnose_coreset
 from envs.selection import SELECTION_OPTIONS, AnnealedTopKSelector
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_seeds_argument, add_trainer_arguments, trainer_options
+from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
+                             make_parser, trainer_config)
+from experiments.run import RunConfig, env_kwargs, run_training
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
 STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"))
@@ -93,13 +95,14 @@ def data_agent_method_name(policy: str, variant: str) -> str:
 
 
 DATA_AGENT_METHODS = tuple(data_agent_method_name(p, v) for p in DATA_AGENT_POLICIES for v in DATA_AGENT_VARIANTS)
-#: CoverSelect-v0 remedies (``rlselector_a2c_<name>``): extra ``experiments.train`` options of the selection run
-RL_SELECTOR_VARIANTS: dict[str, list[str]] = {
-    "balanced": ["--class-budget", "--degree-norm", "rank"],  # per-class budget and per-class degree ranks
-    "difficulty": ["--class-budget", "--degree-norm", "rank", "--reward", "cover_difficulty"],
-    "degreeheavy": ["--ratio-scale", "0.25"],  # the degree term weighs 4x more against the ratio term
-    "eps10": ["--epsilon", "quantile:0.1"],  # ε = the class's 10% distance quantile instead of its mean
-    "short": ["--class-budget", "--degree-norm", "rank", "--epochs", "2"],  # a 2-epoch selection run
+#: CoverSelect-v0 remedies (``rlselector_a2c_<name>``): env options of the selection run; the key "trainer"
+#: overrides inner-training options of the selection run instead
+RL_SELECTOR_VARIANTS: dict[str, dict[str, Any]] = {
+    "balanced": {"class_budget": True, "degree_norm": "rank"},  # per-class budget and per-class degree ranks
+    "difficulty": {"class_budget": True, "degree_norm": "rank", "reward": "cover_difficulty"},
+    "degreeheavy": {"ratio_scale": 0.25},  # the degree term weighs 4x more against the ratio term
+    "eps10": {"epsilon": "quantile:0.1"},  # ε = the class's 10% distance quantile instead of its mean
+    "short": {"class_budget": True, "degree_norm": "rank", "trainer": {"epochs": 2}},  # a 2-epoch selection run
 }
 RL_SELECTOR_METHODS = ("rlselector_a2c", "rlselector_ppo", *(f"rlselector_a2c_{v}" for v in RL_SELECTOR_VARIANTS),
                        "rlselector_random")
@@ -176,19 +179,17 @@ def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, sele
     return result
 
 
-def _train_argv(spec: RunSpec, env_id: str, algo: str, out: str) -> list[str]:
-    """``experiments.train`` arguments for the spec's shared configuration."""
-    c, t = spec.config, spec.config["trainer"]
-    argv = ["--env", env_id, "--algo", algo, "--dataset", c["dataset"], "--model", c["model"], "--epochs", str(t["epochs"]),
-            "--batch-size", str(t["batch_size"]), "--lr", str(t["lr"]), "--schedule", t["schedule"],
-            "--weight-decay", str(t["weight_decay"]), "--label-smoothing", str(t["label_smoothing"]),
-            "--device", c["device"], "--seed", str(spec.seed), "--reference", "none", "--out", out, "--no-progress"]
-    for flag, key in (("--train-size", "train_size"), ("--data-root", "data_root"), ("--noise", "noise")):
-        if c[key] is not None:
-            argv += [flag, str(c[key])]
-    if c["noise"] is not None:
-        argv += ["--noise-rate", str(c["noise_rate"])]
-    return argv + (["--amp"] if t["amp"] else [])
+def run_config(spec: RunSpec, env_id: str, algo: str, env_options: dict[str, Any], out: Path,
+               **changes: Any) -> RunConfig:
+    """The run library's configuration of one agent run on the spec's shared configuration; ``changes``
+    replace any of its other fields (``trainer`` options are merged into the spec's)."""
+    c = spec.config
+    trainer = TrainerConfig(**{**c["trainer"], **changes.pop("trainer", {})})
+    return RunConfig(env=env_id, algo=algo, seed=spec.seed, dataset=c["dataset"], model=c["model"],
+                     data=DataConfig(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"],
+                                     root=c["data_root"]),
+                     device=c["device"], trainer=trainer, env_options=env_options, reference=False, out=out,
+                     checkpoint_every=0, progress=False, **changes)
 
 
 def data_agent_method(method: str) -> tuple[str, str]:
@@ -200,36 +201,23 @@ def data_agent_method(method: str) -> tuple[str, str]:
 
 def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     """Data Agent (``dataagent_<policy>[_<variant>]``). With ``ppo``/``a2c`` the agent and the inner model
-    train together through ``experiments.train``; ``const`` (every action 0) and ``randact`` (uniform
+    train together through the run library (:func:`experiments.run.run_training`); ``const`` (every action 0) and ``randact`` (uniform
     actions) are controls that run the same env, selector and reward with the policy replaced."""
     policy, variant = data_agent_method(spec.method)
     options = {**DATA_AGENT_VARIANTS[variant], "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
     hyperparams = options.pop("hyperparams", {}).get(policy, {})
-    if policy in CONTROL_POLICIES:
-        return _run_data_agent_control(spec, policy, options)
-    from experiments import train
-
     with tempfile.TemporaryDirectory() as out:
-        argv = _train_argv(spec, "DataAgent-v0", policy, out)
-        for key, value in options.items():
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-        if hyperparams:
-            argv += ["--hyperparams", *(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in hyperparams.items())]
-        result = train.main(argv, quiet=True)
-    return result["run"]
+        if policy in CONTROL_POLICIES:  # the algorithm is not used: no agent is built
+            return _run_data_agent_control(run_config(spec, "DataAgent-v0", "ppo", options, Path(out)), policy)
+        return run_training(run_config(spec, "DataAgent-v0", policy, options, Path(out), hyperparams=hyperparams)).metrics["run"]
 
 
-def _run_data_agent_control(spec: RunSpec, policy: str, options: dict[str, Any]) -> dict[str, Any]:
+def _run_data_agent_control(config: RunConfig, policy: str) -> dict[str, Any]:
     """One DataAgent-v0 run driven by a fixed rule instead of a policy: what the learned part must beat."""
-    import gymnasium as gym
-
-    c = spec.config
-    data = dict(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"], root=c["data_root"])
-    env = gym.make("DataAgent-v0", dataset=c["dataset"], model=c["model"], device=c["device"], trainer=c["trainer"],
-                   data=data, **options)
-    rng = np.random.default_rng(spec.seed)
+    env = gym.make("DataAgent-v0", **env_kwargs(config))
+    rng = np.random.default_rng(config.seed)
     start = time.perf_counter()
-    obs, info = env.reset(seed=spec.seed)
+    obs, info = env.reset(seed=config.seed)
     shape = env.action_space.shape
     done = False
     while not done:
@@ -243,16 +231,15 @@ def _run_data_agent_control(spec: RunSpec, policy: str, options: dict[str, Any])
 def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
     """RL-Selector (``rlselector_<algo>[_<variant>]``): select a coreset with ``CoverSelect-v0`` and an agent,
     then train a fresh model on it. ``rlselector_random`` drives the same env with uniform random actions."""
-    from experiments import train
-
     _, algo, *variant = spec.method.split("_")
+    options = {**(RL_SELECTOR_VARIANTS[variant[0]] if variant else {}), "keep_ratio": spec.ratio}
+    trainer = options.pop("trainer", {})
     with tempfile.TemporaryDirectory() as out:
-        argv = _train_argv(spec, "CoverSelect-v0", "a2c" if algo == "random" else algo, out)
-        argv += ["--target-ratio", str(spec.ratio), *(RL_SELECTOR_VARIANTS[variant[0]] if variant else [])]
+        config = run_config(spec, "CoverSelect-v0", "a2c" if algo == "random" else algo, options, Path(out), trainer=trainer)
         if algo == "random":
-            indices, ledger, wall = _random_actions_selection(train.env_kwargs(train.build_parser().parse_args(argv)), spec.seed)
+            indices, ledger, wall = _random_actions_selection(env_kwargs(config), spec.seed)
         else:
-            selection = train.main(argv, quiet=True)
+            selection = run_training(config).metrics
             indices = np.load(selection["coreset"]["path"])
             ledger, wall = selection["run"]["ledger"], selection["run"]["wall_seconds"]
     return _train_on_coreset(spec, _trainer(spec), indices, ledger, wall)
@@ -680,22 +667,23 @@ def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic")
+    p = make_parser(__doc__)
+    p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic", help="dynamic (per-epoch pruning) or static (coresets)")
     p.add_argument("--methods", default=None,
                    help="comma-separated; default: the suite's baselines, Data Agent's paper preset and recommended variant "
                         "with its controls (dynamic), every method (static)")
-    p.add_argument("--ratios", type=float, nargs="+", default=[0.5], help="kept fraction (dynamic) or coreset ratio (static)")
+    p.add_argument("--keep-ratios", type=float, nargs="+", default=[0.5],
+                   help="fractions of training samples kept: per pruned epoch (dynamic) or the coreset's size (static)")
     p.add_argument("--prune-ratios", type=float, nargs="+", default=None,
-                   help="dynamic: InfoBatch's pruned fractions of below-mean samples (default 1 - each ratio); pick them so "
-                        "that InfoBatch's costs bracket the other methods'")
+                   help="dynamic: InfoBatch's own parameter, the pruned fraction of its below-mean samples (default: "
+                        "1 - each keep ratio); pick them so that InfoBatch's costs bracket the other methods'")
     add_seeds_argument(p, default=[0])
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
     p.add_argument("--score-epochs", type=int, default=2,
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
-    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<suite>-<dataset>-<model>)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_trainer_arguments(p, seed=False)
+    add_output_arguments(p, None, "runs.jsonl, runs.csv, summary.json, summary.md, diagnosis.md (static), the plots "
+                                  "(default: results/<suite>-<dataset>-<model>)")
     add_ray_arguments(p)
     return p
 
@@ -707,7 +695,7 @@ def main(argv: list[str] | None = None) -> str:
     unknown = [m for m in methods if m not in RUNNERS[args.suite]]
     if unknown:
         parser.error(f"--methods: unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
-    checks = [("--ratios", args.ratios, all(0 < r < 1 for r in args.ratios), "values in (0, 1)"),
+    checks = [("--keep-ratios", args.keep_ratios, all(0 < r < 1 for r in args.keep_ratios), "values in (0, 1)"),
               ("--prune-ratios", args.prune_ratios, all(0 <= r < 1 for r in args.prune_ratios or []), "values in [0, 1)"),
               ("--anneal", args.anneal, 0 <= args.anneal <= 1, "[0, 1]"),
               ("--score-epochs", args.score_epochs, args.score_epochs >= 1, "an integer >= 1")]
@@ -717,7 +705,7 @@ def main(argv: list[str] | None = None) -> str:
     config = {"dataset": args.dataset, "data_root": args.data_root, "model": args.model, "train_size": args.train_size,
               "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
               "score_epochs": min(args.score_epochs, args.epochs),
-              "trainer": trainer_options(args)}
+              "trainer": trainer_config(args).as_dict()}
     try:
         TrainerConfig(**config["trainer"]).validate()
         ray = ray_options(args)
@@ -725,10 +713,10 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(str(err))
     def ratios(method: str) -> list[float]:
         if method == "full":  # full data does not depend on the ratio
-            return args.ratios[:1]
+            return args.keep_ratios[:1]
         if method == "infobatch" and args.prune_ratios is not None:
             return [round(1.0 - p, 6) for p in args.prune_ratios]
-        return args.ratios
+        return args.keep_ratios
 
     specs = [RunSpec(args.suite, m, r, s, config) for m in methods for r in ratios(m) for s in args.seeds]
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
@@ -748,6 +736,8 @@ def main(argv: list[str] | None = None) -> str:
                        f"{out}/failed.jsonl. The same command retries them and keeps the finished runs.\n")
     return table
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

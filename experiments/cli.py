@@ -1,20 +1,64 @@
-"""Command-line options shared by every experiment that trains an inner model.
+"""Command-line options shared by every experiment, and how every CLI's help reads.
 
-Why: the same flag must mean the same thing in every CLI (``full_data``, ``train``, ``benchmark``,
-``evaluate_coreset``...), so they are declared once here.
+Why: the same flag must mean the same thing, with the same default, in every CLI (``full_data``,
+``train``, ``benchmark``, ``evaluate_coreset``...), so they are declared once here. The inner-training
+options are built from the fields of :class:`envs.trainer.TrainerConfig`, so every CLI takes all of
+them with its defaults, and :func:`trainer_config` hands all of them on.
+
+Names, the same in every CLI: ``--keep-ratio`` is the fraction of training samples kept (Data Agent's
+kept fraction per pruned epoch, a coreset's size; ``--keep-ratios`` where a CLI takes several);
+``--prune-ratio`` is InfoBatch's own parameter, the fraction of below-mean samples it prunes;
+``--anneal`` the fraction of epochs with selection; ``--data-root`` the dataset's folder; ``--out``
+always a folder; ``--no-progress`` turns progress bars off.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from envs.models import MODEL_NAMES
 from envs.schedules import SCHEDULES
+from envs.data import DataConfig
 from envs.trainer import TrainerConfig
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText markup (roles, double backquotes), as help output shows it."""
+    text = re.sub(r":\w+:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text)
+    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written (its command examples keep their lines) and each option's default, unless
+    its help already says it, or the default is None (the help says what leaving the option out means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = plain(action.help or "")
+        if action.default in (None, argparse.SUPPRESS) or "default" in text or isinstance(action, argparse._StoreConstAction):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def make_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The parser of a CLI whose module docstring is ``doc``: plain-text description, defaults shown."""
+    return argparse.ArgumentParser(description=plain(doc or ""), formatter_class=HelpFormatter)
+
+
+def console_script(main: Callable[[], Any]) -> Callable[[], None]:
+    """A ``[project.scripts]`` entry point that runs ``main`` on ``sys.argv``. Why not ``main`` itself: an
+    entry point's return value goes to ``sys.exit``, where a returned result would read as an error."""
+
+    def run() -> None:
+        main()
+
+    run.__doc__ = main.__doc__
+    return run
 
 
 def seed_value(text: str) -> int:
@@ -32,30 +76,48 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Which data: dataset, its folder, subset size and label noise."""
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", default="digits", help="digits | synthetic | fashion-mnist | cifar10 | cifar100 | imagefolder:<path>")
-    g.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
-    g.add_argument("--train-size", type=int, default=None, help="stratified subset of the training set")
+    add_data_root_argument(g)
+    g.add_argument("--train-size", type=int, default=None, help="stratified subset of the training set (default: all)")
     g.add_argument("--noise", choices=("symmetric", "asymmetric"), default=None, help="label noise type")
-    g.add_argument("--noise-rate", type=float, default=0.0)
+    g.add_argument("--noise-rate", type=float, default=0.0, help="fraction of labels flipped")
+
+
+def add_data_root_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--data-root``, for CLIs that read the dataset's name from elsewhere (a saved coreset)."""
+    parser.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
+
+
+def _field_help() -> dict[str, str]:
+    """Each :class:`TrainerConfig` field's ``:param`` text, the one description of the option."""
+    doc = plain(TrainerConfig.__doc__ or "")
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r":param (\w+): (.+)", doc)}
+
+
+def add_trainer_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One option per :class:`TrainerConfig` field, its default and help from the dataclass
+    (``--flag/--no-flag`` for the switches)."""
+    helps = _field_help()
+    for f in dataclasses.fields(TrainerConfig):
+        flag, default = f"--{f.name.replace('_', '-')}", f.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=helps[f.name])
+        elif f.name == "schedule":
+            parser.add_argument(flag, choices=SCHEDULES, default=default, help=helps[f.name])
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=helps[f.name])
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, model: str = "cnn", seed: bool = True) -> None:
-    """How the inner model trains: model, epochs, optimizer, schedule, device and (``seed``) one ``--seed``.
+    """How the inner model trains: model, every :class:`TrainerConfig` option, device and (``seed``) ``--seed``.
 
     CLIs that run several seeds pass ``seed=False`` and declare ``--seeds`` themselves
     (:func:`add_seeds_argument`), so that no accepted ``--seed`` is silently ignored."""
-    d = TrainerConfig()
     g = parser.add_argument_group("inner training")
-    g.add_argument("--model", default=model, choices=MODEL_NAMES)
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--batch-size", type=int, default=d.batch_size)
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    g.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    g.add_argument("--model", default=model, choices=MODEL_NAMES, help="the inner model")
+    add_trainer_config_arguments(g)
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     if seed:
-        g.add_argument("--seed", type=seed_value, default=0)
+        g.add_argument("--seed", type=seed_value, default=0, help="seeds the inner model (and the agent)")
 
 
 def add_trainer_arguments(parser: argparse.ArgumentParser, model: str = "cnn", seed: bool = True) -> None:
@@ -70,10 +132,32 @@ def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> N
                         help="run every configuration with each of these seeds (--seed is an alias)")
 
 
-def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~envs.trainer.TrainerConfig` keywords of parsed arguments."""
-    return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
-                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, amp=args.amp)
+def add_output_arguments(parser: argparse.ArgumentParser, default: Path | None, holds: str,
+                         progress: bool = True) -> argparse._ArgumentGroup:
+    """``--out FOLDER`` (``holds``: what the CLI writes there) and, for CLIs that show progress bars,
+    ``--no-progress``, the same in every CLI; returns their group."""
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=default, metavar="FOLDER", help=f"output folder: {holds}")
+    if progress:
+        g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return g
+
+
+def coreset_path(text: str) -> Path:
+    """An argparse type: a saved coreset given as its folder (holding ``coreset.npy`` + ``.json``), its
+    path prefix or either file; a folder becomes its ``coreset`` prefix."""
+    path = Path(text)
+    return path / "coreset" if path.is_dir() else path
+
+
+def trainer_config(args: argparse.Namespace) -> TrainerConfig:
+    """The :class:`TrainerConfig` of parsed arguments: every field, none left at a default the user changed."""
+    return TrainerConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainerConfig)})
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
+    return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root)
 
 
 def write_json(path: Path | None, data: Any) -> None:

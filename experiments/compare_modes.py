@@ -1,6 +1,6 @@
 """Batch mode vs per-sample mode of the agents: which one learns the env's reward.
 
-    python -m experiments.compare_modes --dataset digits --model mlp --epochs 40 --seeds 0 1 2
+    python -m experiments.compare_modes --dataset digits --model mlp --epochs 40 --seeds 0 1 2 --out results/modes
 
 Why: the two layouts of :func:`agents.make_agent` differ in credit assignment. ``batch`` trains
 :class:`agents.BatchOfSamplesPolicy` on the batch-mean reward; ``per_sample`` trains SB3's
@@ -13,7 +13,7 @@ the one that learned here.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -23,20 +23,16 @@ import numpy as np
 from tqdm import tqdm
 
 from agents import ALGOS, MODES
-from experiments.cli import add_seeds_argument, add_trainer_arguments, write_json
-from experiments.train import ENV_IDS
-from experiments.train import main as train
+from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
+                             data_config, make_parser, trainer_config, write_json)
+from experiments.run import ENV_IDS, RunConfig, run_training
 
 
-def run(env_id: str, algo: str, mode: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """One learning run through ``experiments.train``; its reward curve and final accuracy."""
-    argv = ["--env", env_id, "--algo", algo, "--mode", mode, "--dataset", args.dataset, "--model", args.model,
-            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(seed),
-            "--device", args.device, "--reference", "none", "--no-progress", "--checkpoint-every", "0"]
-    if args.train_size is not None:
-        argv += ["--train-size", str(args.train_size)]
+def run(env_id: str, algo: str, mode: str, seed: int, base: RunConfig) -> dict[str, Any]:
+    """One learning run of ``base`` with this env, algorithm, mode and seed; its reward curve and final accuracy."""
     with tempfile.TemporaryDirectory() as out:
-        result = train([*argv, "--out", out], quiet=True)["run"]
+        config = dataclasses.replace(base, env=env_id, algo=algo, mode=mode, seed=seed, out=Path(out))
+        result = run_training(config).metrics["run"]
     rewards, scores = result["reward_by_epoch"], result["score_by_epoch"]
     return {"env": env_id, "algo": algo, "mode": mode, "seed": seed, "reward_first_epoch": rewards[0],
             "reward_last_epoch": rewards[-1], "score_first_epoch": scores[0], "score_last_epoch": scores[-1],
@@ -60,21 +56,27 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_trainer_arguments(parser, model="mlp", seed=False)
-    parser.set_defaults(epochs=40)
-    parser.add_argument("--envs", nargs="+", choices=ENV_IDS, default=list(ENV_IDS))
-    parser.add_argument("--algos", nargs="+", choices=tuple(ALGOS), default=list(ALGOS))
+    parser = make_parser(__doc__)
+    add_trainer_arguments(parser, seed=False)
+    parser.add_argument("--envs", nargs="+", choices=ENV_IDS, default=list(ENV_IDS), help="the envs compared")
+    parser.add_argument("--algos", nargs="+", choices=tuple(ALGOS), default=list(ALGOS), help="the algorithms compared")
     add_seeds_argument(parser, default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=None, help="write every run as JSON here")
+    add_output_arguments(parser, None, "runs.json, every run (default: none written)")
     args = parser.parse_args(argv)
+    base = RunConfig(dataset=args.dataset, data=data_config(args), model=args.model, device=args.device, trainer=trainer_config(args),
+                     reference=False, checkpoint_every=0, progress=False)
     grid = [(e, a, m, s) for e in args.envs for a in args.algos for m in MODES for s in args.seeds]
-    rows = [run(*point, args) for point in tqdm(grid, desc="runs")]
+    try:
+        rows = [run(*point, base) for point in tqdm(grid, desc="runs", disable=args.no_progress)]
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
     print(table(rows))
     command = ["python", "-m", "experiments.compare_modes", *(sys.argv[1:] if argv is None else argv)]
-    write_json(args.out, {"command": " ".join(command), "runs": rows})
+    write_json(None if args.out is None else args.out / "runs.json", {"command": " ".join(command), "runs": rows})
     return rows
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Describe what a saved coreset keeps: class outskirts and core, distance to the class centre, balance, noise.
 
-    python -m experiments.diagnose_coreset --coreset runs/CoverSelect-v0_a2c_s0/coreset --model mlp --epochs 3
+    python -m experiments.diagnose_coreset --coreset runs/CoverSelect-v0_a2c_s0 --model mlp --epochs 3
 
 The training set is rebuilt from the coreset's JSON (as ``experiments.evaluate_coreset`` does). A reference
 model (``--model``) trains on all of it for ``--epochs`` epochs; its eval-mode penultimate features are the space
@@ -10,7 +10,6 @@ of the same size (seeded by ``--seed``) measured the same way, for comparison.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from envs.coreset import load_coreset, random_coreset
 from envs.data import load_dataset
 from envs.diagnosis import diagnose_coreset
 from envs.trainer import TrainerConfig, resolve_device
-from experiments.cli import add_training_arguments, trainer_options, write_json
+from experiments.cli import (add_data_root_argument, add_output_arguments, add_training_arguments, console_script,
+                             coreset_path, make_parser, trainer_config, write_json)
 
 
 def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int = 0, random: bool = False,
@@ -46,17 +46,17 @@ def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--coreset", required=True, help="coreset path prefix, or its .npy or .json file")
+    parser = make_parser(__doc__)
+    parser.add_argument("--coreset", type=coreset_path, required=True,
+                        help="the saved coreset: its folder, path prefix, or its .npy or .json file")
     parser.add_argument("--random", action="store_true", help="also diagnose a random subset of the same size")
-    parser.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
-    add_training_arguments(parser, model="mlp")
-    parser.set_defaults(epochs=3)
-    parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    add_data_root_argument(parser)
+    add_training_arguments(parser)
+    add_output_arguments(parser, None, "diagnosis.json, the result (default: none written)", progress=False)
     args = parser.parse_args(argv)
     try:
         result = diagnose_saved_coreset(args.coreset, args.model, seed=args.seed, random=args.random,
-                                        device=args.device, root=args.data_root, **trainer_options(args))
+                                        device=args.device, root=args.data_root, **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     print(f"{result['selection']} coreset ({result['size']} of {result['num_train']} samples), measured in the "
@@ -65,9 +65,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name in result:
             cells = ", ".join(f"{k} {v:.3f}" for k, v in result[name].items())
             print(f"  {'coreset' if name == 'diagnosis' else 'random':<8} {cells}")
-    write_json(args.out, result)
+    write_json(None if args.out is None else args.out / "diagnosis.json", result)
     return result
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

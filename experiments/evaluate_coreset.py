@@ -12,7 +12,6 @@ size (seeded by ``--seed``), the static Random baseline.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from envs.coreset import load_coreset, random_coreset
 from envs.data import load_dataset
 from envs.ledger import format_ledger
 from envs.trainer import Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_training_arguments, trainer_options, write_json
+from experiments.cli import (add_data_root_argument, add_output_arguments, add_training_arguments, console_script,
+                             coreset_path, make_parser, trainer_config, write_json)
 
 
 def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, random: bool = False,
@@ -57,17 +57,17 @@ def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--coreset", required=True, help="coreset path prefix, or its .npy or .json file")
+    parser = make_parser(__doc__)
+    parser.add_argument("--coreset", type=coreset_path, required=True,
+                        help="the saved coreset: its folder, path prefix, or its .npy or .json file")
     parser.add_argument("--random", action="store_true", help="train on a random subset of the same size instead (seeded by --seed)")
-    parser.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
+    add_data_root_argument(parser)
     add_training_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
-    parser.add_argument("--no-progress", action="store_true")
+    add_output_arguments(parser, None, "metrics.json, the result (default: none written)")
     args = parser.parse_args(argv)
     try:
         result = evaluate_coreset(args.coreset, args.model, seed=args.seed, random=args.random, device=args.device,
-                                  root=args.data_root, progress=not args.no_progress, **trainer_options(args))
+                                  root=args.data_root, progress=not args.no_progress, **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     t = result["test"]
@@ -75,9 +75,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{result['num_train']} samples, {result['fraction']:.1%}), {args.model} for {args.epochs} epochs "
           f"({result['device']}): test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, loss {t['loss']:.4f}")
     print("ledger:", format_ledger(result["ledger"]))
-    write_json(args.out, result)
+    write_json(None if args.out is None else args.out / "metrics.json", result)
     return result
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -1,15 +1,13 @@
 """Full-data training: the reference every selection method is measured against.
 
-    python -m experiments.full_data --dataset digits --model cnn --epochs 10
+    python -m experiments.full_data --dataset digits --model cnn --epochs 10 --out results/full
 
-Prints test accuracy and the cost ledger; ``--out FILE.json`` saves them.
+Prints test accuracy and the cost ledger; ``--out FOLDER`` saves them as ``FOLDER/metrics.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -18,24 +16,26 @@ from envs.checkpoint import CheckpointDir, load_checkpoint, rng_state, set_rng_s
 from envs.data import load_dataset
 from envs.ledger import format_ledger
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_trainer_arguments, trainer_options, write_json
+from experiments.cli import add_output_arguments, add_trainer_arguments, console_script, make_parser, trainer_config, write_json
 
 
 def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0, device: str = "auto",
                   train_size: int | None = None, noise: str | None = None, noise_rate: float = 0.0,
-                  root: str | None = None, progress: bool = True, checkpoints: CheckpointDir | None = None,
-                  checkpoint_every: int = 1, **trainer_kw: Any) -> dict[str, Any]:
+                  root: str | None = None, data_seed: int | None = None, progress: bool = True,
+                  checkpoints: CheckpointDir | None = None, checkpoint_every: int = 1, **trainer_kw: Any) -> dict[str, Any]:
     """Train ``model`` on all of ``dataset`` and return test metrics, the ledger and the config.
 
     With ``checkpoints``, the run is saved there every ``checkpoint_every`` epochs and continues
     from the newest checkpoint it finds (exactly, on CPU); a checkpoint of another configuration is
-    refused with :class:`envs.checkpoint.CheckpointError`."""
+    refused with :class:`envs.checkpoint.CheckpointError`. ``data_seed`` seeds the training subset and
+    label noise when given (else ``seed`` does)."""
     dev = resolve_device(device)
     config = TrainerConfig(**trainer_kw)
-    data = load_dataset(dataset, device=dev, train_size=train_size, noise=noise, noise_rate=noise_rate, seed=seed, root=root)
+    data = load_dataset(dataset, device=dev, train_size=train_size, noise=noise, noise_rate=noise_rate,
+                        seed=seed if data_seed is None else data_seed, root=root)
     trainer = Trainer(data, model, config, seed=seed)
     identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "noise": noise,
-                "noise_rate": noise_rate, "trainer": config.as_dict()}
+                "noise_rate": noise_rate, "data_seed": data_seed, "trainer": config.as_dict()}
     elapsed = 0.0
     latest = checkpoints.latest() if checkpoints is not None else None
     if latest is not None:
@@ -68,13 +68,14 @@ def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0,
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_trainer_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    add_output_arguments(parser, None, "metrics.json, the result (default: none written)")
     args = parser.parse_args(argv)
     try:
         result = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device, train_size=args.train_size,
-                               noise=args.noise, noise_rate=args.noise_rate, root=args.data_root, **trainer_options(args))
+                               noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                               progress=not args.no_progress, **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     except DivergenceError as e:  # a result of the options (--lr...), not a crash
@@ -83,9 +84,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{args.dataset}/{args.model}, {args.epochs} epochs on {result['train_size']} samples ({result['device']}): "
           f"test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, wall {result['wall_seconds']:.1f}s")
     print("ledger:", format_ledger(result["ledger"]))
-    write_json(args.out, result)
+    write_json(None if args.out is None else args.out / "metrics.json", result)
     return result
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -11,9 +11,9 @@ logits only, and a plain PyTorch loop. The selection adds three lines to that lo
 to get penultimate features from the same forward pass, and ``selector.update`` returning the loss
 to back-propagate.
 
-Without ``--agent`` or ``--baseline``, a small Data Agent (PPO) is first trained by
-``experiments.train`` on the registry digits with ``--state signals``: that state is
-model-agnostic, so the policy runs unchanged on this other model. The run prints test accuracy and
+Without ``--agent`` or ``--baseline``, a small Data Agent (PPO) is first trained by the run library
+(``experiments.run``, what ``experiments.train`` runs) on the registry digits with the ``signals``
+state: that state is model-agnostic, so the policy runs unchanged on this other model. The run prints test accuracy and
 back-propagated samples against a full-data run of the same loop, plus a random selection at the
 same cost when the policy is an agent.
 """
@@ -33,6 +33,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from agents.selector import Selector
 from envs.baselines.dynamic import DYNAMIC_METHODS
 from envs.own_model import FeatureModel
+from envs.trainer import TrainerConfig
+from experiments.cli import console_script, make_parser, seed_value
 
 # --- the user's side: data, model, evaluation -----------------------------------------------------
 
@@ -99,30 +101,33 @@ def train(selector: Selector | None, train_set: TensorDataset, test_set: TensorD
 # --- the selection side -----------------------------------------------------------------------------
 
 
-def train_tiny_agent(out: Path, epochs: int, seed: int) -> Path:
-    """A small Data Agent with the model-agnostic ``signals`` state, trained by ``experiments.train``."""
-    from experiments.train import main as train_main
+def train_tiny_agent(out: Path, epochs: int, seed: int, progress: bool = True) -> Path:
+    """A small Data Agent with the model-agnostic ``signals`` state, trained by the run library."""
+    from experiments.run import RunConfig, run_training
 
-    train_main(["--model", "mlp", "--state", "signals", "--epochs", str(epochs), "--batch-size", "64", "--seed", str(seed),
-                "--reference", "none", "--checkpoint-every", "0", "--no-progress", "--out", str(out)])
-    return out / "agent.zip"
+    config = RunConfig(model="mlp", seed=seed, trainer=TrainerConfig(epochs=epochs, batch_size=64),
+                       env_options={"state": "signals"}, reference=False, out=out, checkpoint_every=0, progress=progress)
+    return run_training(config).folder / "agent.zip"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     policy = parser.add_mutually_exclusive_group()
     policy.add_argument("--agent", type=Path, default=None, help="an agent.zip saved by experiments.train (DataAgent-v0)")
     policy.add_argument("--baseline", choices=DYNAMIC_METHODS, default=None, help="a baseline instead of an agent")
     parser.add_argument("--agent-out", type=Path, default=Path("runs/own_loop_agent"),
                         help="where the tiny agent goes when neither --agent nor --baseline is given")
     parser.add_argument("--agent-epochs", type=int, default=10, help="epochs (one episode) of the tiny agent's training")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--keep-ratio", type=float, default=0.5, help="fraction kept per pruned epoch")
-    parser.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    loop = parser.add_argument_group("the user's loop (its own recipe, not TrainerConfig's)")
+    loop.add_argument("--epochs", type=int, default=20, help="epochs of the user's loop")
+    loop.add_argument("--batch-size", type=int, default=64, help="samples per optimizer step")
+    loop.add_argument("--lr", type=float, default=0.05, help="the loop's SGD learning rate (cosine schedule)")
+    loop.add_argument("--seed", type=seed_value, default=0, help="seeds the loop, the selection and the tiny agent")
+    selection = parser.add_argument_group("selection")
+    selection.add_argument("--keep-ratio", type=float, default=0.5, help="fraction of samples kept per pruned epoch")
+    selection.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar while the tiny agent trains")
     return parser
 
 
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         if args.baseline is not None:
             name, selector = args.baseline, Selector.from_baseline(args.baseline, num_classes=classes, **sizes, **selection)
         else:
-            agent = args.agent or train_tiny_agent(args.agent_out, args.agent_epochs, args.seed)
+            agent = args.agent or train_tiny_agent(args.agent_out, args.agent_epochs, args.seed, not args.no_progress)
             name, selector = "agent", Selector.from_agent(agent, **sizes, **selection)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
@@ -155,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
               f"| wall {run['wall_seconds']:.1f}s")
     return runs
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ a pruned epoch's kept samples that the previous pruned epoch kept too.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -26,8 +25,9 @@ import yaml
 
 from agents.selector import Selector
 from envs.data import load_dataset
-from envs.trainer import Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_trainer_arguments, trainer_options
+from envs.trainer import Trainer, resolve_device
+from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
+                             make_parser, trainer_config)
 
 
 def run_with_selector(trainer: Trainer, selector: Selector) -> dict[str, Any]:
@@ -82,18 +82,18 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--agents", type=Path, nargs="+", required=True, help="agent.zip files saved by experiments.train")
     parser.add_argument("--keep-ratios", type=float, nargs="+", default=[0.3, 0.5], help="fractions kept per pruned epoch")
     parser.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=Path("results/transfer"))
-    add_trainer_arguments(parser, model="mlp")
+    add_seeds_argument(parser, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_trainer_arguments(parser, seed=False)
+    add_output_arguments(parser, Path("results/transfer"), "runs.jsonl, table.md", progress=False)
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    config = TrainerConfig(**trainer_options(args))
+    config = trainer_config(args)
     methods = [*args.agents, "random"]
     rows: list[dict[str, Any]] = []
     args.out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(text)
     return rows
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -4,9 +4,9 @@ test accuracy at a fixed back-propagated budget.
     python -m experiments.tune --env DataAgent-v0 --algo ppo --trials 20 --seeds 0 1 --dataset digits --model mlp --epochs 10
 
 Why not Zoo's ``-optimize``: its objective is the agent's evaluation reward, while what the papers
-optimise is the inner model's accuracy for what it trained on. A trial here is one
-``experiments.train`` run per seed of the batch-of-samples agent (``--mode batch``) with sampled
-``--hyperparams`` overrides of the preset (:func:`sample_batch_policy`), so the best trial is an
+optimise is the inner model's accuracy for what it trained on. A trial here is one run of the run
+library (``experiments.run``, what ``experiments.train`` runs) per seed of the batch-of-samples agent
+(``--mode batch``) with sampled ``--hyperparams`` overrides of the preset (:func:`sample_batch_policy`), so the best trial is an
 ``experiments.train`` command, printed at the end. Trial 0 is the preset itself, the yardstick.
 
 The budget: the env options (``--keep-ratio``, ``--anneal``, ``--epochs``, ``--batch-size``...) fix
@@ -20,8 +20,7 @@ e.g. ``sqlite:///runs/tune/study.db``) keeps the study, so a stopped study conti
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import dataclasses
 import json
 import shlex
 import sys
@@ -35,9 +34,9 @@ import yaml
 
 from agents import ALGOS, load_hyperparams
 from agents.presets import eval_policy_kwargs, with_mode
-from experiments.cli import write_json
-from experiments.train import ENV_IDS, build_parser
-from experiments.train import main as train
+from experiments.cli import HelpFormatter, console_script, plain, write_json
+from experiments.run import ENV_IDS, RunConfig, run_training
+from experiments.train import build_parser, run_config
 
 #: the sampler's choices (Optuna's categorical values must be scalars, so architectures are named)
 NET_ARCHS = {"64-64": [64, 64], "128-128": [128, 128], "256-256": [256, 256], "512-256": [512, 256]}
@@ -94,19 +93,19 @@ def yaml_value(value: Any) -> str:
 
 
 def train_command(train_argv: list[str], seed: int, overrides: dict[str, Any]) -> list[str]:
-    """The ``experiments.train`` arguments of one run of a trial."""
+    """The ``experiments.train`` arguments of one run of a trial: the command printed to reproduce it."""
     return [*train_argv, "--mode", "batch", "--seed", str(seed), "--reference", "none", "--checkpoint-every", "0",
             "--no-progress", "--hyperparams", *(f"{k}={yaml_value(v)}" for k, v in overrides.items())]
 
 
-def objective(trial: optuna.Trial, algo: str, seeds: list[int], train_argv: list[str]) -> float:
-    """Mean final test top-1 (%) of the inner model over ``seeds``, one agent run each."""
-    overrides = sample_batch_policy(trial, algo)
+def objective(trial: optuna.Trial, base: RunConfig, seeds: list[int], train_argv: list[str]) -> float:
+    """Mean final test top-1 (%) of the inner model over ``seeds``, one agent run of ``base`` each."""
+    overrides = sample_batch_policy(trial, base.algo)
     top1, budgets = [], set()
     for seed in seeds:
-        argv = train_command(train_argv, seed, overrides)
-        with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
-            run = train([*argv, "--out", out])["run"]
+        with tempfile.TemporaryDirectory() as out:
+            config = dataclasses.replace(base, seed=seed, hyperparams=overrides, out=Path(out))
+            run = run_training(config).metrics["run"]
         top1.append(run["test"]["top1"])
         budgets.add(run["ledger"]["samples_backpropagated"])
     budget = trial.study.user_attrs.get("budget", min(budgets))
@@ -125,18 +124,19 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> optuna.Study:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = argparse.ArgumentParser(description=plain(__doc__), formatter_class=HelpFormatter,
                                      epilog="Other options go to experiments.train (see python -m experiments.train -h).",
                                      allow_abbrev=False)  # --seed is experiments.train's, not short for --seeds
-    parser.add_argument("--env", choices=ENV_IDS, default="DataAgent-v0")
-    parser.add_argument("--algo", choices=tuple(ALGOS), default="ppo")
+    parser.add_argument("--env", choices=ENV_IDS, default="DataAgent-v0", help="the environment")
+    parser.add_argument("--algo", choices=tuple(ALGOS), default="ppo", help="the SB3 algorithm")
     parser.add_argument("--trials", type=int, default=20, help="trials to run in this call (preset included)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed per trial; the mean is the value")
     parser.add_argument("--startup-trials", type=int, default=5, help="random trials before TPE models the results")
-    parser.add_argument("--sampler-seed", type=int, default=0)
+    parser.add_argument("--sampler-seed", type=int, default=0, help="seeds Optuna's TPE sampler")
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: in memory)")
-    parser.add_argument("--study-name", default=None)
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default runs/tune_<env>_<algo>)")
+    parser.add_argument("--study-name", default=None, help="the study's name in --storage")
+    parser.add_argument("--out", type=Path, default=None, metavar="FOLDER",
+                        help="output folder: trials.jsonl, best.json (default: runs/tune_<env>_<algo>)")
     args, rest = parser.parse_known_args(argv)
     for flag, value in (("--trials", args.trials), ("--startup-trials", args.startup_trials)):
         if value < 1:
@@ -147,7 +147,13 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     if taken:
         parser.error(f"{', '.join(taken)}: set by the tuner; valid: experiments.train's data, model and env options")
     train_argv = ["--env", args.env, "--algo", args.algo, *rest]
-    build_parser().parse_args(train_argv)  # bad experiments.train options fail now, not in trial 0
+    train_args = build_parser().parse_args(train_argv)  # bad experiments.train options fail now, not in trial 0
+    try:
+        base = run_config(train_args)
+        base.validate()
+    except ValueError as err:
+        parser.error(str(err))
+    base = dataclasses.replace(base, mode="batch", reference=False, checkpoint_every=0, progress=False)
     out: Path = args.out or Path("runs") / f"tune_{args.env}_{args.algo}"
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
             log.flush()
             print(f"trial {trial.number:3d}: top-1 {trial.value:6.2f}%  {json.dumps(trial.params)}", flush=True)
 
-        study.optimize(lambda t: objective(t, args.algo, args.seeds, train_argv), n_trials=args.trials,
+        study.optimize(lambda t: objective(t, base, args.seeds, train_argv), n_trials=args.trials,
                        callbacks=[record])
     best = study.best_trial
     write_json(out / "best.json", {"command": command, "budget": study.user_attrs["budget"], **trial_record(best)})
@@ -178,6 +184,8 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     print(f"  results:   {out}/trials.jsonl, {out}/best.json")
     return study
 
+
+cli = console_script(main)
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ from experiments import benchmark
 
 def test_dynamic_suite_end_to_end_and_resume(tmp_path, capsys):
     argv = ["--suite", "dynamic", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--anneal", "0.5",
-            "--seeds", "0", "--ratios", "0.3", "0.6", "--out", str(tmp_path)]
+            "--seeds", "0", "--keep-ratios", "0.3", "0.6", "--out", str(tmp_path)]
     table = benchmark.main(argv)
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
     methods = benchmark.DEFAULT_METHODS["dynamic"]  # baselines, Data Agent (paper, recommended variant) and its controls
@@ -46,7 +46,7 @@ def test_noisy_runs_report_the_noisy_share_kept(tmp_path):
 
 def test_static_suite_end_to_end(tmp_path):
     table = benchmark.main(["--suite", "static", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
-                            "--train-size", "400", "--ratios", "0.5", "--out", str(tmp_path)])
+                            "--train-size", "400", "--keep-ratios", "0.5", "--out", str(tmp_path)])
     recs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert {r["method"] for r in recs} == set(benchmark.RUNNERS["static"])
     for r in recs:
@@ -68,7 +68,7 @@ def test_static_suite_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--methods", "full,magic"], "unknown dynamic method(s) ['magic']"),
-    (["--ratios", "0.5", "1.5"], "--ratios=[0.5, 1.5] is invalid; valid: values in (0, 1)"),
+    (["--keep-ratios", "0.5", "1.5"], "--keep-ratios=[0.5, 1.5] is invalid; valid: values in (0, 1)"),
     (["--anneal", "2"], "--anneal=2.0 is invalid; valid: [0, 1]"),
     (["--suite", "static", "--score-epochs", "0"], "--score-epochs=0 is invalid"),
     (["--epochs", "0"], "epochs=0 is invalid; valid: an integer >= 1"),

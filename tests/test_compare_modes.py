@@ -10,13 +10,13 @@ from experiments.compare_modes import main, table
 
 
 def test_both_modes_run_and_are_written(tmp_path, capsys):
-    out = tmp_path / "modes.json"
-    rows = main(["--dataset", "synthetic", "--train-size", "96", "--batch-size", "16", "--epochs", "2",
+    out = tmp_path / "modes"
+    rows = main(["--dataset", "synthetic", "--model", "mlp", "--train-size", "96", "--batch-size", "16", "--epochs", "2",
                  "--envs", "DataAgent-v0", "--algos", "a2c", "--seed", "3", "--out", str(out)])
     assert sorted(r["mode"] for r in rows) == ["batch", "per_sample"]
     assert {r["seed"] for r in rows} == {3}  # --seed is --seeds, never silently ignored
     assert all(0 <= r["top1"] <= 100 for r in rows)
-    assert json.loads(out.read_text())["runs"] == rows
+    assert json.loads((out / "runs.json").read_text())["runs"] == rows
     printed = capsys.readouterr().out
     assert "| DataAgent-v0 | a2c | batch |" in printed
     assert "saved to" not in printed  # the runs' folders are temporary

@@ -420,13 +420,14 @@ def test_select_and_evaluate_clis_end_to_end(tmp_path, capsys):
     from experiments.select_coreset import main as select_main
 
     common = ["--dataset", "digits", "--train-size", "200", "--device", "cpu", "--no-progress"]
-    idx, meta = select_main([*common, "--method", "cover", "--epochs", "1", "--ratio", "0.4", "--epsilon", "median",
+    idx, meta = select_main([*common, "--method", "cover", "--epochs", "1", "--keep-ratio", "0.4", "--epsilon", "median",
                              "--out", str(tmp_path / "cover")])
     assert meta["method"] == "cover" and abs(len(idx) - 80) <= 2 and meta["ledger"]["samples_backpropagated"] == 200
-    rand, _ = select_main([*common, "--method", "random", "--ratio", "0.4", "--out", str(tmp_path / "rand")])
+    rand, _ = select_main([*common, "--method", "random", "--keep-ratio", "0.4", "--out", str(tmp_path / "rand")])
     assert len(rand) == 80
-    result = evaluate_main(["--coreset", str(tmp_path / "cover.json"), "--model", "mlp", "--epochs", "2",
-                            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "eval.json")])
+    result = evaluate_main(["--coreset", str(tmp_path / "cover" / "coreset.json"), "--model", "mlp", "--epochs", "2",
+                            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "eval")])
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["size"] == len(idx)
     assert result["size"] == len(idx) and result["ledger"]["samples_backpropagated"] == 2 * len(idx)
     assert 0.0 <= result["test"]["top1"] <= 100.0 and result["selection"] == "cover"
     rnd = evaluate_main(["--coreset", str(tmp_path / "cover"), "--model", "mlp", "--epochs", "1", "--random",

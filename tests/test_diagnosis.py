@@ -61,9 +61,9 @@ def test_cli_diagnoses_a_saved_coreset_beside_random(tmp_path, capsys):
     save_coreset(tmp_path / "c", noisy, {"dataset": "digits", "num_train": 200, "train_size": 200, "data_seed": 3,
                                          "noise": "symmetric", "noise_rate": 0.5, "method": "test"})
     result = main(["--coreset", str(tmp_path / "c"), "--epochs", "1", "--batch-size", "32", "--random",
-                   "--out", str(tmp_path / "d.json")])
+                   "--out", str(tmp_path / "d")])
     assert result["diagnosis"]["noisy_share"] == 1.0 and 0.2 < result["random"]["noisy_share"] < 0.8
-    assert json.loads((tmp_path / "d.json").read_text())["size"] == 40
+    assert json.loads((tmp_path / "d" / "diagnosis.json").read_text())["size"] == 40
     assert "test coreset (40 of 200 samples)" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["--coreset", str(tmp_path / "missing")])

@@ -25,7 +25,7 @@ def _results(folder) -> dict[str, dict]:
     ["--suite", "static", "--epochs", "1", "--train-size", "400", "--methods", "random,el2n,cover,rlselector_a2c"],
 ], ids=["dynamic", "static"])
 def test_ray_suite_resumes_and_equals_the_sequential_run(local_ray, tmp_path, capsys, suite_argv):
-    argv = [*suite_argv, "--dataset", "digits", "--model", "mlp", "--ratios", "0.5", "--seeds", "0"]
+    argv = [*suite_argv, "--dataset", "digits", "--model", "mlp", "--keep-ratios", "0.5", "--seeds", "0"]
     sequential, on_ray = tmp_path / "sequential", tmp_path / "ray"
     benchmark.main([*argv, "--out", str(sequential)])
     expected = _results(sequential)

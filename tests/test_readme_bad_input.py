@@ -15,7 +15,9 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+import yaml
 
+import experiments.run as run
 import experiments.train as train
 from agents import make_agent
 from envs import CoverSelectEnv, DataAgentEnv, TrainerConfig, build_model, load_dataset
@@ -61,13 +63,13 @@ def _cli(capsys, main: Callable[[list[str]], object], argv: list[str]) -> Callab
 
 def _stopped_run(folder: Path, monkeypatch) -> Path:
     """A run of ``TINY`` stopped (as SIGTERM would) right after its first checkpoint, in ``folder``."""
-    original = train.RunCheckpointer.save
+    original = run.RunCheckpointer.save
 
     def save_then_stop(self):
-        raise train.RunInterrupted(signal.SIGTERM, original(self))
+        raise run.RunInterrupted(signal.SIGTERM, original(self))
 
     with monkeypatch.context() as patch:
-        patch.setattr(train.RunCheckpointer, "save", save_then_stop)
+        patch.setattr(run.RunCheckpointer, "save", save_then_stop)
         with pytest.raises(SystemExit):
             train.main([*TINY, "--out", str(folder)])
     return folder
@@ -100,7 +102,7 @@ def _truncated_checkpoint(tmp: Path) -> str:
 
 def _other_configuration(tmp: Path) -> str:
     path = CheckpointDir(tmp / "stopped" / "checkpoints").latest()
-    identity = train.checkpoint_identity(train.yaml.safe_load((tmp / "stopped" / "config.yml").read_text()))
+    identity = run.checkpoint_identity(yaml.safe_load((tmp / "stopped" / "config.yml").read_text()))
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path, {**identity, "env_kwargs.model": "cnn"})
     return _message(info.value)
@@ -177,8 +179,8 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
             train.main, [*TINY, "--load-agent", str(tmp / "notes.zip")]),
         "`--no-learn` without `--load-agent`": cli(train.main, [*TINY, "--no-learn"]),
         "`--train-size 100 --batch-size 256`": cli(train.main, ["--train-size", "100", "--batch-size", "256"]),
-        "`--target-ratio 0.3` (a CoverSelect-v0 option) on `DataAgent-v0`": cli(
-            train.main, [*TINY, "--target-ratio", "0.3"]),
+        "`--epsilon 0.3` (a CoverSelect-v0 option) on `DataAgent-v0`": cli(
+            train.main, [*TINY, "--epsilon", "0.3"]),
         "`--hyperparams foo=1`": cli(train.main, [*TINY, "--hyperparams", "foo=1"]),
         "`--hyperparams n_steps`": cli(train.main, [*TINY, "--hyperparams", "n_steps"]),
         "`--seed -1`": cli(train.main, [*TINY, "--seed", "-1"]),
@@ -189,7 +191,7 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`experiments.full_data --lr 1e30`": cli(
             full_data.main, ["--dataset", "synthetic", "--model", "mlp", "--epochs", "1", "--lr", "1e30"]),
         "`experiments.benchmark --methods full,magic`": cli(benchmark.main, ["--methods", "full,magic"]),
-        "`experiments.benchmark --ratios 1.5`": cli(benchmark.main, ["--ratios", "1.5"]),
+        "`experiments.benchmark --keep-ratios 1.5`": cli(benchmark.main, ["--keep-ratios", "1.5"]),
         "`benchmark --prune-ratios 1.0`": cli(benchmark.main, ["--prune-ratios", "1.0"]),
     }
 

@@ -27,7 +27,7 @@ RUNS = {
     "data-agent-ppo": ["--dataset", "digits", "--model", "cnn", "--train-size", "640", "--epochs", "6",
                        "--batch-size", "64", "--seed", "3"],
     "cover-select-a2c": ["--env", "CoverSelect-v0", "--algo", "a2c", "--dataset", "digits", "--model", "mlp",
-                         "--train-size", "640", "--epochs", "6", "--batch-size", "64", "--target-ratio", "0.4",
+                         "--train-size", "640", "--epochs", "6", "--batch-size", "64", "--keep-ratio", "0.4",
                          "--seed", "3"],
 }
 COMMON = ["--reference", "none", "--no-progress", "--checkpoint-every", "1"]
@@ -92,20 +92,20 @@ TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--ba
 
 def _stop_after_first_checkpoint(tmp_path: Path, monkeypatch, argv: list[str] = TINY) -> Path:
     """Run ``argv`` until its first checkpoint is saved, then stop it as SIGTERM would."""
-    import experiments.train as train
+    import experiments.run as run
 
     folder = tmp_path / "run"
-    original = train.RunCheckpointer.save
+    original = run.RunCheckpointer.save
 
     def save_then_stop(self):
         path = original(self)
-        raise train.RunInterrupted(signal.SIGTERM, path)
+        raise run.RunInterrupted(signal.SIGTERM, path)
 
-    monkeypatch.setattr(train.RunCheckpointer, "save", save_then_stop)
+    monkeypatch.setattr(run.RunCheckpointer, "save", save_then_stop)
     with pytest.raises(SystemExit) as stop:
         main([*argv, "--out", str(folder)])
     assert stop.value.code == 128 + signal.SIGTERM
-    monkeypatch.setattr(train.RunCheckpointer, "save", original)
+    monkeypatch.setattr(run.RunCheckpointer, "save", original)
     return folder
 
 
@@ -152,8 +152,8 @@ def test_a_checkpoint_of_another_configuration_is_refused_naming_the_difference(
     (["--resume", "{missing}"], "config.yml does not exist"),
     ([*TINY, "--out", "{folder}"], "holds checkpoints of an unfinished run"),
     (["--resume", "{folder}", "--out", "{other}"], "a run continues in its own folder"),
-    ([*TINY, "--checkpoint-every", "-1"], "--checkpoint-every=-1 is invalid"),
-    ([*TINY, "--keep-checkpoints", "0"], "--keep-checkpoints=0 is invalid"),
+    ([*TINY, "--checkpoint-every", "-1"], "checkpoint_every=-1 is invalid"),
+    ([*TINY, "--keep-checkpoints", "0"], "keep_checkpoints=0 is invalid"),
 ])
 def test_bad_resume_options_get_clear_errors(tmp_path, monkeypatch, capsys, argv, message):
     folder = _stop_after_first_checkpoint(tmp_path, monkeypatch)

@@ -190,7 +190,7 @@ def test_controls_and_equal_cost_tables_in_a_tiny_suite(tmp_path):
     variant = benchmark.RECOMMENDED_VARIANT
     methods = ["full", "random", "stale", "infobatch", *(benchmark.data_agent_method_name(p, variant) for p in ("const", "randact"))]
     text = benchmark.main(["--suite", "dynamic", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--anneal", "0.5",
-                           "--seeds", "0", "--ratios", "0.3", "0.6", "--prune-ratios", "0.9", "--methods", ",".join(methods),
+                           "--seeds", "0", "--keep-ratios", "0.3", "0.6", "--prune-ratios", "0.9", "--methods", ",".join(methods),
                            "--out", str(tmp_path)])
     recs = [__import__("json").loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert {(r["method"], r["ratio"]) for r in recs if r["method"] == "infobatch"} == {("infobatch", 0.1)}

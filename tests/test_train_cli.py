@@ -46,7 +46,7 @@ def test_data_agent_run_writes_everything_and_counts_cost_against_full_data(tmp_
 
 def test_cover_select_run_saves_a_coreset_at_the_target_ratio(tmp_path):
     out = tmp_path / "cover"
-    result = main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--target-ratio", "0.3", "--reference", "none",
+    result = main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--keep-ratio", "0.3", "--reference", "none",
                    "--out", str(out)])
     indices, meta = load_coreset(out / "coreset")
     low, high = coreset_size_bounds(160, 0.3)
@@ -59,7 +59,7 @@ def test_cover_select_run_saves_a_coreset_at_the_target_ratio(tmp_path):
 
 def test_cover_select_remedy_options_reach_the_env_and_the_coreset(tmp_path):
     out = tmp_path / "remedy"
-    main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--target-ratio", "0.3", "--reward", "cover_difficulty",
+    main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--keep-ratio", "0.3", "--reward", "cover_difficulty",
           "--ratio-scale", "2", "--degree-norm", "rank", "--class-budget", "--reference", "none", "--out", str(out)])
     indices, meta = load_coreset(out / "coreset")
     assert (meta["reward"], meta["ratio_scale"], meta["degree_norm"], meta["class_budget"]) == ("cover_difficulty", 2.0,
@@ -86,11 +86,11 @@ def test_policy_that_does_not_fit_the_env_and_misplaced_options_are_cli_errors(t
     main([*TINY, "--reference", "none", "--out", str(trained)])  # features of the mlp: state_dim 128
     for argv, message in [
         ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"], "does not fit"),
-        ([*TINY, "--target-ratio", "0.3"], "option of CoverSelect-v0"),
-        ([*TINY, "--class-budget"], "--class-budget is an option of CoverSelect-v0, not of DataAgent-v0"),
+        ([*TINY, "--epsilon", "0.3"], "option of CoverSelect-v0"),
+        ([*TINY, "--class-budget"], "class_budget is an option of CoverSelect-v0, not of DataAgent-v0"),
         ([*TINY, "--reward", "cover"], "reward='cover' is invalid; valid choices: composite, loss, entropy"),
         ([*TINY, "--env", "CoverSelect-v0", "--reward", "loss"], "reward='loss' is invalid; valid choices: cover"),
-        ([*TINY, "--no-learn"], "needs --load-agent"),
+        ([*TINY, "--no-learn"], "no_learn needs load_agent"),
         ([*TINY, "--hyperparams", "n_steps"], "key=value"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
@@ -110,13 +110,13 @@ def test_a_stop_signal_during_the_reference_says_how_to_continue(tmp_path, monke
     import os
     import signal
 
-    import experiments.train as train
+    import experiments.run.training as training
 
     def stopped(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("the signal should have stopped the reference")
 
-    monkeypatch.setattr(train, "run_full_data", stopped)
+    monkeypatch.setattr(training, "run_full_data", stopped)
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as stop:
         main([*TINY, "--out", str(out)])
@@ -147,5 +147,5 @@ def test_bad_agent_files_are_named_for_what_they_are(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             main([*TINY, "--load-agent", str(tmp_path / name), "--out", str(tmp_path / "x")])
         err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and f"--load-agent {tmp_path / name}: {message}" in err
+        assert exit_info.value.code == 2 and f"load_agent={tmp_path / name}: {message}" in err
         assert "does not fit" not in err and ".zip.zip" not in err

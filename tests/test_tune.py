@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +14,7 @@ from agent_helpers import FakeBatchEnv
 from agents import BatchOfSamplesPolicy, make_agent
 
 optuna = pytest.importorskip("optuna", reason="optuna is the optional 'zoo' extra (pip install -e '.[zoo]' or '.[dev]')")
+from experiments.run import RunConfig  # noqa: E402
 from experiments.train import main as train  # noqa: E402
 from experiments.tune import CHOICES, NET_ARCHS, main, preset_params, sample_batch_policy  # noqa: E402
 
@@ -92,11 +94,12 @@ def test_a_stored_study_continues_where_it_stopped(tmp_path):
 def test_a_trial_whose_budget_differs_is_an_error(monkeypatch):
     import experiments.tune as tune
 
-    def fake_train(argv):  # a budget that depends on the seed, as a coreset-trained selection model's can
-        seed = int(argv[argv.index("--seed") + 1])
-        return {"run": {"test": {"top1": 50.0}, "ledger": {"samples_backpropagated": 100 + seed}}}
+    def fake_train(config):  # a budget that depends on the seed, as a coreset-trained selection model's can
+        return SimpleNamespace(metrics={"run": {"test": {"top1": 50.0},
+                                                "ledger": {"samples_backpropagated": 100 + config.seed}}})
 
-    monkeypatch.setattr(tune, "train", fake_train)
+    monkeypatch.setattr(tune, "run_training", fake_train)
     study = optuna.create_study(direction="maximize")
     with pytest.raises(RuntimeError, match="budget is not fixed"):
-        tune.objective(study.ask(), "a2c", [0, 1], ["--env", "CoverSelect-v0", "--algo", "a2c"])
+        tune.objective(study.ask(), RunConfig(env="CoverSelect-v0", algo="a2c"), [0, 1],
+                       ["--env", "CoverSelect-v0", "--algo", "a2c"])

@@ -1,0 +1,21 @@
+"""The run library: one run of an SB3 agent and the inner model together, described by a config object.
+
+    from envs.trainer import TrainerConfig
+    from experiments.run import RunConfig, run_training
+
+    result = run_training(RunConfig(dataset="digits", model="mlp", trainer=TrainerConfig(epochs=5),
+                                    env_options={"keep_ratio": 0.3}, out=Path("runs/lib")))
+    print(result.metrics["run"]["test"]["top1"], result.metrics["reference"]["test"]["top1"])
+
+Modules, one concept each: ``config`` (what a run is, its env keywords, its checkpoint identity),
+``tracking`` (progress, curves, the run's last results), ``checkpointing`` (saves, stop signals) and
+``training`` (the run itself and its full-data reference).
+"""
+
+from experiments.run.checkpointing import RunCheckpointer, RunInterrupted
+from experiments.run.config import ENV_IDS, ENV_OPTIONS, RunConfig, checkpoint_identity, env_kwargs
+from experiments.run.tracking import RunTracker
+from experiments.run.training import RUN_OUTPUTS, RunResult, load_run_config, run_reference, run_training
+
+__all__ = ["ENV_IDS", "ENV_OPTIONS", "RUN_OUTPUTS", "RunCheckpointer", "RunConfig", "RunInterrupted", "RunResult",
+           "RunTracker", "checkpoint_identity", "env_kwargs", "load_run_config", "run_reference", "run_training"]
