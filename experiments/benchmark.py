@@ -53,7 +53,7 @@ import yaml
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
-from envs.baselines.dynamic import DYNAMIC_METHODS, make_dynamic_selector, run_dynamic
+from envs.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
 from envs.data import load_dataset
 from envs.diagnosis import diagnose_coreset
@@ -275,12 +275,12 @@ def _random_actions_selection(env_kwargs: dict[str, Any], seed: int) -> tuple[np
 RECOMMENDED_VARIANT = "paper"
 
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
-    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_METHODS}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
+    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
     "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
 }
 
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
-    "dynamic": tuple(dict.fromkeys((*DYNAMIC_METHODS, "dataagent_ppo", "dataagent_a2c",
+    "dynamic": tuple(dict.fromkeys((*DYNAMIC_BASELINES, "dataagent_ppo", "dataagent_a2c",
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
     "static": tuple(RUNNERS["static"]),
 }

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from envs.baselines.dynamic import DYNAMIC_METHODS, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
+from envs.baselines.dynamic import DYNAMIC_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
 from envs.data import load_dataset
 from envs.store import SampleStore
 from envs.trainer import Trainer, TrainerConfig
@@ -114,7 +114,7 @@ def test_bad_options():
         make_dynamic_selector("gradmatch", t)
 
 
-@pytest.mark.parametrize("method", DYNAMIC_METHODS)
+@pytest.mark.parametrize("method", DYNAMIC_BASELINES)
 def test_every_method_runs_on_the_shared_trainer_and_ledger(method):
     ds = load_dataset("synthetic")
     t = Trainer(ds, "mlp", TrainerConfig(epochs=4, batch_size=64), seed=0)
