@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
 from envs.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
-from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
+from envs.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
 from envs.data import load_dataset
 from envs.diagnosis import diagnose_coreset
 from envs.selection import SELECTION_OPTIONS, AnnealedTopKSelector
@@ -62,7 +62,6 @@ from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_seeds_argument, add_trainer_arguments, trainer_options
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
-STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"))
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
 # "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
 DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
@@ -153,7 +152,7 @@ def _proxy(spec: RunSpec, trainer: Trainer) -> ProxyScores:
 def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
     """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
     trainer = _trainer(spec)
-    source = trainer.dataset.train_y if spec.method in LABEL_ONLY_METHODS else _proxy(spec, trainer)
+    source = trainer.dataset.train_y if STATIC_BASELINES[spec.method].needs == "labels" else _proxy(spec, trainer)
     coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
     ledger = coreset.ledger
     return _train_on_coreset(spec, trainer, coreset.indices, ledger, ledger["train_seconds"] + ledger["overhead_seconds"])
