@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
+from tqdm import tqdm
 
 from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
 from envs.data import DeviceDataset
@@ -129,6 +131,31 @@ def select_by_cover_degree(trainer: Trainer, ratio: float, epsilon: str | float 
         data = trainer.dataset
         return cover_degree_coreset(feats, data.train_y, data.num_classes, ratio, epsilon, seed,
                                     chunk_bytes, quantile_samples)
+
+
+def train_and_evaluate(trainer: Trainer, indices: np.ndarray | torch.Tensor | None = None, *, progress: bool = False,
+                       desc: str = "training") -> dict[str, Any]:
+    """Train ``trainer``'s model for its configured epochs on ``indices`` (all data when None), then test it.
+
+    Why one function: judging a coreset, a baseline's selection or a pre-training run is the same
+    recipe everywhere (the shared :class:`~envs.trainer.Trainer`, ``train_epoch`` on the indices),
+    so results of different CLIs compare.
+
+    :param trainer: a fresh trainer (its config sets the epochs)
+    :param indices: training-set indices to train on
+    :param progress: show a progress bar with each epoch's mean loss
+    :param desc: the progress bar's label
+    :return: ``test`` (:meth:`Trainer.evaluate`), ``ledger`` and ``wall_seconds`` (training and test)
+    """
+    idx = None if indices is None else torch.as_tensor(indices, device=trainer.device)
+    start = time.perf_counter()
+    bar = tqdm(range(trainer.config.epochs), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        loss = trainer.train_epoch(idx)
+        if progress:
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    test = trainer.evaluate()
+    return {"test": test, "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from envs.checks import is_count, is_real
+from envs.files import atomic_write
 from envs.own_data import describe, is_own_source, own_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
@@ -327,10 +328,8 @@ def _load_imagefolder(path: str) -> RawSplits:
         vx, vy, test_classes = _decode_tree(test_files, "decoding test")
         if test_classes != classes:
             raise ValueError(f"imagefolder: train classes {classes} differ from test classes {test_classes}")
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, tx=tx, ty=ty, vx=vx, vy=vy, classes=np.asarray(classes))
-        os.replace(tmp, cache)  # atomic: a killed decode never leaves a half-written cache
+        # atomic: a killed decode never leaves a half-written cache
+        atomic_write(cache, lambda f: np.savez(f, tx=tx, ty=ty, vx=vx, vy=vy, classes=np.asarray(classes)))
     # float64 accumulation: a float32 sum over tens of millions of pixels stalls at 2**24
     mean = tuple(float(v) / 255.0 for v in tx.mean(axis=(0, 2, 3), dtype=np.float64))
     std = tuple(float(v) / 255.0 for v in tx.std(axis=(0, 2, 3), dtype=np.float64))

@@ -55,6 +55,7 @@ from tqdm import tqdm
 import envs  # noqa: F401  (registers the env ids)
 from envs.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
+from envs.coreset import train_and_evaluate
 from envs.data import load_dataset
 from envs.diagnosis import diagnose_coreset
 from envs.selection import SELECTION_OPTIONS, AnnealedTopKSelector
@@ -163,13 +164,9 @@ def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, sele
     """Train ``trainer``'s fresh model on the coreset for the configured epochs; test metrics, both costs and
     the coreset's diagnosis on the seed's proxy features (computed after the training, which it cannot affect)."""
     data = trainer.dataset
-    idx = torch.as_tensor(indices, device=trainer.device)
-    start = time.perf_counter()
-    for _ in range(trainer.config.epochs):
-        trainer.train_epoch(idx)
-    result = {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+    result = {**train_and_evaluate(trainer, indices),
               "selection_backprop": selection_ledger.get("samples_backpropagated", 0), "selection_seconds": selection_seconds,
-              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
+              "noisy_kept_fraction": float(data.noisy_mask[torch.as_tensor(indices, device=data.device)].float().mean()) if bool(data.noisy_mask.any()) else None}
     proxy = _proxy(spec, trainer)
     result["diagnosis"] = diagnose_coreset(indices, proxy.features, proxy.labels, data.noisy_mask)
     return result

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from envs.files import atomic_write
 from envs.models import MODEL_NAMES
 from envs.schedules import SCHEDULES
 from envs.trainer import TrainerConfig
@@ -80,7 +80,5 @@ def write_json(path: Path | None, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temp file + rename); nothing when ``path`` is None."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, default=str).encode()
+    atomic_write(path, lambda f: f.write(text))

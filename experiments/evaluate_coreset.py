@@ -13,14 +13,10 @@ size (seeded by ``--seed``), the static Random baseline.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from envs.coreset import load_coreset, random_coreset
+from envs.coreset import load_coreset, random_coreset, train_and_evaluate
 from envs.data import load_dataset
 from envs.ledger import format_ledger
 from envs.trainer import Trainer, TrainerConfig, resolve_device
@@ -43,16 +39,11 @@ def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, 
     if random:
         indices = random_coreset(data.num_train, len(indices), seed)
     trainer = Trainer(data, model, config, seed=seed, track_samples=False)
-    idx = torch.as_tensor(indices, device=dev)
-    start = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc=f"coreset {meta['dataset']}/{model}", disable=not progress, leave=False)
-    for _ in bar:
-        bar.set_postfix(loss=f"{float(trainer.train_epoch(idx)):.3f}")
+    run = train_and_evaluate(trainer, indices, progress=progress, desc=f"coreset {meta['dataset']}/{model}")
     return {
         "coreset": str(coreset), "selection": "random" if random else meta.get("method"),
         "selection_meta": meta, "model": model, "seed": seed, "device": str(dev), "size": len(indices),
-        "num_train": data.num_train, "fraction": len(indices) / data.num_train, "trainer": config.as_dict(),
-        "test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+        "num_train": data.num_train, "fraction": len(indices) / data.num_train, "trainer": config.as_dict(), **run,
     }
 
 
