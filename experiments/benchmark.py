@@ -53,6 +53,7 @@ import yaml
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
+from agents.presets import ALGOS
 from envs.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
 from envs.coreset import train_and_evaluate
@@ -80,11 +81,11 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
     # the agent's own cost: one pass over each rollout (PPO; A2C: a rollout of 4 batches instead of 1), or 32-32 networks
     "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"ppo": {"n_epochs": 1}, "a2c": {"n_steps": 4}}},
     "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {
-        algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ("ppo", "a2c")}},
+        algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ALGOS}},
 }
 # Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
 CONTROL_POLICIES = ("const", "randact")
-DATA_AGENT_POLICIES = ("ppo", "a2c", *CONTROL_POLICIES)
+DATA_AGENT_POLICIES = (*ALGOS, *CONTROL_POLICIES)
 
 
 def data_agent_method_name(policy: str, variant: str) -> str:
