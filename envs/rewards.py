@@ -256,7 +256,12 @@ class EntropyOnlyReward(FixedWeightReward):
         super().__init__(0.0, normalize, clip_quantile, baseline, keep_ratio)
 
 
-DATA_AGENT_REWARDS = {"composite": CompositeReward, "loss": LossOnlyReward, "entropy": EntropyOnlyReward}
+#: The Data Agent rewards: name -> class built as ``cls(normalize=, baseline=, keep_ratio=)``. To add one,
+#: subclass :class:`CompositeReward` (override :meth:`~CompositeReward.weight`, or ``__call__`` returning a
+#: :class:`RewardOutput`) and add ``"name": MyReward`` here: ``DataAgent-v0(reward="name")`` and
+#: ``experiments.train --reward`` read this dict.
+DATA_AGENT_REWARDS: dict[str, type[CompositeReward]] = {"composite": CompositeReward, "loss": LossOnlyReward,
+                                                         "entropy": EntropyOnlyReward}
 
 
 def make_data_agent_reward(name: str, normalize: bool = True, baseline: str = "none",

@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--state", choices=("features", "signals", "both"), default=None,
                    help="agent state (env default features)")
     e.add_argument("--reward", choices=(*DATA_AGENT_REWARDS, *COVER_REWARDS), default=None,
-                   help="reward: composite | loss | entropy (DataAgent-v0, default composite); "
-                        "cover | cover_difficulty (CoverSelect-v0, default cover)")
+                   help=f"reward: {' | '.join(DATA_AGENT_REWARDS)} (DataAgent-v0, default composite); "
+                        f"{' | '.join(COVER_REWARDS)} (CoverSelect-v0, default cover)")
     e.add_argument("--reward-baseline", choices=REWARD_BASELINES, default=None,
                    help="subtracted from the reward signal: none (the paper's), batch_mean, keep_quantile (env default none)")
     e.add_argument("--selection", choices=SELECTIONS, default=None,
