@@ -69,8 +69,9 @@ def _stopped_run(folder: Path, monkeypatch) -> Path:
 
     with monkeypatch.context() as patch:
         patch.setattr(train.RunCheckpointer, "save", save_then_stop)
-        with pytest.raises(SystemExit):
+        with pytest.raises(SystemExit) as stop:
             train.main([*TINY, "--out", str(folder)])
+    assert stop.value.code == 128 + signal.SIGTERM  # stopped by the signal, not refused
     return folder
 
 
