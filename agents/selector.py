@@ -231,8 +231,9 @@ class Selector(Sampler[int]):
             raise ValueError(f"baseline {name!r} is invalid; valid choices: {', '.join(DYNAMIC_BASELINES)}")
         generator = torch.Generator(device=torch.device(device)).manual_seed(seed)
         method = dynamic_selector(name, num_samples, num_classes, epochs, device=device, generator=generator, **options)
-        needs = ("logits",) if name == "composite" else ()
-        return cls(BaselineRule(method, SampleStore(num_samples, device), needs), num_samples, epochs, batch_size, generator)
+        # what update() must be given besides the losses: the baseline says (DynamicSelector.needs)
+        return cls(BaselineRule(method, SampleStore(num_samples, device), getattr(method, "needs", ())), num_samples,
+                   epochs, batch_size, generator)
 
     # --- the Sampler -----------------------------------------------------------------------------
 

@@ -39,7 +39,11 @@ from envs.trainer import Trainer
 
 
 class DynamicSelector(Protocol):
-    """Chooses each epoch's samples and loss weights from the per-sample store."""
+    """Chooses each epoch's samples and loss weights from the per-sample store.
+
+    A selector may also have ``needs``: the forward-pass outputs besides the losses that its store must be
+    updated with (``"logits"`` for the entropy, ``"labels"``...); the drop-in :class:`agents.Selector`
+    asks its caller for them. None: the losses suffice."""
 
     def plan(self, epoch: int, store: SampleStore) -> EpochPlan: ...
 
@@ -73,6 +77,7 @@ class ScoredTopK:
         if ucb_c < 0:
             raise ValueError(f"ucb_c={ucb_c!r} is invalid; valid: >= 0")
         self.method, self.num_classes, self.ucb_c, self.epsilon = method, num_classes, ucb_c, epsilon
+        self.needs = ("logits",) if method == "composite" else ()  # the composite score reads the entropy
         self.generator = generator
         self.selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
 
