@@ -165,9 +165,10 @@ def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, sele
     """Train ``trainer``'s fresh model on the coreset for the configured epochs; test metrics, both costs and
     the coreset's diagnosis on the seed's proxy features (computed after the training, which it cannot affect)."""
     data = trainer.dataset
-    result = {**train_and_evaluate(trainer, indices),
+    idx = torch.as_tensor(indices, device=trainer.device)
+    result = {**train_and_evaluate(trainer, idx),
               "selection_backprop": selection_ledger.get("samples_backpropagated", 0), "selection_seconds": selection_seconds,
-              "noisy_kept_fraction": float(data.noisy_mask[torch.as_tensor(indices, device=data.device)].float().mean()) if bool(data.noisy_mask.any()) else None}
+              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
     proxy = _proxy(spec, trainer)
     result["diagnosis"] = diagnose_coreset(indices, proxy.features, proxy.labels, data.noisy_mask)
     return result
@@ -277,7 +278,7 @@ RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
 }
 
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
-    "dynamic": tuple(dict.fromkeys((*DYNAMIC_BASELINES, "dataagent_ppo", "dataagent_a2c",
+    "dynamic": tuple(dict.fromkeys((*DYNAMIC_BASELINES, *(data_agent_method_name(a, "paper") for a in ALGOS),
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
     "static": tuple(RUNNERS["static"]),
 }

@@ -225,12 +225,13 @@ def _scored_topk(method: str, s: DynamicSetup) -> ScoredTopK:
 #: The dynamic baselines: name -> factory building the selector from a :class:`DynamicSetup`.
 #: To add one, write a class with ``plan(epoch, store) -> EpochPlan`` (:class:`DynamicSelector`) and add
 #: ``"name": lambda s: MySelector(s.num_samples, ...)`` here: :func:`dynamic_selector`, the benchmark, the
-#: drop-in selector and the CLIs' choices all read this dict. A new top-k score is one :data:`TOPK_SCORES`
-#: entry plus ``"name": functools.partial(_scored_topk, "name")`` here.
+#: drop-in selector and the CLIs' choices all read this dict. A score for Data Agent's top-k mechanism is
+#: one :data:`TOPK_SCORES` entry instead: every top-k score is registered here under its name.
 DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicSelector]] = {
     "full": lambda s: FullData(s.num_samples, s.device),
-    **{m: functools.partial(_scored_topk, m) for m in ("random", "stale", "loss_topk", "ucb", "epsgreedy", "composite")},
-    "infobatch": lambda s: InfoBatch(s.num_samples, s.epochs, s.prune_ratio, s.anneal, device=s.device, generator=s.generator),
+    **{m: functools.partial(_scored_topk, m) for m in TOPK_SCORES},
+    "infobatch": lambda s: InfoBatch(s.num_samples, s.epochs, s.prune_ratio, s.anneal, device=s.device,
+                                     generator=s.generator),
 }
 
 

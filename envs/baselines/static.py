@@ -52,10 +52,10 @@ import torch
 
 from envs import signals
 from envs.coreset import class_quotas, random_coreset
-from envs.ranking import keep_top_per_class, seeded_generator
 from envs.cover import class_members, cover_degrees, greedy_cover_order
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
+from envs.ranking import keep_top_per_class, seeded_generator
 from envs.store import SampleStore
 from envs.trainer import DivergenceError, Trainer, TrainerConfig
 
@@ -321,13 +321,16 @@ def top_scored(score: Callable[[ProxyScores, torch.Tensor], torch.Tensor], needs
 
 def greedy(order: Callable[[torch.Tensor, int], torch.Tensor]) -> StaticBaseline:
     """A method taking each class's first picks of the greedy ``order(class features, count)``."""
-    return StaticBaseline("features", lambda proxy, labels, quotas, seed: greedy_per_class(order, proxy.features, labels, quotas))
+    def select(proxy: ProxyScores | None, labels: torch.Tensor, quotas: list[int], seed: int) -> torch.Tensor:
+        return greedy_per_class(order, proxy.features, labels, quotas)
+    return StaticBaseline("features", select)
 
 
 def stratified(score: Callable[[ProxyScores, torch.Tensor], torch.Tensor]) -> StaticBaseline:
     """Coverage-centric selection (:func:`stratified_per_class`) on ``score(proxy, labels)``."""
     def select(proxy: ProxyScores | None, labels: torch.Tensor, quotas: list[int], seed: int) -> torch.Tensor:
-        return stratified_per_class(score(proxy, labels), labels, quotas, generator=seeded_generator(seed, labels.device))
+        generator = seeded_generator(seed, labels.device)
+        return stratified_per_class(score(proxy, labels), labels, quotas, generator=generator)
     return StaticBaseline("scores", select)
 
 
@@ -342,7 +345,8 @@ STATIC_BASELINES: dict[str, StaticBaseline] = {
     "moderate": top_scored(lambda proxy, labels: moderate_scores(proxy.features, labels), "features"),
     "cover": top_scored(lambda proxy, labels: -cover_degrees(proxy.features, class_members(labels, int(labels.max()) + 1))[0],
                         "features"),
-    "random_uniform": StaticBaseline("labels", lambda proxy, labels, quotas, seed: random_selection(labels, quotas, seed, False)),
+    "random_uniform": StaticBaseline(
+        "labels", lambda proxy, labels, quotas, seed: random_selection(labels, quotas, seed, stratified=False)),
     "herding": greedy(herding_order),
     "kcenter": greedy(kcenter_order),
     "cover_greedy": greedy(functools.partial(greedy_cover_order, epsilon="quantile:0.01")),
