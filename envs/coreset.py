@@ -196,7 +196,6 @@ def save_coreset(path_prefix: str | os.PathLike, indices: np.ndarray | torch.Ten
     if num_train is not None and idx.size and idx[-1] >= num_train:
         raise ValueError(f"coreset index {int(idx[-1])} is out of range for num_train={num_train}")
     npy, js = _paths(path_prefix)
-    npy.parent.mkdir(parents=True, exist_ok=True)
     full = {**meta, "size": int(idx.size), "format": CORESET_FORMAT}
     text = json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode()
     atomic_write(npy, lambda f: np.save(f, idx))

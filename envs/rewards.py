@@ -30,7 +30,7 @@ from typing import Any, Callable, NamedTuple, Protocol
 import torch
 
 from envs import signals
-from envs.ranking import interpolated_quantile as batch_quantile  # the name the rewards and their tests use
+from envs.ranking import interpolated_quantile
 
 
 class RewardOutput(NamedTuple):
@@ -103,7 +103,7 @@ class RunningBatchNormalizer:
 def difficulty(losses: torch.Tensor, clip_quantile: float = 0.95, eps: float = 1e-8) -> torch.Tensor:
     """Data Agent's L~: losses clipped at the batch ``clip_quantile`` (linear interpolation, as
     ``numpy.quantile``), then min-max normalised within the batch to [0, 1]."""
-    clipped = torch.minimum(losses, batch_quantile(losses, clip_quantile))
+    clipped = torch.minimum(losses, interpolated_quantile(losses, clip_quantile))
     low, high = clipped.min(), clipped.max()
     return (clipped - low) / (high - low + eps)
 
@@ -206,7 +206,7 @@ class CompositeReward(NormalizedReward):
         if self.baseline == "batch_mean":
             return x - x.mean()
         if self.baseline == "keep_quantile":
-            return x - batch_quantile(x, 1.0 - self.keep_ratio)
+            return x - interpolated_quantile(x, 1.0 - self.keep_ratio)
         return x
 
     def weight(self, diff: torch.Tensor, unc: torch.Tensor) -> torch.Tensor:
