@@ -34,7 +34,12 @@ from agents.zoo import PresetAdjustments
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
+#: The algorithm presets: name -> SB3 on-policy class (its policy must be an ``ActorCriticPolicy``). To add
+#: one, add ``"name": SomeClass`` here and its RL Zoo file ``agents/hyperparams/<name>.yml`` (one entry per
+#: env id); make_agent, ``experiments.train --algo``, ``tune`` and ``compare_modes`` read this dict.
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C}
+#: the folder of the preset files (a package resource, so an installed wheel finds them)
+HYPERPARAMS_DIR: Traversable = files("agents") / "hyperparams"
 MODES = ("batch", "per_sample")
 #: the hook paths of the presets (see agents.zoo)
 PER_SAMPLE_WRAPPER = "agents.zoo.per_sample"
@@ -57,7 +62,13 @@ def _choice(kind: str, value: str, valid: Iterable[str]) -> str:
 
 def hyperparams_file(algo: str) -> Traversable:
     """The preset file of ``algo``: ``agents/hyperparams/{algo}.yml`` (pass it to Zoo's ``--conf-file``)."""
-    return files("agents") / "hyperparams" / f"{_choice('algo', algo, ALGOS)}.yml"
+    return HYPERPARAMS_DIR / f"{_choice('algo', algo, ALGOS)}.yml"
+
+
+def algo_parameters(algo: str) -> frozenset[str]:
+    """The constructor options of ``algo``'s SB3 class: what its presets may set (e.g. only PPO-like
+    classes have ``batch_size`` and ``n_epochs``)."""
+    return frozenset(inspect.signature(ALGOS[_choice("algo", algo, ALGOS)]).parameters)
 
 
 def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
@@ -181,7 +192,8 @@ def agent_kwargs(algo: str, entry: dict[str, Any], num_envs: int, steps_per_epis
     if steps_per_episode is not None and "n_steps" in kwargs:
         kwargs["n_steps"] = max(1, min(int(kwargs["n_steps"]), steps_per_episode))
     hook = adjustments_of(entry)
-    if algo == "ppo" and hook is not None and hook.n_minibatches is not None:  # else the hook refuses it
+    minibatched = "batch_size" in algo_parameters(algo)
+    if minibatched and hook is not None and hook.n_minibatches is not None:  # else the hook refuses it
         kwargs["batch_size"] = hook.batch_size(kwargs.get("n_steps", 2048) * num_envs)
     return kwargs
 
@@ -217,9 +229,9 @@ def episode_steps(env: gym.Env | VecEnv) -> int | None:
 
 def make_agent(algo: str, env: gym.Env | VecEnv, mode: str | None = None, *, env_id: str | None = None,
                **overrides: Any) -> BaseAlgorithm:
-    """An SB3 agent with the paper preset of ``env``'s id for ``algo`` (``ppo`` or ``a2c``).
+    """An SB3 agent with the paper preset of ``env``'s id for ``algo`` (a name in :data:`ALGOS`).
 
-    :param algo: ``ppo`` or ``a2c``
+    :param algo: a name in :data:`ALGOS` (``ppo``, ``a2c``)
     :param env: a batch env (``DataAgent-v0``, ``CoverSelect-v0`` or any env with their interface);
         in ``batch`` mode also a ``VecEnv`` of such envs
     :param mode: ``batch``: :class:`BatchOfSamplesPolicy` on the ``(B, D)`` env, trained on the
@@ -230,7 +242,7 @@ def make_agent(algo: str, env: gym.Env | VecEnv, mode: str | None = None, *, env
     :param overrides: preset keys to replace, as Zoo's ``-params`` does (``seed``, ``verbose``,
         ``tensorboard_log``, ``device``, ``n_steps``, ``learning_rate``, ``policy_kwargs`` (merged)...),
         and the hook's ``final_learning_rate`` (``None``: keep the rate as given) and ``n_minibatches``
-    :return: an untrained ``PPO`` or ``A2C``
+    :return: an untrained agent of ``ALGOS[algo]``
     """
     algo = algo.lower()
     entry = load_hyperparams(algo, env_id or env_id_of(env))

@@ -33,7 +33,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from torch.utils.data import Sampler
 
 from agents.policies import BatchOfSamplesPolicy
-from envs.baselines.dynamic import DYNAMIC_METHODS, DynamicSelector, dynamic_selector
+from envs.baselines.dynamic import DYNAMIC_BASELINES, DynamicSelector, dynamic_selector
 from envs.selection import AnnealedTopKSelector, EpochPlan, fixed_size_batches
 from envs.store import SIGNAL_NAMES, SampleStore
 
@@ -215,7 +215,7 @@ class Selector(Sampler[int]):
     @classmethod
     def from_baseline(cls, name: str, num_samples: int, num_classes: int, epochs: int, batch_size: int, *,
                       device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> Selector:
-        """A selector running a dynamic baseline (:data:`envs.baselines.dynamic.DYNAMIC_METHODS`).
+        """A selector running a dynamic baseline (:data:`envs.baselines.dynamic.DYNAMIC_BASELINES`).
 
         :param name: ``full``, ``random``, ``loss_topk``, ``ucb``, ``epsgreedy``, ``composite`` or ``infobatch``
         :param num_samples: training-set size
@@ -227,12 +227,13 @@ class Selector(Sampler[int]):
         :param options: the baseline's options (``keep_ratio``, ``anneal``, ``prune_ratio``, ``ucb_c``, ``epsilon``)
         """
         _check_sizes(num_samples, epochs, batch_size)
-        if name not in DYNAMIC_METHODS:
-            raise ValueError(f"baseline {name!r} is invalid; valid choices: {', '.join(DYNAMIC_METHODS)}")
+        if name not in DYNAMIC_BASELINES:
+            raise ValueError(f"baseline {name!r} is invalid; valid choices: {', '.join(DYNAMIC_BASELINES)}")
         generator = torch.Generator(device=torch.device(device)).manual_seed(seed)
         method = dynamic_selector(name, num_samples, num_classes, epochs, device=device, generator=generator, **options)
-        needs = ("logits",) if name == "composite" else ()
-        return cls(BaselineRule(method, SampleStore(num_samples, device), needs), num_samples, epochs, batch_size, generator)
+        # what update() must be given besides the losses: the baseline says (DynamicSelector.needs)
+        return cls(BaselineRule(method, SampleStore(num_samples, device), getattr(method, "needs", ())), num_samples,
+                   epochs, batch_size, generator)
 
     # --- the Sampler -----------------------------------------------------------------------------
 

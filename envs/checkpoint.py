@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import re
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from envs.distributed import is_leader
+from envs.files import atomic_write
 
 FORMAT = "data-select-gym-checkpoint/1"
 
@@ -53,19 +53,11 @@ def _canonical(config: dict[str, Any]) -> str:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any], config: dict[str, Any]) -> Path:
     """Write ``payload`` for the run described by ``config`` to ``path``, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(payload, buf)
     blob = buf.getvalue()
     record = {"format": FORMAT, "config": _canonical(config), "sha256": hashlib.sha256(blob).hexdigest(), "payload": blob}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(record, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(record, f))
 
 
 def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
+O = TypeVar("O", bound="Options")
 
 
 def is_real(value: Any) -> bool:
@@ -43,3 +44,25 @@ def coerce_options(cls: type[T], value: T | Mapping[str, Any] | None, name: str)
     if unknown:
         raise ValueError(f"{name} has unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     return cls(**value)
+
+
+class Options:
+    """Base of the option dataclasses an env takes as one object or as a dict of its fields
+    (:class:`~envs.trainer.TrainerConfig`, :class:`~envs.data.DataConfig`)."""
+
+    #: the keyword the options arrive under, named in errors
+    keyword: ClassVar[str] = "options"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid field and its valid values."""
+        raise NotImplementedError
+
+    @classmethod
+    def coerce(cls: type[O], value: O | Mapping[str, Any] | None) -> O:
+        """A validated instance from ``value``: None (the defaults), a mapping of fields or an instance.
+
+        :param value: what an env's keyword (:attr:`keyword`) received
+        """
+        config = coerce_options(cls, value, cls.keyword)
+        config.validate()
+        return config

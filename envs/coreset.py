@@ -16,16 +16,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
+from tqdm import tqdm
 
 from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
 from envs.data import DeviceDataset
+from envs.files import atomic_write
+from envs.ranking import keep_top_per_class, seeded_generator, tie_broken_order
 from envs.trainer import Trainer
 
 CORESET_FORMAT = 1
@@ -49,13 +52,6 @@ def coreset_size_bounds(num_samples: int, ratio: float, tolerance: float = RATIO
     return low, high
 
 
-def _ranked(values: torch.Tensor, descending: bool, seed: int) -> torch.Tensor:
-    """Positions of ``values`` sorted, equal values in a seeded random order."""
-    gen = torch.Generator(device=values.device).manual_seed(seed)
-    perm = torch.randperm(len(values), device=values.device, generator=gen)
-    return perm[torch.sort(values[perm], descending=descending, stable=True).indices]
-
-
 def select_by_score(scores: torch.Tensor | np.ndarray, ratio: float, seed: int = 0) -> np.ndarray:
     """RL-Selector's final coreset from the score vector ``d`` (docs/methods.md B.6).
 
@@ -70,7 +66,8 @@ def select_by_score(scores: torch.Tensor | np.ndarray, ratio: float, seed: int =
     s = torch.as_tensor(scores).float()
     low, high = coreset_size_bounds(len(s), ratio)
     k = min(max(int((s > 0.5).sum()), low), high)
-    return np.sort(_ranked(s, True, seed)[:k].cpu().numpy()).astype(np.int64)
+    order = tie_broken_order(s, descending=True, generator=seeded_generator(seed, s.device))
+    return np.sort(order[:k].cpu().numpy()).astype(np.int64)
 
 
 def coreset_target_size(num_samples: int, ratio: float) -> int:
@@ -105,24 +102,6 @@ def class_quotas(labels: torch.Tensor, ratio: float) -> list[int]:
     return proportional_quotas(sizes, total)
 
 
-def keep_top_per_class(scores: torch.Tensor, labels: torch.Tensor, quotas: list[int],
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Sorted indices of the ``quotas[k]`` highest-scored samples of every class ``k``; equal scores in
-    a random order drawn with ``generator``. One global sort by score, then a stable sort by class."""
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN; every sample needs a comparable score")
-    n = len(labels)
-    perm = torch.randperm(n, device=labels.device, generator=generator)
-    by_score = perm[torch.sort(scores[perm], descending=True, stable=True).indices]
-    by_class = by_score[torch.sort(labels[by_score], stable=True).indices]
-    sizes = torch.bincount(labels, minlength=len(quotas))
-    starts = torch.cumsum(sizes, 0) - sizes
-    y = labels[by_class]
-    rank_in_class = torch.arange(n, device=labels.device) - starts[y]
-    keep = by_class[rank_in_class < torch.tensor(quotas, device=labels.device)[y]]
-    return keep.sort().values
-
-
 def cover_degree_coreset(features: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float,
                          epsilon: str | float | EpsilonRule = "mean", seed: int = 0,
                          chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -135,11 +114,11 @@ def cover_degree_coreset(features: torch.Tensor, labels: torch.Tensor, num_class
     """
     ratio = _check_ratio(ratio)
     members = class_members(labels, num_classes)
-    gen = torch.Generator(device=features.device).manual_seed(seed)
+    gen = seeded_generator(seed, features.device)
     degrees, _ = cover_degrees(features, members, epsilon, chunk_bytes, quantile_samples, gen)
     quotas = proportional_quotas([len(m) for m in members], coreset_target_size(len(labels), ratio))
-    kept = [m[_ranked(degrees[m], False, seed + k)[:q]] for k, (m, q) in enumerate(zip(members, quotas))]
-    return np.sort(torch.cat(kept).cpu().numpy()).astype(np.int64), degrees
+    kept = keep_top_per_class(-degrees, labels, quotas, gen)  # the smallest degrees first
+    return kept.cpu().numpy().astype(np.int64), degrees
 
 
 def select_by_cover_degree(trainer: Trainer, ratio: float, epsilon: str | float | EpsilonRule = "mean",
@@ -154,6 +133,31 @@ def select_by_cover_degree(trainer: Trainer, ratio: float, epsilon: str | float 
                                     chunk_bytes, quantile_samples)
 
 
+def train_and_evaluate(trainer: Trainer, indices: np.ndarray | torch.Tensor | None = None, *, progress: bool = False,
+                       desc: str = "training") -> dict[str, Any]:
+    """Train ``trainer``'s model for its configured epochs on ``indices`` (all data when None), then test it.
+
+    Why one function: judging a coreset, a baseline's selection or a pre-training run is the same
+    recipe everywhere (the shared :class:`~envs.trainer.Trainer`, ``train_epoch`` on the indices),
+    so results of different CLIs compare.
+
+    :param trainer: a fresh trainer (its config sets the epochs)
+    :param indices: training-set indices to train on
+    :param progress: show a progress bar with each epoch's mean loss
+    :param desc: the progress bar's label
+    :return: ``test`` (:meth:`Trainer.evaluate`), ``ledger`` and ``wall_seconds`` (training and test)
+    """
+    idx = None if indices is None else torch.as_tensor(indices, device=trainer.device)
+    start = time.perf_counter()
+    bar = tqdm(range(trainer.config.epochs), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        loss = trainer.train_epoch(idx)
+        if progress:
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    test = trainer.evaluate()
+    return {"test": test, "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start}
+
+
 # ---------------------------------------------------------------------------------------------
 # files
 
@@ -163,24 +167,6 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(path)
     prefix = p.with_suffix("") if p.suffix in (".npy", ".json") else p
     return prefix.with_name(prefix.name + ".npy"), prefix.with_name(prefix.name + ".json")
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``.
-
-    ``mkstemp`` creates the file private (0600); it gets the mode a plain ``open`` would give
-    (0666 less the umask, 0644 usually), like every other output of a run."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(x: Any) -> Any:
@@ -210,11 +196,10 @@ def save_coreset(path_prefix: str | os.PathLike, indices: np.ndarray | torch.Ten
     if num_train is not None and idx.size and idx[-1] >= num_train:
         raise ValueError(f"coreset index {int(idx[-1])} is out of range for num_train={num_train}")
     npy, js = _paths(path_prefix)
-    npy.parent.mkdir(parents=True, exist_ok=True)
     full = {**meta, "size": int(idx.size), "format": CORESET_FORMAT}
     text = json.dumps(full, indent=2, sort_keys=True, default=_jsonable).encode()
-    _atomic_write(npy, lambda f: np.save(f, idx))
-    _atomic_write(js, lambda f: f.write(text))
+    atomic_write(npy, lambda f: np.save(f, idx))
+    atomic_write(js, lambda f: f.write(text))
     return npy, js
 
 

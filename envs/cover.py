@@ -44,6 +44,8 @@ from typing import Iterator
 
 import torch
 
+from envs.ranking import interpolated_quantile
+
 EPSILON_RULES = ("mean", "median", "quantile:<q>")
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 DEFAULT_QUANTILE_SAMPLES = 2048
@@ -136,11 +138,7 @@ def pairwise_distance_quantile(feats: torch.Tensor, q: float, max_samples: int =
         feats = feats[torch.randperm(n, device=feats.device, generator=generator)[:max_samples]]
     block = next(_sq_distance_blocks(feats, 2**62))[1]  # one block: at most max_samples^2 entries
     i, j = torch.triu_indices(len(feats), len(feats), offset=1, device=feats.device)
-    values = block[i, j].sqrt_().sort().values
-    pos = q * (len(values) - 1)  # linear interpolation between order statistics, as numpy.quantile
-    low = int(pos)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (pos - low) * (values[high] - values[low])
+    return interpolated_quantile(block[i, j].sqrt_(), q)
 
 
 def class_epsilon(feats: torch.Tensor, rule: EpsilonRule, chunk_bytes: int = DEFAULT_CHUNK_BYTES,

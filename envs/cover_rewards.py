@@ -120,7 +120,10 @@ class CoverDifficultyReward(CoverRatioReward):
         return scores * (self.difficulty_weight * difficulty(losses.detach().float()) - degrees)
 
 
-COVER_REWARDS = {"cover": CoverRatioReward, "cover_difficulty": CoverDifficultyReward}
+#: The CoverSelect rewards: name -> class built as ``cls(keep_ratio, normalize=, ratio_scale=)``. To add
+#: one, subclass :class:`CoverRatioReward` and override :meth:`~CoverRatioReward.selection_reward`, then add
+#: ``"name": MyReward`` here: ``CoverSelect-v0(reward="name")`` and ``experiments.train --reward`` read this dict.
+COVER_REWARDS: dict[str, type[CoverRatioReward]] = {"cover": CoverRatioReward, "cover_difficulty": CoverDifficultyReward}
 
 
 def make_cover_reward(name: str, keep_ratio: float, normalize: bool = False, ratio_scale: float = 1.0) -> CoverRatioReward:

@@ -26,7 +26,6 @@ import io
 import os
 import sys
 import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -34,7 +33,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from envs.checks import coerce_options, is_count, is_real
+from envs.checks import Options, is_count, is_real
+from envs.files import atomic_write
 from envs.own_data import describe, is_own_source, own_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
@@ -328,10 +328,8 @@ def _load_imagefolder(path: str) -> RawSplits:
         vx, vy, test_classes = _decode_tree(test_files, "decoding test")
         if test_classes != classes:
             raise ValueError(f"imagefolder: train classes {classes} differ from test classes {test_classes}")
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, tx=tx, ty=ty, vx=vx, vy=vy, classes=np.asarray(classes))
-        os.replace(tmp, cache)  # atomic: a killed decode never leaves a half-written cache
+        # atomic: a killed decode never leaves a half-written cache
+        atomic_write(cache, lambda f: np.savez(f, tx=tx, ty=ty, vx=vx, vy=vy, classes=np.asarray(classes)))
     # float64 accumulation: a float32 sum over tens of millions of pixels stalls at 2**24
     mean = tuple(float(v) / 255.0 for v in tx.mean(axis=(0, 2, 3), dtype=np.float64))
     std = tuple(float(v) / 255.0 for v in tx.std(axis=(0, 2, 3), dtype=np.float64))
@@ -448,7 +446,7 @@ def load_dataset(
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Options):
     """The data options of an env: which training subset, which label noise, where the files are.
 
     :param train_size: class-stratified training subset size (``None``: the whole training set)
@@ -460,6 +458,7 @@ class DataConfig:
         set in every episode, loads its data once and reads ``None`` as 0
     """
 
+    keyword = "data"
     train_size: int | None = None
     noise: str | None = None
     noise_rate: float = 0.0
@@ -497,12 +496,3 @@ class DataConfig:
         return load_dataset(name, device=device, train_size=self.train_size, noise=self.noise,
                             noise_rate=self.noise_rate, seed=seed, root=self.root)
 
-    @classmethod
-    def coerce(cls, value: DataConfig | Mapping[str, Any] | None) -> DataConfig:
-        """A validated config from ``value``: None (the defaults), a mapping of fields or a config.
-
-        :param value: what an env's ``data=`` received
-        """
-        config = coerce_options(cls, value, "data")
-        config.validate()
-        return config

@@ -25,12 +25,12 @@ RL-Selector's rewards (``CoverSelect-v0``) are in :mod:`envs.cover_rewards`.
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import torch
 
 from envs import signals
+from envs.ranking import interpolated_quantile
 
 
 class RewardOutput(NamedTuple):
@@ -100,24 +100,36 @@ class RunningBatchNormalizer:
         self.count, self.mean, self.std, self._m2 = state["count"], state["mean"], state["std"], state["m2"]
 
 
-def batch_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
-    """The ``q`` quantile of a 1-D tensor with linear interpolation (``numpy.quantile``'s default).
-
-    One sort and two reads: several times cheaper than ``torch.quantile``'s general path on the
-    small batches of every env step, and the positions are host integers, so no device sync."""
-    s = values.sort().values
-    pos = q * (len(s) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (pos - lo) * (s[hi] - s[lo])
-
-
 def difficulty(losses: torch.Tensor, clip_quantile: float = 0.95, eps: float = 1e-8) -> torch.Tensor:
     """Data Agent's L~: losses clipped at the batch ``clip_quantile`` (linear interpolation, as
     ``numpy.quantile``), then min-max normalised within the batch to [0, 1]."""
-    clipped = torch.minimum(losses, batch_quantile(losses, clip_quantile))
+    clipped = torch.minimum(losses, interpolated_quantile(losses, clip_quantile))
     low, high = clipped.min(), clipped.max()
     return (clipped - low) / (high - low + eps)
+
+
+def variance_weight(diff: torch.Tensor, unc: torch.Tensor, eps_w: float = 1e-8) -> torch.Tensor:
+    """Data Agent's adaptive ``lam = clamp(Var L~ / (Var L~ + Var H~ + eps_w), 0, 1)`` (unbiased variances)."""
+    var_d, var_u = diff.var(), unc.var()
+    return (var_d / (var_d + var_u + eps_w)).clamp(0.0, 1.0)
+
+
+def composite_signal(losses: torch.Tensor, uncertainty: torch.Tensor, clip_quantile: float = 0.95,
+                     weight: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = variance_weight,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Data Agent's composite score ``x = lam * L~ + (1 - lam) * H~`` without the action factor, and ``lam``.
+
+    Why one function: the reward (:class:`CompositeReward`, per batch) and the ``composite`` dynamic
+    baseline (over the whole set) must score a sample the same way.
+
+    :param losses: per-sample losses (at least 2)
+    :param uncertainty: per-sample normalised entropy ``H~`` in [0, 1]
+    :param clip_quantile: quantile at which :func:`difficulty` clips the losses
+    :param weight: maps ``(L~, H~)`` to ``lam`` (default :func:`variance_weight`)
+    """
+    diff = difficulty(losses, clip_quantile)
+    lam = weight(diff, uncertainty)
+    return lam * diff + (1.0 - lam) * uncertainty, lam
 
 
 class NormalizedReward:
@@ -194,21 +206,19 @@ class CompositeReward(NormalizedReward):
         if self.baseline == "batch_mean":
             return x - x.mean()
         if self.baseline == "keep_quantile":
-            return x - batch_quantile(x, 1.0 - self.keep_ratio)
+            return x - interpolated_quantile(x, 1.0 - self.keep_ratio)
         return x
 
     def weight(self, diff: torch.Tensor, unc: torch.Tensor) -> torch.Tensor:
         """The batch's lambda: the share of the difficulty signal's variance."""
-        var_d, var_u = diff.var(), unc.var()
-        return (var_d / (var_d + var_u + self.eps_w)).clamp(0.0, 1.0)
+        return variance_weight(diff, unc, self.eps_w)
 
     @torch.no_grad()
     def __call__(self, losses: torch.Tensor, logits: torch.Tensor, scores: torch.Tensor) -> RewardOutput:
         """Rewards of one batch from its per-sample ``losses``, ``logits`` and ``scores`` in [0, 1]."""
-        diff = difficulty(losses.detach().float(), self.clip_quantile)
-        unc = signals.normalized_entropy(logits.detach())
-        lam = self.weight(diff, unc)
-        return RewardOutput(self._normalize(scores * self.signal(lam * diff + (1.0 - lam) * unc)), lam)
+        x, lam = composite_signal(losses.detach().float(), signals.normalized_entropy(logits.detach()),
+                                  self.clip_quantile, self.weight)
+        return RewardOutput(self._normalize(scores * self.signal(x)), lam)
 
 
 class FixedWeightReward(CompositeReward):
@@ -246,7 +256,12 @@ class EntropyOnlyReward(FixedWeightReward):
         super().__init__(0.0, normalize, clip_quantile, baseline, keep_ratio)
 
 
-DATA_AGENT_REWARDS = {"composite": CompositeReward, "loss": LossOnlyReward, "entropy": EntropyOnlyReward}
+#: The Data Agent rewards: name -> class built as ``cls(normalize=, baseline=, keep_ratio=)``. To add one,
+#: subclass :class:`CompositeReward` (override :meth:`~CompositeReward.weight`, or ``__call__`` returning a
+#: :class:`RewardOutput`) and add ``"name": MyReward`` here: ``DataAgent-v0(reward="name")`` and
+#: ``experiments.train --reward`` read this dict.
+DATA_AGENT_REWARDS: dict[str, type[CompositeReward]] = {"composite": CompositeReward, "loss": LossOnlyReward,
+                                                         "entropy": EntropyOnlyReward}
 
 
 def make_data_agent_reward(name: str, normalize: bool = True, baseline: str = "none",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from envs.checks import is_real
+from envs.ranking import tie_broken_order
 
 
 @dataclass(frozen=True)
@@ -174,13 +175,13 @@ class AnnealedTopKSelector:
 
     def _ranking(self) -> torch.Tensor:
         """Every sample index, best first: by score (``topk``) or by a Gumbel-perturbed log-score (``soft``)."""
-        # a random permutation then a stable sort: equal keys keep the random order
-        perm = torch.randperm(self.num_samples, device=self.device, generator=self.generator)
-        keys = self.scores[perm]
-        if self.selection == "soft":
-            u = torch.rand(self.num_samples, device=self.device, generator=self.generator).clamp_(1e-12, 1.0 - 1e-7)
-            keys = keys.clamp_min(1e-6).log() / self.temperature - torch.log(-torch.log(u))
-        return perm[torch.sort(keys, descending=True, stable=True).indices]
+        return tie_broken_order(self.scores, descending=True, generator=self.generator,
+                                key=self._gumbel_keys if self.selection == "soft" else None)
+
+    def _gumbel_keys(self, scores: torch.Tensor) -> torch.Tensor:
+        """``log(score) / temperature`` plus Gumbel noise: sorting these samples without replacement."""
+        u = torch.rand(self.num_samples, device=self.device, generator=self.generator).clamp_(1e-12, 1.0 - 1e-7)
+        return scores.clamp_min(1e-6).log() / self.temperature - torch.log(-torch.log(u))
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
         """Scores and the tie-breaking generator's state, for checkpoints."""

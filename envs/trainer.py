@@ -10,7 +10,6 @@ agent's state and reward from the same forward pass that is later back-propagate
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from envs.checks import coerce_options, is_count, is_real
+from envs.checks import Options, is_count, is_real
 from envs.data import DeviceDataset
 from envs.distributed import World, current, local_cuda_index, world_size
 from envs.ledger import CostLedger
@@ -69,7 +68,7 @@ def seed_everything(seed: int) -> None:
 
 
 @dataclass
-class TrainerConfig:
+class TrainerConfig(Options):
     """Inner-training hyper-parameters (defaults: the InfoBatch/Data Agent CIFAR recipe).
 
     :param batch_size: samples per optimizer step
@@ -84,6 +83,8 @@ class TrainerConfig:
     :param augment: apply the dataset's on-device augmentation to training batches
     :param eval_batch_size: batch size of test-set evaluation
     """
+
+    keyword = "trainer"
 
     batch_size: int = 128
     epochs: int = 10
@@ -122,15 +123,6 @@ class TrainerConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def coerce(cls, value: TrainerConfig | Mapping[str, Any] | None) -> TrainerConfig:
-        """A validated config from ``value``: None (the defaults), a mapping of fields or a config.
-
-        :param value: what an env's ``trainer=`` received
-        """
-        config = coerce_options(cls, value, "trainer")
-        config.validate()
-        return config
 
 
 @dataclass

@@ -25,6 +25,7 @@ worth part of the gap for 3-channel inputs (for 1-channel images the two layouts
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -43,7 +44,10 @@ from envs.models import build_model
 from envs.trainer import Trainer, TrainerConfig, resolve_device, seed_everything
 from experiments.cli import add_output_arguments, console_script, make_parser, seed_value
 
-CIFAR10_JPEG = "/work/shared/data/cifar10-jpeg"
+#: the CIFAR-10 JPEG copy: ``$DATA_SELECT_GYM_CIFAR10_JPEG``, else ``../shared/data/cifar10-jpeg`` beside the
+#: repository (``--cifar10-dir`` overrides both; an absent folder skips that configuration)
+CIFAR10_JPEG = os.environ.get("DATA_SELECT_GYM_CIFAR10_JPEG",
+                              str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"))
 
 
 @dataclass(frozen=True)
@@ -320,7 +324,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             raw = load_raw(bc.dataset)
             data = load_dataset(bc.dataset, device=device)
         except FileNotFoundError as e:
-            print(f"skipping {name}: its data is absent ({e})")
+            print(f"skipping {name}: its data is absent ({e}); CIFAR-10 is read from --cifar10-dir "
+                  f"(default $DATA_SELECT_GYM_CIFAR10_JPEG or ../shared/data/cifar10-jpeg beside the repository)")
             continue
         samples = args.samples or bc.samples["cuda" if device.type == "cuda" else "cpu"]
         result = bench_pair(raw, data, bc.model, config, samples=samples, warmup=warmup, workers=workers,

@@ -53,8 +53,10 @@ import torch
 from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
-from envs.baselines.dynamic import DYNAMIC_METHODS, make_dynamic_selector, run_dynamic
-from envs.baselines.static import LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, run_proxy, select_coreset
+from agents.presets import ALGOS
+from envs.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
+from envs.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
+from envs.coreset import train_and_evaluate
 from envs.data import DataConfig, load_dataset
 from envs.diagnosis import diagnose_coreset
 from envs.selection import SELECTION_OPTIONS, AnnealedTopKSelector
@@ -64,7 +66,6 @@ from experiments.cli import (add_output_arguments, add_seeds_argument, add_train
 from experiments.run import RunConfig, env_kwargs, run_training
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 
-STATIC_BASELINES = ("random", *(m for m in STATIC_METHODS if m != "random"))
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
 # "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
 DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
@@ -82,11 +83,11 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
     # the agent's own cost: one pass over each rollout (PPO; A2C: a rollout of 4 batches instead of 1), or 32-32 networks
     "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"ppo": {"n_epochs": 1}, "a2c": {"n_steps": 4}}},
     "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {
-        algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ("ppo", "a2c")}},
+        algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ALGOS}},
 }
 # Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
 CONTROL_POLICIES = ("const", "randact")
-DATA_AGENT_POLICIES = ("ppo", "a2c", *CONTROL_POLICIES)
+DATA_AGENT_POLICIES = (*ALGOS, *CONTROL_POLICIES)
 
 
 def data_agent_method_name(policy: str, variant: str) -> str:
@@ -156,7 +157,7 @@ def _proxy(spec: RunSpec, trainer: Trainer) -> ProxyScores:
 def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
     """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
     trainer = _trainer(spec)
-    source = trainer.dataset.train_y if spec.method in LABEL_ONLY_METHODS else _proxy(spec, trainer)
+    source = trainer.dataset.train_y if STATIC_BASELINES[spec.method].needs == "labels" else _proxy(spec, trainer)
     coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
     ledger = coreset.ledger
     return _train_on_coreset(spec, trainer, coreset.indices, ledger, ledger["train_seconds"] + ledger["overhead_seconds"])
@@ -168,10 +169,7 @@ def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, sele
     the coreset's diagnosis on the seed's proxy features (computed after the training, which it cannot affect)."""
     data = trainer.dataset
     idx = torch.as_tensor(indices, device=trainer.device)
-    start = time.perf_counter()
-    for _ in range(trainer.config.epochs):
-        trainer.train_epoch(idx)
-    result = {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+    result = {**train_and_evaluate(trainer, idx),
               "selection_backprop": selection_ledger.get("samples_backpropagated", 0), "selection_seconds": selection_seconds,
               "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
     proxy = _proxy(spec, trainer)
@@ -263,12 +261,12 @@ def _random_actions_selection(env_kwargs: dict[str, Any], seed: int) -> tuple[np
 RECOMMENDED_VARIANT = "paper"
 
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
-    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_METHODS}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
+    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
     "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
 }
 
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
-    "dynamic": tuple(dict.fromkeys((*DYNAMIC_METHODS, "dataagent_ppo", "dataagent_a2c",
+    "dynamic": tuple(dict.fromkeys((*DYNAMIC_BASELINES, *(data_agent_method_name(a, "paper") for a in ALGOS),
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
     "static": tuple(RUNNERS["static"]),
 }

@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable
 
+from envs.files import atomic_write
+from envs.ledger import format_ledger
 from envs.models import MODEL_NAMES
 from envs.schedules import SCHEDULES
 from envs.data import DataConfig
@@ -143,6 +144,25 @@ def add_output_arguments(parser: argparse.ArgumentParser, default: Path | None, 
     return g
 
 
+def add_coreset_arguments(parser: argparse.ArgumentParser, random_help: str) -> None:
+    """What the coreset CLIs read: the saved coreset, ``--random`` (``random_help``: what it does there),
+    the data folder and the training options of the model trained on the coreset's data."""
+    parser.add_argument("--coreset", type=coreset_path, required=True,
+                        help="the saved coreset: its folder, path prefix, or its .npy or .json file")
+    parser.add_argument("--random", action="store_true", help=random_help)
+    add_data_root_argument(parser)
+    add_training_arguments(parser)
+
+
+def report_training(result: dict[str, Any], summary: str, out: Path | None) -> dict[str, Any]:
+    """Print a training's ``summary`` line and its ledger, write ``result`` to ``out/metrics.json``
+    (when ``out`` is given) and return it: the end of the CLIs that train one model."""
+    print(summary)
+    print("ledger:", format_ledger(result["ledger"]))
+    write_json(None if out is None else out / "metrics.json", result)
+    return result
+
+
 def coreset_path(text: str) -> Path:
     """An argparse type: a saved coreset given as its folder (holding ``coreset.npy`` + ``.json``), its
     path prefix or either file; a folder becomes its ``coreset`` prefix."""
@@ -164,7 +184,5 @@ def write_json(path: Path | None, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temp file + rename); nothing when ``path`` is None."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, default=str).encode()
+    atomic_write(path, lambda f: f.write(text))

@@ -18,8 +18,8 @@ from envs.coreset import load_coreset, random_coreset
 from envs.data import load_dataset
 from envs.diagnosis import diagnose_coreset
 from envs.trainer import TrainerConfig, resolve_device
-from experiments.cli import (add_data_root_argument, add_output_arguments, add_training_arguments, console_script,
-                             coreset_path, make_parser, trainer_config, write_json)
+from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, trainer_config,
+                             write_json)
 
 
 def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int = 0, random: bool = False,
@@ -47,11 +47,7 @@ def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = make_parser(__doc__)
-    parser.add_argument("--coreset", type=coreset_path, required=True,
-                        help="the saved coreset: its folder, path prefix, or its .npy or .json file")
-    parser.add_argument("--random", action="store_true", help="also diagnose a random subset of the same size")
-    add_data_root_argument(parser)
-    add_training_arguments(parser)
+    add_coreset_arguments(parser, "also diagnose a random subset of the same size")
     add_output_arguments(parser, None, "diagnosis.json, the result (default: none written)", progress=False)
     args = parser.parse_args(argv)
     try:

@@ -12,19 +12,14 @@ size (seeded by ``--seed``), the static Random baseline.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from envs.coreset import load_coreset, random_coreset
+from envs.coreset import load_coreset, random_coreset, train_and_evaluate
 from envs.data import load_dataset
-from envs.ledger import format_ledger
 from envs.trainer import Trainer, TrainerConfig, resolve_device
-from experiments.cli import (add_data_root_argument, add_output_arguments, add_training_arguments, console_script,
-                             coreset_path, make_parser, trainer_config, write_json)
+from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, report_training,
+                             trainer_config)
 
 
 def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, random: bool = False,
@@ -43,26 +38,17 @@ def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, 
     if random:
         indices = random_coreset(data.num_train, len(indices), seed)
     trainer = Trainer(data, model, config, seed=seed, track_samples=False)
-    idx = torch.as_tensor(indices, device=dev)
-    start = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc=f"coreset {meta['dataset']}/{model}", disable=not progress, leave=False)
-    for _ in bar:
-        bar.set_postfix(loss=f"{float(trainer.train_epoch(idx)):.3f}")
+    run = train_and_evaluate(trainer, indices, progress=progress, desc=f"coreset {meta['dataset']}/{model}")
     return {
         "coreset": str(coreset), "selection": "random" if random else meta.get("method"),
         "selection_meta": meta, "model": model, "seed": seed, "device": str(dev), "size": len(indices),
-        "num_train": data.num_train, "fraction": len(indices) / data.num_train, "trainer": config.as_dict(),
-        "test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "wall_seconds": time.perf_counter() - start,
+        "num_train": data.num_train, "fraction": len(indices) / data.num_train, "trainer": config.as_dict(), **run,
     }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = make_parser(__doc__)
-    parser.add_argument("--coreset", type=coreset_path, required=True,
-                        help="the saved coreset: its folder, path prefix, or its .npy or .json file")
-    parser.add_argument("--random", action="store_true", help="train on a random subset of the same size instead (seeded by --seed)")
-    add_data_root_argument(parser)
-    add_training_arguments(parser)
+    add_coreset_arguments(parser, "train on a random subset of the same size instead (seeded by --seed)")
     add_output_arguments(parser, None, "metrics.json, the result (default: none written)")
     args = parser.parse_args(argv)
     try:
@@ -71,12 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     t = result["test"]
-    print(f"{result['selection']} coreset of {result['selection_meta']['dataset']} ({result['size']} of "
-          f"{result['num_train']} samples, {result['fraction']:.1%}), {args.model} for {args.epochs} epochs "
-          f"({result['device']}): test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, loss {t['loss']:.4f}")
-    print("ledger:", format_ledger(result["ledger"]))
-    write_json(None if args.out is None else args.out / "metrics.json", result)
-    return result
+    return report_training(result, f"{result['selection']} coreset of {result['selection_meta']['dataset']} "
+                                   f"({result['size']} of {result['num_train']} samples, {result['fraction']:.1%}), "
+                                   f"{args.model} for {args.epochs} epochs ({result['device']}): test top-1 "
+                                   f"{t['top1']:.2f}%, top-5 {t['top5']:.2f}%, loss {t['loss']:.4f}", args.out)
 
 
 cli = console_script(main)

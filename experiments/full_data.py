@@ -14,9 +14,9 @@ from tqdm import tqdm
 
 from envs.checkpoint import CheckpointDir, load_checkpoint, rng_state, set_rng_state
 from envs.data import load_dataset
-from envs.ledger import format_ledger
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
-from experiments.cli import add_output_arguments, add_trainer_arguments, console_script, make_parser, trainer_config, write_json
+from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, report_training,
+                             trainer_config)
 
 
 def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0, device: str = "auto",
@@ -81,11 +81,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except DivergenceError as e:  # a result of the options (--lr...), not a crash
         parser.exit(1, f"error: {e}\n")
     t = result["test"]
-    print(f"{args.dataset}/{args.model}, {args.epochs} epochs on {result['train_size']} samples ({result['device']}): "
-          f"test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, wall {result['wall_seconds']:.1f}s")
-    print("ledger:", format_ledger(result["ledger"]))
-    write_json(None if args.out is None else args.out / "metrics.json", result)
-    return result
+    return report_training(result, f"{args.dataset}/{args.model}, {args.epochs} epochs on {result['train_size']} samples "
+                                   f"({result['device']}): test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, "
+                                   f"wall {result['wall_seconds']:.1f}s", args.out)
 
 
 cli = console_script(main)

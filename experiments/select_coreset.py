@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from envs.coreset import coreset_target_size, random_coreset, save_coreset, select_by_cover_degree
+from envs.coreset import coreset_target_size, random_coreset, save_coreset, select_by_cover_degree, train_and_evaluate
 from envs.data import load_dataset
 from envs.trainer import Trainer, TrainerConfig, resolve_device
 from experiments.cli import add_output_arguments, add_trainer_arguments, console_script, make_parser, trainer_config
@@ -33,11 +32,13 @@ from experiments.cli import add_output_arguments, add_trainer_arguments, console
 METHODS = ("cover", "random")
 
 
-def select_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
+def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
                    epsilon: str | float = "mean", seed: int = 0, data_seed: int = 0, device: str = "auto",
                    train_size: int | None = None, noise: str | None = None, noise_rate: float = 0.0,
                    root: str | None = None, progress: bool = True, **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Run a non-RL selection; return the coreset's indices and the metadata to save with them."""
+    """Load the data, run a non-RL selection (pre-training the model first for ``cover``) and return the
+    coreset's indices and the metadata to save with them. (Not :func:`envs.baselines.static.select_coreset`,
+    which selects from scores already computed.)"""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(METHODS)}")
     dev = resolve_device(device)
@@ -54,11 +55,9 @@ def select_coreset(method: str = "cover", dataset: str = "digits", model: str = 
         indices = random_coreset(data.num_train, coreset_target_size(data.num_train, keep_ratio), seed)
     else:
         trainer = Trainer(data, model, config, seed=seed, track_samples=False)
-        bar = tqdm(range(config.epochs), desc=f"pre-training {dataset}/{model}", disable=not progress, leave=False)
-        for _ in bar:
-            bar.set_postfix(loss=f"{float(trainer.train_epoch()):.3f}")
+        pretrained = train_and_evaluate(trainer, progress=progress, desc=f"pre-training {dataset}/{model}")
         indices, _ = select_by_cover_degree(trainer, keep_ratio, epsilon, seed=seed)
-        meta.update(model=model, epsilon=str(epsilon), trainer=config.as_dict(), selector_test=trainer.evaluate(),
+        meta.update(model=model, epsilon=str(epsilon), trainer=config.as_dict(), selector_test=pretrained["test"],
                     ledger=trainer.ledger.as_dict())
     meta["wall_seconds"] = time.perf_counter() - start
     return indices, meta
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     except ValueError:
         epsilon = args.epsilon
     try:
-        indices, meta = select_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, epsilon=epsilon,
+        indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, epsilon=epsilon,
                                        seed=args.seed, data_seed=args.data_seed, device=args.device,
                                        train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
                                        root=args.data_root, progress=not args.no_progress, **trainer_config(args).as_dict())

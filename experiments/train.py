@@ -37,6 +37,7 @@ import yaml
 from agents import ALGOS, MODES
 from envs.cover_rewards import COVER_REWARDS
 from envs.cover_select import DEGREE_NORMS
+from envs.distributed import is_leader
 from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
 from envs.selection import SELECTIONS
 from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, data_config, make_parser,
@@ -65,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of training samples kept: per pruned epoch (DataAgent-v0) or the coreset's "
                         "size (CoverSelect-v0) (env default 0.5)")
     s.add_argument("--reward", choices=(*DATA_AGENT_REWARDS, *COVER_REWARDS), default=None,
-                   help="reward: composite | loss | entropy (DataAgent-v0, default composite); "
-                        "cover | cover_difficulty (CoverSelect-v0, default cover)")
+                   help=f"reward: {' | '.join(DATA_AGENT_REWARDS)} (DataAgent-v0, default composite); "
+                        f"{' | '.join(COVER_REWARDS)} (CoverSelect-v0, default cover)")
     e = parser.add_argument_group("DataAgent-v0")
     e.add_argument("--anneal", type=float, default=None, help="fraction of epochs with selection (env default 0.875)")
     e.add_argument("--state", choices=("features", "signals", "both"), default=None,
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
         parser.exit(1, f"error: out of GPU memory on {config.device} with --batch-size {config.trainer.batch_size}: use "
                        "a smaller --batch-size (or --amp). Checkpoints of this run keep its batch size, so start a new "
                        "run (another --out) rather than --resume.\n")
-    if not quiet:
+    if not quiet and is_leader():  # under torchrun, rank 0 speaks for the run
         print_results(result)
     return result.metrics
 

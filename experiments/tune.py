@@ -33,14 +33,18 @@ import optuna
 import yaml
 
 from agents import ALGOS, load_hyperparams
-from agents.presets import eval_policy_kwargs, with_mode
+from agents.presets import algo_parameters, eval_policy_kwargs, with_mode
 from experiments.cli import HelpFormatter, console_script, plain, write_json
 from experiments.run import ENV_IDS, RunConfig, run_training
 from experiments.train import build_parser, run_config
 
 #: the sampler's choices (Optuna's categorical values must be scalars, so architectures are named)
 NET_ARCHS = {"64-64": [64, 64], "128-128": [128, 128], "256-256": [256, 256], "512-256": [512, 256]}
-N_STEPS = {"ppo": [2, 5, 10, 20], "a2c": [1, 2, 5, 10]}
+#: rollout lengths per algorithm; A2C's include the papers' 1-step updates, any other algorithm samples the default
+N_STEPS: dict[str, list[int]] = {"a2c": [1, 2, 5, 10]}
+DEFAULT_N_STEPS = [2, 5, 10, 20]
+#: PPO's own options, sampled for every algorithm whose class has them
+PPO_OPTIONS = ("n_epochs", "clip_range", "target_kl")
 CHOICES: dict[str, list[Any]] = {
     "gamma": [0.9, 0.95, 0.99], "gae_lambda": [0.8, 0.9, 0.95, 1.0], "ent_coef": [0.0, 1e-3, 1e-2],
     "distribution": ["gaussian", "beta"], "log_prob_reduction": ["mean", "sum"], "log_std_init": [-1.0, -0.5, 0.0],
@@ -49,6 +53,10 @@ CHOICES: dict[str, list[Any]] = {
 LEARNING_RATE = (1e-5, 3e-3)
 #: the papers decay the agent's learning rate linearly to 1 % of its start
 FINAL_LR_FRACTION = 0.01
+
+
+def _has_ppo_options(algo: str) -> bool:
+    return set(PPO_OPTIONS) <= algo_parameters(algo)
 
 
 def sample_batch_policy(trial: optuna.Trial, algo: str) -> dict[str, Any]:
@@ -64,14 +72,13 @@ def sample_batch_policy(trial: optuna.Trial, algo: str) -> dict[str, Any]:
 
     overrides: dict[str, Any] = {
         "learning_rate": learning_rate, "final_learning_rate": float(f"{learning_rate * FINAL_LR_FRACTION:.4g}"),
-        "n_steps": trial.suggest_categorical("n_steps", N_STEPS[algo]),
+        "n_steps": trial.suggest_categorical("n_steps", N_STEPS.get(algo, DEFAULT_N_STEPS)),
         "gamma": pick("gamma"), "gae_lambda": pick("gae_lambda"), "ent_coef": pick("ent_coef"),
         "policy_kwargs": {"net_arch": {"pi": list(arch), "vf": list(arch)}, "distribution": pick("distribution"),
                           "log_prob_reduction": pick("log_prob_reduction"), "log_std_init": pick("log_std_init")},
     }
-    if algo == "ppo":
-        overrides.update(n_epochs=pick("n_epochs"), clip_range=pick("clip_range"), target_kl=pick("target_kl"),
-                         n_minibatches=1)
+    if _has_ppo_options(algo):
+        overrides.update({name: pick(name) for name in PPO_OPTIONS}, n_minibatches=1)
     return overrides
 
 
@@ -79,7 +86,7 @@ def preset_params(algo: str, env_id: str) -> dict[str, Any]:
     """The preset of ``env_id`` in batch mode, as the parameters :func:`sample_batch_policy` samples."""
     entry = with_mode(load_hyperparams(algo, env_id), "batch")
     policy = eval_policy_kwargs(entry["policy_kwargs"])
-    names = ["n_steps", "gamma", "gae_lambda", "ent_coef"] + (["n_epochs", "clip_range", "target_kl"] if algo == "ppo" else [])
+    names = ["n_steps", "gamma", "gae_lambda", "ent_coef", *(PPO_OPTIONS if _has_ppo_options(algo) else ())]
     return {"learning_rate": entry["learning_rate"], "net_arch": "-".join(map(str, policy["net_arch"]["pi"])),
             **{name: entry.get(name) for name in names},
             "distribution": policy.get("distribution", "gaussian"),

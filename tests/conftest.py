@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+from envs.data import FASHION_MNIST_DIRS
+
+
+def _data_folder(env_var: str, *candidates: Path) -> Path:
+    """A dataset folder for the tests that need real files: ``$env_var`` when set, else the first existing
+    candidate (else the first, so a skip names where it looked)."""
+    if env_var in os.environ:
+        return Path(os.environ[env_var])
+    return next((p for p in candidates if p.is_dir()), candidates[0])
+
+
+#: Fashion-MNIST's gz files: $DATA_SELECT_GYM_FASHION_MNIST, the Debian package's folder, or
+#: ../shared/data/fashion-mnist beside the repository; tests that need it skip when it is absent
+FASHION_MNIST = _data_folder("DATA_SELECT_GYM_FASHION_MNIST", *map(Path, FASHION_MNIST_DIRS),
+                             Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist")
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from stable_baselines3 import A2C, SAC
+from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import envs  # noqa: F401  (registers the env ids)
@@ -133,15 +133,23 @@ def test_sb3_trains_on_both_envs_with_finite_losses(env_id, algo, mode):
     assert agent.num_timesteps >= steps * agent.get_env().num_envs
 
 
-def test_sac_plugs_in_with_a_sample_extractor():
-    env = gym.make("DataAgent-v0", **TINY)
-    agent = SAC("MlpPolicy", env, learning_starts=8, buffer_size=200, batch_size=8, seed=0,
-                policy_kwargs=dict(features_extractor_class=SampleFlattenExtractor,
-                                   features_extractor_kwargs=dict(embed_dim=2), net_arch=[32]))
-    assert agent.actor.features_extractor.features_dim == 16 * 2
-    records = learn_and_record(agent, 16)
-    assert all(np.isfinite(r[k]) for r in records for k in ("train/actor_loss", "train/critic_loss"))
-    assert agent.num_timesteps == 16
+@pytest.fixture(scope="module")
+def readme_sac():
+    """Step 2 of the README's "Plug in your own algorithm": SAC on DataAgent-v0 through a per-sample
+    embedding, trained for one episode, once for every test that reads it (SAC is the slowest agent here)."""
+    env = gym.make("DataAgent-v0", dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=16),
+                   data=dict(train_size=160))
+    agent = SAC("MlpPolicy", env, learning_starts=8, buffer_size=1_000, batch_size=8,
+                policy_kwargs=dict(features_extractor_class=SampleFlattenExtractor))
+    records = learn_and_record(agent, env.unwrapped.episode_steps)  # one episode = one training run
+    return env, agent, records
+
+
+def test_sac_plugs_in_with_a_sample_extractor(readme_sac):
+    env, agent, records = readme_sac
+    assert agent.actor.features_extractor.features_dim == 16 * 8  # batch of 16, default embedding of 8
+    assert records and all(np.isfinite(r[k]) for r in records for k in ("train/actor_loss", "train/critic_loss"))
+    assert agent.num_timesteps == env.unwrapped.episode_steps
 
 
 def test_envs_pickle_and_run_in_spawned_subprocesses():
@@ -169,14 +177,13 @@ def test_per_sample_mode_rejects_a_vec_env():
         make_agent("ppo", PerSampleVecEnv(FakeBatchEnv()), "per_sample", env_id="DataAgent-v0")
 
 
-def test_readme_plug_in_your_own_algorithm():
-    """The README's "Plug in your own algorithm" example, with a tiny config."""
-    import gymnasium as gym
+def test_readme_plug_in_your_own_algorithm(readme_sac):
+    """The README's "Plug in your own algorithm" example, with a tiny config (step 2, SAC, is the fixture)."""
     import numpy as np
-    from stable_baselines3 import A2C, SAC
+    from stable_baselines3 import A2C
 
     import envs  # noqa: F401  registers DataAgent-v0 and CoverSelect-v0
-    from agents import PerSampleVecEnv, SampleFlattenExtractor
+    from agents import PerSampleVecEnv
 
     env = gym.make("DataAgent-v0", dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=16),
                    data=dict(train_size=160))
@@ -193,14 +200,12 @@ def test_readme_plug_in_your_own_algorithm():
     print(info["final_test"], info["backprop_fraction"])
 
     # 2. Any SB3 algorithm: flat-input algorithms read the batch through a shared per-sample embedding.
-    agent = SAC("MlpPolicy", env, learning_starts=8, buffer_size=1_000, batch_size=8,
-                policy_kwargs=dict(features_extractor_class=SampleFlattenExtractor))
-    agent.learn(total_timesteps=env.unwrapped.episode_steps)  # one episode = one training run
+    _, agent, _ = readme_sac
 
     # 3. Stock per-sample agents: every batch position is a sub-env with its own reward.
     per_sample = A2C("MlpPolicy", PerSampleVecEnv(env), n_steps=1)
     per_sample.learn(total_timesteps=env.unwrapped.episode_steps * env.observation_space.shape[0])
 
-    assert 0.0 <= info["final_test"]["top1"] <= 100.0 and 0.0 < info["backprop_fraction"] <= 1.0
+    assert info["final_test"]["top1"] > 90.0 and 0.0 < info["backprop_fraction"] < 1.0  # chance: 25%; epoch 1 pruned
     assert agent.num_timesteps == env.unwrapped.episode_steps
     assert per_sample.num_timesteps == env.unwrapped.episode_steps * 16

@@ -67,6 +67,8 @@ def test_bench_pair_reports_best_runs_and_ratio(raw):
     assert row.startswith("| synthetic-mlp | cpu |") and row.endswith(f"| {r['speedup']:.2f}x |")
 
 
-def test_cli_rejects_unknown_configs():
-    with pytest.raises(SystemExit):
+def test_cli_rejects_unknown_configs(capsys):
+    with pytest.raises(SystemExit) as stop:
         main(["--configs", "mnist-vit"])
+    assert stop.value.code == 2
+    assert "unknown config(s) ['mnist-vit']; valid choices: fmnist-cnn, cifar10-resnet18" in capsys.readouterr().err

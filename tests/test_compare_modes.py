@@ -15,7 +15,7 @@ def test_both_modes_run_and_are_written(tmp_path, capsys):
                  "--envs", "DataAgent-v0", "--algos", "a2c", "--seed", "3", "--out", str(out)])
     assert sorted(r["mode"] for r in rows) == ["batch", "per_sample"]
     assert {r["seed"] for r in rows} == {3}  # --seed is --seeds, never silently ignored
-    assert all(0 <= r["top1"] <= 100 for r in rows)
+    assert all(r["top1"] > 90.0 for r in rows)  # both layouts train the model (chance: 25%)
     assert json.loads((out / "runs.json").read_text())["runs"] == rows
     printed = capsys.readouterr().out
     assert "| DataAgent-v0 | a2c | batch |" in printed

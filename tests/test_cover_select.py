@@ -429,7 +429,7 @@ def test_select_and_evaluate_clis_end_to_end(tmp_path, capsys):
                             "--device", "cpu", "--no-progress", "--out", str(tmp_path / "eval")])
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["size"] == len(idx)
     assert result["size"] == len(idx) and result["ledger"]["samples_backpropagated"] == 2 * len(idx)
-    assert 0.0 <= result["test"]["top1"] <= 100.0 and result["selection"] == "cover"
+    assert result["test"]["top1"] > 10.0 and result["selection"] == "cover"  # above chance (10 classes) after 2 epochs
     rnd = evaluate_main(["--coreset", str(tmp_path / "cover"), "--model", "mlp", "--epochs", "1", "--random",
                          "--device", "cpu", "--no-progress"])
     assert rnd["selection"] == "random" and rnd["size"] == len(idx)

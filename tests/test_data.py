@@ -32,9 +32,10 @@ def test_digits_split_is_fixed_and_disjoint():
 
 
 @pytest.mark.skipif(not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists(),
-                    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist")
+                    reason=f"Fashion-MNIST absent from {FASHION_MNIST}: apt-get install dataset-fashion-mnist, "
+                           "or set DATA_SELECT_GYM_FASHION_MNIST to its folder")
 def test_fashion_mnist_from_debian_files():
-    ds = load_dataset("fashion-mnist", train_size=1000, seed=0)
+    ds = load_dataset("fashion-mnist", train_size=1000, seed=0, root=str(FASHION_MNIST))
     assert ds.input_shape == (1, 28, 28) and ds.num_test == 10_000 and ds.num_train == 1000
     assert torch.bincount(ds.train_y, minlength=10).tolist() == [100] * 10
 

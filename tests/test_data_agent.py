@@ -87,7 +87,7 @@ def test_make_spaces_and_state_dims():
     assert type(reward) is float and type(terminated) is bool and type(truncated) is bool
     assert info["sample_rewards"].dtype == np.float32 and info["sample_rewards"].shape == (16,)
     assert reward == pytest.approx(float(info["sample_rewards"].mean()), rel=1e-5, abs=1e-6)
-    assert 0.0 <= info["lambda"] <= 1.0 and info["epoch"] == 0 and info["pruned"] is True
+    assert 0.0 < info["lambda"] < 1.0 and info["epoch"] == 0 and info["pruned"] is True
     assert info["ledger"]["samples_backpropagated"] == 16
 
 

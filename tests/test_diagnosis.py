@@ -65,5 +65,6 @@ def test_cli_diagnoses_a_saved_coreset_beside_random(tmp_path, capsys):
     assert result["diagnosis"]["noisy_share"] == 1.0 and 0.2 < result["random"]["noisy_share"] < 0.8
     assert json.loads((tmp_path / "d" / "diagnosis.json").read_text())["size"] == 40
     assert "test coreset (40 of 200 samples)" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(["--coreset", str(tmp_path / "missing")])
+    assert stop.value.code == 2 and "missing.npy' not found" in capsys.readouterr().err

@@ -24,7 +24,7 @@ import torch.multiprocessing as mp
 from envs.checkpoint import load_checkpoint, save_checkpoint
 from envs.data_agent import DataAgentEnv
 from envs.distributed import ReplicatedEnv, World
-from experiments import train
+from experiments import run, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # 256 samples in batches of 32: 2 pruned epochs of 4 batches, then a full epoch of 8 (16 steps)
@@ -154,17 +154,17 @@ CLI = ["--dataset", "digits", "--model", "mlp", "--train-size", "147", "--batch-
 
 def _stop_then_resume(folder: Path) -> dict[str, Any]:
     """The CLI run stopped after its first checkpoint (as SIGTERM would), then ``--resume``d."""
-    original = train.RunCheckpointer.save
+    original = run.RunCheckpointer.save
 
-    def save_then_stop(self: train.RunCheckpointer) -> Path:
-        raise train.RunInterrupted(signal.SIGTERM, original(self))
+    def save_then_stop(self: run.RunCheckpointer) -> Path:
+        raise run.RunInterrupted(signal.SIGTERM, original(self))
 
-    train.RunCheckpointer.save = save_then_stop
+    run.RunCheckpointer.save = save_then_stop
     try:
         train.main([*CLI, "--out", str(folder)], quiet=True)
     except SystemExit as stop:
         code = stop.code
-    train.RunCheckpointer.save = original
+    run.RunCheckpointer.save = original
     stopped_with_checkpoint = bool(list((folder / "checkpoints").glob("ckpt-*.pt")))
     return {"stop": code, "checkpointed": stopped_with_checkpoint,
             "result": train.main(["--resume", str(folder), "--no-progress"], quiet=True)}

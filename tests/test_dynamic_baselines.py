@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-import torch.nn.functional as F
 
-from envs.baselines.dynamic import DYNAMIC_METHODS, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
+from envs import signals
+from envs.baselines.dynamic import DYNAMIC_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
 from envs.data import load_dataset
+from envs.rewards import CompositeReward
 from envs.store import SampleStore
 from envs.trainer import Trainer, TrainerConfig
 
@@ -90,17 +89,16 @@ def test_random_is_seeded_and_changes_each_epoch():
     assert kept_set(a.plan(1, s)) != kept_set(p0)
 
 
-def test_composite_score_matches_hand_computation():
+def test_composite_score_is_the_composite_reward_over_the_seen_samples():
+    """The baseline ranks by Data Agent's own reward signal: CompositeReward (no normaliser, every score 1)
+    on the seen samples, with the store's entropies (nats) read as the reward reads logits."""
+    logits = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     losses = torch.tensor([0.1, 0.5, 2.0, 1.0, float("nan")])
-    ent = torch.tensor([0.2, 0.1, 0.9, 0.5, 0.3])
-    got = composite_score(losses, ent, num_classes=4)
-    l = losses[:4].clone()
-    l = torch.minimum(l, torch.quantile(l, 0.95))
-    l = (l - l.min()) / (l.max() - l.min() + 1e-8)
-    h = ent[:4] / math.log(4)
-    lam = l.var() / (l.var() + h.var() + 1e-8)
-    assert torch.allclose(got[:4], lam * l + (1 - lam) * h)
+    got = composite_score(losses, signals.entropy(logits), num_classes=4)
+    want = CompositeReward(normalize=False)(losses[:4], logits[:4], torch.ones(4)).rewards
+    torch.testing.assert_close(got[:4], want)
     assert torch.isnan(got[4])
+    assert torch.isnan(composite_score(torch.tensor([0.3, float("nan")]), torch.zeros(2), 4)).all()  # < 2 seen
 
 
 def test_bad_options():
@@ -114,7 +112,7 @@ def test_bad_options():
         make_dynamic_selector("gradmatch", t)
 
 
-@pytest.mark.parametrize("method", DYNAMIC_METHODS)
+@pytest.mark.parametrize("method", DYNAMIC_BASELINES)
 def test_every_method_runs_on_the_shared_trainer_and_ledger(method):
     ds = load_dataset("synthetic")
     t = Trainer(ds, "mlp", TrainerConfig(epochs=4, batch_size=64), seed=0)
@@ -125,4 +123,4 @@ def test_every_method_runs_on_the_shared_trainer_and_ledger(method):
     assert kept[2:] == [n, n]  # annealed epochs use all data
     if method not in ("full", "infobatch"):
         assert kept[:2] == [n // 2, n // 2]
-    assert 0 <= out["test"]["top1"] <= 100
+    assert out["test"]["top1"] > 90.0  # every method trains the model (chance: 25%)

@@ -22,6 +22,7 @@ import experiments.train as train
 from agents import make_agent
 from envs import CoverSelectEnv, DataAgentEnv, TrainerConfig, build_model, load_dataset
 from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
+from envs.data import FASHION_MNIST_DIRS
 from envs.trainer import Trainer
 from experiments import benchmark, full_data
 
@@ -70,8 +71,9 @@ def _stopped_run(folder: Path, monkeypatch) -> Path:
 
     with monkeypatch.context() as patch:
         patch.setattr(run.RunCheckpointer, "save", save_then_stop)
-        with pytest.raises(SystemExit):
+        with pytest.raises(SystemExit) as stop:
             train.main([*TINY, "--out", str(folder)])
+    assert stop.value.code == 128 + signal.SIGTERM  # stopped by the signal, not refused
     return folder
 
 
@@ -133,8 +135,8 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`imagefolder:/missing`": _raises(lambda: load_dataset("imagefolder:/missing")),
         "`cifar10` without its files": _raises(lambda: load_dataset("cifar10", root=str(tmp / "empty"))),
         "`fashion-mnist` without its files": _raises(
-            lambda: load_dataset("fashion-mnist", root=str(tmp / "empty"))) if not Path(
-            "/usr/share/datasets/fashion-mnist").is_dir() else None,
+            lambda: load_dataset("fashion-mnist", root=str(tmp / "empty"))) if not any(
+            Path(p).is_dir() for p in FASHION_MNIST_DIRS) else None,
         # trainer and models
         '`build_model("vgg", ...)`': _raises(lambda: build_model("vgg", (1, 8, 8), 4)),
         '`TrainerConfig(schedule="step")`': _raises(lambda: TrainerConfig(schedule="step").validate()),

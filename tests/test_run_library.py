@@ -10,7 +10,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 
 import experiments.run.training as training

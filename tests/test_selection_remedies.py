@@ -11,7 +11,8 @@ import torch
 
 from envs.baselines.dynamic import ScoredTopK
 from envs.data_agent import DataAgentEnv
-from envs.rewards import CompositeReward, batch_quantile, make_data_agent_reward
+from envs.ranking import interpolated_quantile
+from envs.rewards import CompositeReward, make_data_agent_reward
 from envs.selection import AnnealedTopKSelector
 from envs.store import SampleStore
 from agents import make_agent
@@ -37,9 +38,9 @@ def test_paper_reward_always_pays_a_higher_score_but_baselines_make_it_a_ranking
     torch.testing.assert_close(centered, x - x.mean())
     budget = make_data_agent_reward("composite", normalize=False, baseline="keep_quantile", keep_ratio=0.25)
     r = budget(losses, logits, ones).rewards
-    torch.testing.assert_close(r, x - batch_quantile(x, 0.75))
+    torch.testing.assert_close(r, x - interpolated_quantile(x, 0.75))
     # exactly the samples above the batch's keep threshold earn more for a higher score
-    assert int((r > 0).sum()) == int((x > batch_quantile(x, 0.75)).sum())
+    assert int((r > 0).sum()) == int((x > interpolated_quantile(x, 0.75)).sum())
     assert 0 < int((r > 0).sum()) <= 0.25 * len(x) + 1
 
 

@@ -11,17 +11,18 @@ import torch.nn.functional as F
 
 from envs import signals
 from envs.baselines.static import (
-    LABEL_ONLY_METHODS, STATIC_METHODS, ProxyScores, forgetting_scores, grand_scores, herding_order, kcenter_order,
+    STATIC_BASELINES, ProxyScores, forgetting_scores, grand_scores, herding_order, kcenter_order, label_only_methods,
     moderate_scores, run_proxy, select_coreset, stratified_per_class,
 )
-from envs.coreset import coreset_target_size, keep_top_per_class, load_coreset, save_coreset
+from envs.coreset import coreset_target_size, load_coreset, save_coreset
 from envs.cover import class_members, cover_adjacency, cover_degrees, greedy_cover_order
 from envs.data import load_dataset
+from envs.ranking import keep_top_per_class
 from envs.store import SampleStore
 from envs.trainer import TrainerConfig
 
 RATIOS = (0.05, 0.3, 0.5, 0.77, 0.95)
-PROPORTIONAL_METHODS = [m for m in STATIC_METHODS if m != "random_uniform"]  # every method but the unstratified one
+PROPORTIONAL_METHODS = [m for m in STATIC_BASELINES if m != "random_uniform"]  # every method but the unstratified one
 
 
 def fake_proxy(labels: torch.Tensor, seed: int = 0, dim: int = 3, **fields: torch.Tensor) -> ProxyScores:
@@ -303,13 +304,13 @@ def test_run_proxy_validates_its_options(digits):
 def test_end_to_end_every_method_selects_and_saves(digits, proxy, tmp_path):
     n = digits.num_train
     sizes = np.bincount(digits.train_y.numpy())
-    for method in STATIC_METHODS:
+    for method in STATIC_BASELINES:
         coreset = select_coreset(method, proxy, 0.3, seed=1)
         idx = coreset.indices
         assert len(idx) == round(0.3 * n) and len(np.unique(idx)) == len(idx)
         if method != "random_uniform":
             assert (np.abs(np.bincount(digits.train_y[idx].numpy(), minlength=10) - 0.3 * sizes) < 1).all()
-        if method in LABEL_ONLY_METHODS:  # no proxy: only its own selection time
+        if method in label_only_methods():  # no proxy: only its own selection time
             assert coreset.ledger["samples_backpropagated"] == 0 and coreset.proxy == {}
         else:
             assert coreset.ledger["samples_backpropagated"] == proxy.ledger["samples_backpropagated"]
@@ -320,5 +321,5 @@ def test_end_to_end_every_method_selects_and_saves(digits, proxy, tmp_path):
         assert meta["method"] == method and meta["ratio"] == 0.3 and meta["seed"] == 1 and meta["num_train"] == n
         assert meta["ledger"] == coreset.ledger and meta["train_size"] == 300
     # different methods choose different subsets from the same proxy run
-    chosen = {m: set(select_coreset(m, proxy, 0.3, seed=1).indices.tolist()) for m in STATIC_METHODS}
-    assert len({frozenset(c) for c in chosen.values()}) == len(STATIC_METHODS)
+    chosen = {m: set(select_coreset(m, proxy, 0.3, seed=1).indices.tolist()) for m in STATIC_BASELINES}
+    assert len({frozenset(c) for c in chosen.values()}) == len(STATIC_BASELINES)

@@ -29,7 +29,7 @@ def test_data_agent_run_writes_everything_and_counts_cost_against_full_data(tmp_
     assert run["backprop_fraction"] == pytest.approx(240 / 320)
     assert ref["ledger"]["samples_backpropagated"] == 320 and ref["backprop_fraction"] == 1.0
     for r in (run, ref):
-        assert 0.0 <= r["test"]["top1"] <= r["test"]["top5"] <= 100.0 and r["wall_seconds"] > 0
+        assert 90.0 < r["test"]["top1"] <= r["test"]["top5"] <= 100.0 and r["wall_seconds"] > 0  # chance: 25%
     assert json.loads((out / "metrics.json").read_text()) == result
 
     config = yaml.safe_load((out / "config.yml").read_text())

@@ -83,7 +83,7 @@ def test_rl_zoo_trains_our_preset_and_the_saved_agent_loads_and_runs(algo, env_i
     # our loader and an evaluation run: experiments.train acts with the Zoo agent's policy on a fresh run
     result = train_main([*TINY_CLI, "--env", env_id, "--algo", algo, "--load-agent", str(saved), "--no-learn",
                          "--out", str(tmp_path / "eval")])
-    assert 0.0 <= result["run"]["test"]["top1"] <= 100.0
+    assert result["run"]["test"]["top1"] > 90.0  # the run trained its model (chance: 25%)
     assert np.load(tmp_path / "eval" / "scores.npy").shape == (160,)
     if env_id == "CoverSelect-v0":  # rl_zoo3.enjoy too (its loop assumes one sub-env: the batch layout)
         capsys.readouterr()

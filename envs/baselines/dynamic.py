@@ -7,7 +7,7 @@ ranking costs no extra forward pass. Every top-k method reuses Data Agent's own 
 ``1/keep_ratio``, anneal to full data after ``anneal * epochs``). A comparison with Data Agent therefore
 differs only in *who* is kept. InfoBatch has its own mechanics (below).
 
-Methods (``DYNAMIC_METHODS``), definitions in docs/methods.md C.1:
+Methods (the registry :data:`DYNAMIC_BASELINES`), definitions in docs/methods.md C.1:
 
 ``full``       all data every epoch
 ``random``     a fresh uniform subset each pruned epoch
@@ -24,24 +24,26 @@ Methods (``DYNAMIC_METHODS``), definitions in docs/methods.md C.1:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 import torch
 
+from envs.rewards import composite_signal
 from envs.selection import AnnealedTopKSelector, EpochPlan
 from envs.store import SampleStore
 from envs.trainer import Trainer
 
-DYNAMIC_METHODS = ("full", "random", "stale", "loss_topk", "ucb", "epsgreedy", "composite", "infobatch")
-
-
-TOPK_METHODS = ("random", "stale", "loss_topk", "ucb", "epsgreedy", "composite")
-
 
 class DynamicSelector(Protocol):
-    """Chooses each epoch's samples and loss weights from the per-sample store."""
+    """Chooses each epoch's samples and loss weights from the per-sample store.
+
+    A selector may also have ``needs``: the forward-pass outputs besides the losses that its store must be
+    updated with (``"logits"`` for the entropy, ``"labels"``...); the drop-in :class:`agents.Selector`
+    asks its caller for them. None: the losses suffice."""
 
     def plan(self, epoch: int, store: SampleStore) -> EpochPlan: ...
 
@@ -68,43 +70,23 @@ class ScoredTopK:
     def __init__(self, method: str, num_samples: int, num_classes: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
                  ucb_c: float = 1.0, epsilon: float = 0.1, device: torch.device | str = "cpu",
                  generator: torch.Generator | None = None):
-        if method not in TOPK_METHODS:
-            raise ValueError(f"method={method!r} is not a top-k method; valid choices: {', '.join(TOPK_METHODS)}")
+        if method not in TOPK_SCORES:
+            raise ValueError(f"method={method!r} is not a top-k method; valid choices: {', '.join(TOPK_SCORES)}")
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon={epsilon!r} is invalid; valid: [0, 1]")
         if ucb_c < 0:
             raise ValueError(f"ucb_c={ucb_c!r} is invalid; valid: >= 0")
         self.method, self.num_classes, self.ucb_c, self.epsilon = method, num_classes, ucb_c, epsilon
+        self.needs = ("logits",) if method == "composite" else ()  # the composite score reads the entropy
         self.generator = generator
         self.selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
 
     def scores(self, store: SampleStore) -> torch.Tensor:
-        n = store.num_samples
-        rand = torch.rand(n, device=store.last_loss.device, generator=self.generator)
-        if self.method == "random":
-            return rand
-        if self.method == "stale":  # never trained (-1) first; equal epochs keep the selector's random order
-            return -store.last_epoch.float()
-        if self.method == "ucb":
-            std = (store.loss_sq_ema - store.loss_ema**2).clamp_min(0).sqrt()
-            return _unseen_first(store.loss_ema + self.ucb_c * std)
-        if self.method == "composite":
-            return _unseen_first(composite_score(store.last_loss, store.entropy, self.num_classes))
-        loss = _unseen_first(store.last_loss)
-        if self.method == "epsgreedy":
-            # the exploration share: random samples outside the greedy top get a score above every loss
-            k = self.selector.num_kept
-            explore = int(round(self.epsilon * k))
-            greedy = torch.argsort(loss, descending=True)[: k - explore]
-            bonus = torch.full_like(loss, float("inf"))
-            bonus[greedy] = 0.0
-            rest = torch.nonzero(bonus > 0).squeeze(1)
-            picked = rest[torch.randperm(len(rest), device=loss.device, generator=self.generator)[:explore]]
-            out = torch.full_like(loss, -1.0)
-            out[greedy] = 2.0
-            out[picked] = 1.0
-            return out
-        return loss
+        """This epoch's score of every sample (the highest are kept)."""
+        # one uniform draw per sample for every method, used or not: the generator's stream (and so every
+        # later tie-break) is the same whichever score is read
+        rand = torch.rand(store.num_samples, device=store.last_loss.device, generator=self.generator)
+        return TOPK_SCORES[self.method](self, store, rand)
 
     def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
         if self.selector.is_pruned(epoch):
@@ -113,20 +95,47 @@ class ScoredTopK:
 
 
 def composite_score(losses: torch.Tensor, entropies: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Data Agent's composite score over a whole set (not a batch), without the action factor:
-    difficulty = loss clipped at its 95th percentile, min-max normalised; uncertainty = entropy / log C;
-    weight = variance ratio. NaN (unseen) entries stay NaN."""
+    """Data Agent's composite score (:func:`envs.rewards.composite_signal`) over a whole set instead of a
+    batch: the entropies (nats) are normalised by ``log C``. NaN (unseen) entries stay NaN."""
     seen = ~torch.isnan(losses)
     out = torch.full_like(losses, float("nan"))
     if seen.sum() < 2:
         return out
-    l = losses[seen]
-    l = torch.minimum(l, torch.quantile(l, 0.95))
-    l = (l - l.min()) / (l.max() - l.min() + 1e-8)
-    h = entropies[seen] / math.log(num_classes)
-    lam = (l.var() / (l.var() + h.var() + 1e-8)).clamp(0, 1)
-    out[seen] = lam * l + (1 - lam) * h
+    out[seen] = composite_signal(losses[seen], entropies[seen] / math.log(num_classes))[0]
     return out
+
+
+def _epsgreedy_scores(topk: ScoredTopK, store: SampleStore, rand: torch.Tensor) -> torch.Tensor:
+    """The greedy top by last loss scores 2, ``epsilon`` of the budget drawn at random from the rest 1, others -1."""
+    loss = _unseen_first(store.last_loss)
+    k = topk.selector.num_kept
+    explore = int(round(topk.epsilon * k))
+    greedy = torch.argsort(loss, descending=True)[: k - explore]
+    bonus = torch.full_like(loss, float("inf"))
+    bonus[greedy] = 0.0
+    rest = torch.nonzero(bonus > 0).squeeze(1)
+    picked = rest[torch.randperm(len(rest), device=loss.device, generator=topk.generator)[:explore]]
+    out = torch.full_like(loss, -1.0)
+    out[greedy] = 2.0
+    out[picked] = 1.0
+    return out
+
+
+def _ucb_scores(topk: ScoredTopK, store: SampleStore, rand: torch.Tensor) -> torch.Tensor:
+    std = (store.loss_sq_ema - store.loss_ema**2).clamp_min(0).sqrt()
+    return _unseen_first(store.loss_ema + topk.ucb_c * std)
+
+
+#: score of each top-k method: ``(the ScoredTopK, the store, one uniform draw per sample) -> scores``
+TOPK_SCORES: dict[str, Callable[[ScoredTopK, SampleStore, torch.Tensor], torch.Tensor]] = {
+    "random": lambda topk, store, rand: rand,
+    # never trained (-1) first; equal epochs keep the selector's random order
+    "stale": lambda topk, store, rand: -store.last_epoch.float(),
+    "loss_topk": lambda topk, store, rand: _unseen_first(store.last_loss),
+    "ucb": _ucb_scores,
+    "epsgreedy": _epsgreedy_scores,
+    "composite": lambda topk, store, rand: _unseen_first(composite_score(store.last_loss, store.entropy, topk.num_classes)),
+}
 
 
 class InfoBatch:
@@ -180,6 +189,52 @@ class FullData:
         return EpochPlan(self._all, self._ones, pruned=False)
 
 
+@dataclass(frozen=True)
+class DynamicSetup:
+    """Everything a dynamic baseline may be built from: the run's sizes and every baseline option.
+
+    :param num_samples: training-set size
+    :param num_classes: classes of the task
+    :param epochs: epochs of the run
+    :param keep_ratio: fraction kept per pruned epoch (top-k methods)
+    :param anneal: fraction of epochs with selection
+    :param prune_ratio: InfoBatch's pruned fraction of the below-mean samples
+    :param ucb_c: UCB's exploration weight
+    :param epsilon: ε-greedy's random fraction of the budget
+    :param device: where the selection runs
+    :param generator: the baseline's random source
+    """
+
+    num_samples: int
+    num_classes: int
+    epochs: int
+    keep_ratio: float = 0.5
+    anneal: float = 0.875
+    prune_ratio: float = 0.5
+    ucb_c: float = 1.0
+    epsilon: float = 0.1
+    device: torch.device | str = "cpu"
+    generator: torch.Generator | None = None
+
+
+def _scored_topk(method: str, s: DynamicSetup) -> ScoredTopK:
+    return ScoredTopK(method, s.num_samples, s.num_classes, s.epochs, s.keep_ratio, s.anneal, s.ucb_c, s.epsilon,
+                      s.device, s.generator)
+
+
+#: The dynamic baselines: name -> factory building the selector from a :class:`DynamicSetup`.
+#: To add one, write a class with ``plan(epoch, store) -> EpochPlan`` (:class:`DynamicSelector`) and add
+#: ``"name": lambda s: MySelector(s.num_samples, ...)`` here: :func:`dynamic_selector`, the benchmark, the
+#: drop-in selector and the CLIs' choices all read this dict. A score for Data Agent's top-k mechanism is
+#: one :data:`TOPK_SCORES` entry instead: every top-k score is registered here under its name.
+DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicSelector]] = {
+    "full": lambda s: FullData(s.num_samples, s.device),
+    **{m: functools.partial(_scored_topk, m) for m in TOPK_SCORES},
+    "infobatch": lambda s: InfoBatch(s.num_samples, s.epochs, s.prune_ratio, s.anneal, device=s.device,
+                                     generator=s.generator),
+}
+
+
 def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
                           prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1) -> DynamicSelector:
     """Build a registered dynamic baseline for ``trainer``'s training set (its shuffling generator draws the
@@ -192,15 +247,12 @@ def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 
 def dynamic_selector(method: str, num_samples: int, num_classes: int, epochs: int, *, keep_ratio: float = 0.5,
                      anneal: float = 0.875, prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1,
                      device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> DynamicSelector:
-    """Build a registered dynamic baseline for a training set of ``num_samples`` (no trainer needed: the
-    drop-in selector of :mod:`agents.selector` uses it in any training loop)."""
-    if method == "full":
-        return FullData(num_samples, device)
-    if method == "infobatch":
-        return InfoBatch(num_samples, epochs, prune_ratio, anneal, device=device, generator=generator)
-    if method in DYNAMIC_METHODS:
-        return ScoredTopK(method, num_samples, num_classes, epochs, keep_ratio, anneal, ucb_c, epsilon, device, generator)
-    raise ValueError(f"unknown dynamic method {method!r}; valid choices: {', '.join(DYNAMIC_METHODS)}")
+    """Build a registered dynamic baseline (:data:`DYNAMIC_BASELINES`) for a training set of ``num_samples``
+    (no trainer needed: the drop-in selector of :mod:`agents.selector` uses it in any training loop)."""
+    if method not in DYNAMIC_BASELINES:
+        raise ValueError(f"unknown dynamic method {method!r}; valid choices: {', '.join(DYNAMIC_BASELINES)}")
+    return DYNAMIC_BASELINES[method](DynamicSetup(num_samples, num_classes, epochs, keep_ratio, anneal, prune_ratio,
+                                                  ucb_c, epsilon, device, generator))
 
 
 def run_dynamic(trainer: Trainer, selector: DynamicSelector, progress: bool = False) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Why one module: RL-Selector is compared with these methods at equal cost account
 all data for ``score_epochs`` epochs, which records every score on the way, so one run serves every
 method and its ledger is the selection cost each method reports (:attr:`Coreset.ledger`).
 
-Methods (``STATIC_METHODS``; "keep" = the samples the coreset contains):
+Methods (the registry :data:`STATIC_BASELINES`; "keep" = the samples the coreset contains):
 
 ``random``      uniform within each class (seeded): the class-balanced random control.
 ``random_uniform`` uniform over the whole training set (seeded), class shares left to chance.
@@ -51,10 +51,11 @@ import numpy as np
 import torch
 
 from envs import signals
-from envs.coreset import class_quotas, coreset_target_size, keep_top_per_class, random_coreset
+from envs.coreset import class_quotas, random_coreset
 from envs.cover import class_members, cover_degrees, greedy_cover_order
 from envs.data import DeviceDataset
 from envs.ledger import CostLedger
+from envs.ranking import keep_top_per_class, seeded_generator
 from envs.store import SampleStore
 from envs.trainer import DivergenceError, Trainer, TrainerConfig
 
@@ -271,25 +272,91 @@ def run_proxy(dataset: DeviceDataset, model: str = "mlp", config: TrainerConfig 
 
 # --- the registry and its entry point -------------------------------------------------------------
 
-SCORE_METHODS: dict[str, Callable[[ProxyScores, torch.Tensor], torch.Tensor]] = {
-    # random: every score tied, so the seeded tie-break alone decides (uniform within each class)
-    "random": lambda proxy, labels: torch.zeros(len(labels), device=labels.device),
-    "el2n": lambda proxy, labels: proxy.el2n,
-    "grand": lambda proxy, labels: proxy.grand,
-    "forgetting": lambda proxy, labels: proxy.forgetting,
-    "moderate": lambda proxy, labels: moderate_scores(proxy.features, labels),
-    "cover": lambda proxy, labels: -cover_degrees(proxy.features, class_members(labels, int(labels.max()) + 1))[0],
+
+def random_selection(labels: torch.Tensor, quotas: list[int], seed: int, stratified: bool = True) -> torch.Tensor:
+    """The random control, sorted indices: ``stratified`` draws each class's quota uniformly within the
+    class (the ``random`` method: every score tied, so the seeded tie-break of :func:`keep_top_per_class`
+    alone decides); otherwise ``sum(quotas)`` samples uniformly over the whole set (``random_uniform``:
+    class shares left to chance, :func:`envs.coreset.random_coreset`).
+
+    :param labels: ``(N,)`` training labels
+    :param quotas: samples per class (their sum is the coreset size)
+    :param seed: seeds the draw
+    :param stratified: keep every class's quota exactly
+    """
+    if not stratified:
+        return torch.as_tensor(random_coreset(len(labels), sum(quotas), seed))
+    ties = torch.zeros(len(labels), device=labels.device)
+    return keep_top_per_class(ties, labels, quotas, seeded_generator(seed, labels.device))
+
+
+#: a static method's selection: ``(proxy scores or None, labels, per-class quotas, seed) -> sorted kept indices``
+SelectFn = Callable[[ProxyScores | None, torch.Tensor, list[int], int], torch.Tensor]
+NEEDS = ("labels", "scores", "features")
+
+
+@dataclass(frozen=True)
+class StaticBaseline:
+    """One registered static method: what it reads and how it picks.
+
+    :param needs: ``labels`` (no proxy run: the labels alone suffice), ``scores`` (the proxy's per-sample
+        scores) or ``features`` (the proxy's penultimate features)
+    :param select: the selection itself (:data:`SelectFn`)
+    """
+
+    needs: str
+    select: SelectFn
+
+    def __post_init__(self) -> None:
+        if self.needs not in NEEDS:
+            raise ValueError(f"needs={self.needs!r} is invalid; valid choices: {', '.join(NEEDS)}")
+
+
+def top_scored(score: Callable[[ProxyScores, torch.Tensor], torch.Tensor], needs: str = "scores") -> StaticBaseline:
+    """A method keeping each class's highest ``score(proxy, labels)`` (ties broken by the seed)."""
+    def select(proxy: ProxyScores | None, labels: torch.Tensor, quotas: list[int], seed: int) -> torch.Tensor:
+        return keep_top_per_class(score(proxy, labels), labels, quotas, seeded_generator(seed, labels.device))
+    return StaticBaseline(needs, select)
+
+
+def greedy(order: Callable[[torch.Tensor, int], torch.Tensor]) -> StaticBaseline:
+    """A method taking each class's first picks of the greedy ``order(class features, count)``."""
+    def select(proxy: ProxyScores | None, labels: torch.Tensor, quotas: list[int], seed: int) -> torch.Tensor:
+        return greedy_per_class(order, proxy.features, labels, quotas)
+    return StaticBaseline("features", select)
+
+
+def stratified(score: Callable[[ProxyScores, torch.Tensor], torch.Tensor]) -> StaticBaseline:
+    """Coverage-centric selection (:func:`stratified_per_class`) on ``score(proxy, labels)``."""
+    def select(proxy: ProxyScores | None, labels: torch.Tensor, quotas: list[int], seed: int) -> torch.Tensor:
+        generator = seeded_generator(seed, labels.device)
+        return stratified_per_class(score(proxy, labels), labels, quotas, generator=generator)
+    return StaticBaseline("scores", select)
+
+
+#: The static baselines: name -> :class:`StaticBaseline`. To add one, write its selection (or a score for
+#: :func:`top_scored`) and add ``"name": top_scored(lambda proxy, labels: ...)`` here; :func:`select_coreset`,
+#: the benchmark and the tests read this dict.
+STATIC_BASELINES: dict[str, StaticBaseline] = {
+    "random": StaticBaseline("labels", lambda proxy, labels, quotas, seed: random_selection(labels, quotas, seed)),
+    "el2n": top_scored(lambda proxy, labels: proxy.el2n),
+    "grand": top_scored(lambda proxy, labels: proxy.grand),
+    "forgetting": top_scored(lambda proxy, labels: proxy.forgetting),
+    "moderate": top_scored(lambda proxy, labels: moderate_scores(proxy.features, labels), "features"),
+    "cover": top_scored(lambda proxy, labels: -cover_degrees(proxy.features, class_members(labels, int(labels.max()) + 1))[0],
+                        "features"),
+    "random_uniform": StaticBaseline(
+        "labels", lambda proxy, labels, quotas, seed: random_selection(labels, quotas, seed, stratified=False)),
+    "herding": greedy(herding_order),
+    "kcenter": greedy(kcenter_order),
+    "cover_greedy": greedy(functools.partial(greedy_cover_order, epsilon="quantile:0.01")),
+    "ccs": stratified(lambda proxy, labels: proxy.el2n),
 }
-GREEDY_METHODS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
-    "herding": herding_order,
-    "kcenter": kcenter_order,
-    "cover_greedy": functools.partial(greedy_cover_order, epsilon="quantile:0.01"),
-}
-STRATIFIED_METHODS: dict[str, Callable[[ProxyScores, torch.Tensor], torch.Tensor]] = {
-    "ccs": lambda proxy, labels: proxy.el2n,
-}
-LABEL_ONLY_METHODS = ("random", "random_uniform")
-STATIC_METHODS: tuple[str, ...] = (*SCORE_METHODS, "random_uniform", *GREEDY_METHODS, *STRATIFIED_METHODS)
+
+
+def label_only_methods() -> tuple[str, ...]:
+    """The registered methods that need no proxy run (the labels suffice)."""
+    return tuple(m for m, b in STATIC_BASELINES.items() if b.needs == "labels")
 
 
 @dataclass(frozen=True)
@@ -324,34 +391,25 @@ class Coreset:
 def select_coreset(method: str, source: ProxyScores | torch.Tensor, ratio: float, seed: int = 0) -> Coreset:
     """Select a static coreset of ``coreset_target_size(N, ratio)`` samples, per class in proportion.
 
-    :param method: one of :data:`STATIC_METHODS`
+    :param method: a name in :data:`STATIC_BASELINES`
     :param source: the scores of :func:`run_proxy`; ``random`` and ``random_uniform`` also accept just the
         ``(N,)`` labels
     :param ratio: fraction of the training set to keep, in (0, 1)
     :param seed: seeds the tie-break (and the whole draw of ``random`` and ``random_uniform``)
     """
-    if method not in STATIC_METHODS:
-        raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(STATIC_METHODS)}")
+    if method not in STATIC_BASELINES:
+        raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(STATIC_BASELINES)}")
+    baseline = STATIC_BASELINES[method]
     proxy = source if isinstance(source, ProxyScores) else None
-    if proxy is None and method not in LABEL_ONLY_METHODS:
+    label_only = baseline.needs == "labels"
+    if proxy is None and not label_only:
         raise ValueError(f"method={method!r} needs the ProxyScores of run_proxy(); labels alone serve only "
-                         f"{', '.join(LABEL_ONLY_METHODS)}")
+                         f"{', '.join(label_only_methods())}")
     labels = proxy.labels if proxy is not None else torch.as_tensor(source)
     selection = CostLedger(sync_cuda=labels.device.type == "cuda")
     with selection.timed("overhead"):
-        quotas = class_quotas(labels, ratio)
-        if method == "random_uniform":
-            kept = torch.as_tensor(random_coreset(len(labels), sum(quotas), seed))
-        elif method in GREEDY_METHODS:
-            kept = greedy_per_class(GREEDY_METHODS[method], proxy.features, labels, quotas)
-        else:
-            generator = torch.Generator(device=labels.device).manual_seed(seed)
-            if method in STRATIFIED_METHODS:
-                kept = stratified_per_class(STRATIFIED_METHODS[method](proxy, labels), labels, quotas, generator=generator)
-            else:
-                kept = keep_top_per_class(SCORE_METHODS[method](proxy, labels), labels, quotas, generator)
+        kept = baseline.select(proxy, labels, class_quotas(labels, ratio), seed)
         indices = kept.cpu().numpy().astype(np.int64)
-    label_only = method in LABEL_ONLY_METHODS
     cost = selection.as_dict() if label_only else _add_ledgers(proxy.ledger, selection.as_dict())
     meta = dict(proxy.meta) if proxy is not None and not label_only else {}
     return Coreset(indices, method, float(ratio), seed, cost, len(labels), meta)
