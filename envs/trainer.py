@@ -124,7 +124,6 @@ class TrainerConfig(Options):
         return asdict(self)
 
 
-
 @dataclass
 class BatchForward:
     """One training forward pass. ``losses`` still carries the graph until :meth:`Trainer.step`.
