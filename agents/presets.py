@@ -30,6 +30,7 @@ from torch import nn
 from agents.adapters import PerSampleVecEnv
 from agents.policies import BatchOfSamplesPolicy
 from agents.zoo import PresetAdjustments
+from envs.checks import is_count
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -189,6 +190,8 @@ def agent_kwargs(algo: str, entry: dict[str, Any], num_envs: int, steps_per_epis
     for key in SCHEDULE_KEYS:
         if key in kwargs:
             kwargs[key] = parse_schedule(key, kwargs[key])
+    if "n_steps" in kwargs and not (is_count(kwargs["n_steps"]) and kwargs["n_steps"] >= 1):
+        raise ValueError(f"n_steps={kwargs['n_steps']!r} is invalid; valid: an integer >= 1 (steps per env per rollout)")
     if steps_per_episode is not None and "n_steps" in kwargs:
         kwargs["n_steps"] = max(1, min(int(kwargs["n_steps"]), steps_per_episode))
     hook = adjustments_of(entry)

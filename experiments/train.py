@@ -43,7 +43,7 @@ from envs.selection import SELECTIONS
 from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, data_config, make_parser,
                              trainer_config)
 from experiments.run import ENV_IDS, ENV_OPTIONS, RunConfig, RunInterrupted, RunResult, load_run_config, run_training
-from experiments.run.training import RESUME_COMMAND
+from experiments.run.training import resume_command
 
 OUTPUTS = "agent.zip, config.yml, metrics.json, scores.npy, tb/, checkpoints/ while unfinished, coreset.npy + .json " \
           "(CoverSelect-v0)"
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None, *, quiet: bool = False) -> dict[str, Any
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     except RunInterrupted as stop:
-        print(f"{stop}; continue with: {RESUME_COMMAND} {config.folder}", file=sys.stderr)
+        print(f"{stop}; continue with: {resume_command(config.folder)}", file=sys.stderr)
         raise SystemExit(128 + stop.signum) from None
     except torch.cuda.OutOfMemoryError:
         parser.exit(1, f"error: out of GPU memory on {config.device} with --batch-size {config.trainer.batch_size}: use "

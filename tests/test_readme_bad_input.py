@@ -185,6 +185,7 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
             train.main, [*TINY, "--epsilon", "0.3"]),
         "`--hyperparams foo=1`": cli(train.main, [*TINY, "--hyperparams", "foo=1"]),
         "`--hyperparams n_steps`": cli(train.main, [*TINY, "--hyperparams", "n_steps"]),
+        "`--hyperparams n_steps=0`": cli(train.main, [*TINY, "--hyperparams", "n_steps=0"]),
         "`--seed -1`": cli(train.main, [*TINY, "--seed", "-1"]),
         "`--agent-device tpu`": cli(train.main, [*TINY, "--agent-device", "tpu"]),
         "`--dataset cifar10 --data-root empty/`": cli(

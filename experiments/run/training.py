@@ -28,7 +28,7 @@ import envs  # noqa: F401  (registers the env ids)
 from agents import episode_steps, load_hyperparams, make_agent, preset_mode
 from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
 from envs.coreset import save_coreset
-from envs.distributed import ReplicatedEnv, is_leader
+from envs.distributed import ReplicatedEnv, is_leader, world_size
 from envs.trainer import DivergenceError, resolve_device
 from experiments.cli import write_json
 from experiments.full_data import run_full_data
@@ -38,7 +38,13 @@ from experiments.run.tracking import RunCallback, RunTracker, act_without_learni
 
 #: what a finished run leaves in its folder (``config.yml`` besides); a new run in the same folder replaces them
 RUN_OUTPUTS = ("agent.zip", "tb", "metrics.json", "scores.npy", "coreset.npy", "coreset.json", "agent_run.json")
-RESUME_COMMAND = "python -m experiments.train --resume"
+
+
+def resume_command(folder: Path) -> str:
+    """The command that continues the run in ``folder``: under torchrun, on as many processes again."""
+    size = world_size()
+    launcher = f"torchrun --nproc-per-node {size}" if size > 1 else "python"
+    return f"{launcher} -m experiments.train --resume {folder}"
 
 
 @dataclass
@@ -268,7 +274,7 @@ def run_reference(config: RunConfig, checkpoints: CheckpointDir | None = None) -
     :param config: the run the reference belongs to
     :param checkpoints: the run's checkpoint folder (None: no checkpoints)
     """
-    explain = (f"stopped during the full-data reference; continue with: {RESUME_COMMAND} {config.folder}"
+    explain = (f"stopped during the full-data reference; continue with: {resume_command(config.folder)}"
                if checkpoints is not None else "stopped during the full-data reference (no_learn runs are not checkpointed)")
     try:
         with exit_on_signals(explain):
