@@ -82,9 +82,9 @@ def _episode() -> dict[str, Any]:
     return _play(env, env.reset(seed=0)[0])
 
 
-def _episode_and_resume(folder: Path) -> dict[str, Any]:
+def _episode_and_resume(folder: Path, model: str = "mlp") -> dict[str, Any]:
     """A whole episode, and its end again from rank 0's checkpoint of step 6, continued in a fresh env."""
-    env = DataAgentEnv(**ENV)
+    env = DataAgentEnv(**{**ENV, "model": model})
 
     def checkpoint(t: int, obs: np.ndarray) -> None:
         if t == 6 and env.trainer.world.is_leader:
@@ -93,7 +93,7 @@ def _episode_and_resume(folder: Path) -> dict[str, Any]:
     whole = _play(env, env.reset(seed=0)[0], before_step=checkpoint)
     dist.barrier()
     saved = load_checkpoint(folder / "env.pt")  # every rank reads rank 0's file
-    resumed_env = DataAgentEnv(**ENV)
+    resumed_env = DataAgentEnv(**{**ENV, "model": model})
     resumed_env.load_state_dict(saved["env"])
     return {"whole": whole, "resumed": _play(resumed_env, saved["obs"], first=6)}
 
@@ -133,6 +133,18 @@ def test_two_ranks_equal_one_process_and_resume_exactly(tmp_path, monkeypatch):
     single = _episode()
     rank0, rank1 = _on_two_ranks(tmp_path, _episode_and_resume, tmp_path)
     _assert_close(rank0["whole"], single)
+    _assert_identical(rank1["whole"], rank0["whole"])
+    _assert_identical(rank0["resumed"], _tail(rank0["whole"], 6))
+    _assert_identical(rank1["resumed"], _tail(rank1["whole"], 6))
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet18"])
+def test_batch_norm_models_stay_identical_across_ranks_and_resume_exactly(tmp_path, monkeypatch, model):
+    """The models with batch norm: on CPU (no SyncBatchNorm) they differ from one process, but both ranks
+    stay bit-identical, and the resumed episode rebuilds its forward pass through the DDP wrapper with
+    the checkpoint's batch-norm buffers, ending exactly as the uninterrupted one."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    rank0, rank1 = _on_two_ranks(tmp_path, _episode_and_resume, tmp_path, model)
     _assert_identical(rank1["whole"], rank0["whole"])
     _assert_identical(rank0["resumed"], _tail(rank0["whole"], 6))
     _assert_identical(rank1["resumed"], _tail(rank1["whole"], 6))
