@@ -135,11 +135,15 @@ class DeviceDataset:
         return self.train_y != self.train_y_true
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 images: per-channel standardisation, in channels-last layout (convolutions run faster
-        in it on CPU and GPU, BENCHMARKS.md). Other inputs: unchanged."""
+        """uint8 images: per-channel standardisation. Other inputs: unchanged."""
         if not self.is_image:
             return x
-        return ((x.float() - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        return (x.float() - self._mean) / self._std
+
+    def _model_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in channels-last layout (convolutions run faster in it on CPU and GPU, BENCHMARKS.md),
+        applied once per batch, after any augmentation; other inputs as they are."""
+        return x.contiguous(memory_format=torch.channels_last) if self.is_image else x
 
     def train_batch(
         self, idx: torch.Tensor, generator: torch.Generator | None = None, augment: bool = True
@@ -147,13 +151,13 @@ class DeviceDataset:
         """Normalised (and, if enabled, augmented) training images and labels for ``idx``."""
         x = self.normalize(self.train_x[idx])
         if augment and self.augmentation.active:
-            x = self.augmentation(x, generator).contiguous(memory_format=torch.channels_last)
-        return x, self.train_y[idx]
+            x = self.augmentation(x, generator)
+        return self._model_layout(x), self.train_y[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, self.num_test, batch_size):
             sl = slice(start, start + batch_size)
-            yield self.normalize(self.test_x[sl]), self.test_y[sl]
+            yield self._model_layout(self.normalize(self.test_x[sl])), self.test_y[sl]
 
 
 # ---------------------------------------------------------------------------------------------
