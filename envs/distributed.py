@@ -165,14 +165,19 @@ class ReplicatedEnv(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self._send("reset", {"seed": seed, "options": options})
         obs, info = self.env.reset(seed=seed, options=options)
-        self._last_checksum = _checksum(obs)
+        self._remember(obs)
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         self._send("step", np.asarray(action))
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._last_checksum = _checksum(obs)
+        self._remember(obs)
         return obs, reward, terminated, truncated, info
+
+    def _remember(self, obs: Any) -> None:
+        """The observation's checksum for the followers' check (one process: nobody checks it)."""
+        if self.world is not None:
+            self._last_checksum = _checksum(obs)
 
     def _send(self, command: str, argument: Any) -> None:
         if self._leading:
