@@ -207,7 +207,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
         d = self.data_config
         return {
             "method": "rl-selector", "dataset": self.data.name, "num_train": self.num_samples,
-            "train_size": d.train_size, "data_seed": d.seed or 0, "noise": d.noise, "noise_rate": d.noise_rate,
+            "train_size": d.train_size, "data_seed": d.seed_for(0), "noise": d.noise, "noise_rate": d.noise_rate,
             "ratio": self.keep_ratio, "seed": self._seed, "model": model_label(self.model_name),
             "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon), "reward": self.reward_name,
             "ratio_scale": getattr(self.reward_fn, "ratio_scale", None), "degree_norm": self.degree_norm,
@@ -250,7 +250,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
                      transfer: HostTransfer) -> tuple[torch.Tensor | None, dict[str, Any]]:
         """Write the scores of the batch's samples (not of its padded slots) into ``d``; the rewards,
         the ratio term and rho go to the host."""
-        valid = int((~padded).sum())
+        valid = self._num_valid(self._pos)
         new, idx = scores[:valid], fwd.idx[:valid]
         self._num_selected += (new > 0.5).sum() - (self.scores[idx] > 0.5).sum()
         self.scores[idx] = new
@@ -270,7 +270,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the batch's features in the buffer; return them and whether loss and features are finite."""
         feats = fwd.features.detach()
-        valid = int((~self._padded(self._pos)).sum())
+        valid = self._num_valid(self._pos)
         self.features[fwd.idx[:valid]] = feats[:valid]
         return feats, torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all()
 

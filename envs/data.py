@@ -489,6 +489,10 @@ class DataConfig(Options):
         """Whether the loaded training set depends on the seed (a subset or label noise)."""
         return self.train_size is not None or (self.noise is not None and self.noise_rate > 0)
 
+    def seed_for(self, run_seed: int) -> int:
+        """The seed of the subset and the noise: :attr:`seed`, or ``run_seed`` when it is None."""
+        return run_seed if self.seed is None else self.seed
+
     def load(self, name: str | Any, device: torch.device | str, run_seed: int = 0) -> DeviceDataset:
         """Load ``name`` with these options, seeded by :attr:`seed` or, when it is None, by ``run_seed``.
 
@@ -496,7 +500,7 @@ class DataConfig(Options):
         :param device: where the tensors live
         :param run_seed: the seed used when :attr:`seed` is None
         """
-        seed = run_seed if self.seed is None else self.seed
+        seed = self.seed_for(run_seed)
         return load_dataset(name, device=device, train_size=self.train_size, noise=self.noise,
                             noise_rate=self.noise_rate, seed=seed, root=self.root)
 

@@ -213,7 +213,7 @@ class DataAgentEnv(BatchEpisodeEnv):
     def _load_data(self, run_seed: int) -> DeviceDataset:
         """The dataset for run ``run_seed``; reloaded only when the seed changes the subset or noise."""
         d = self.data_config
-        key = (run_seed if d.seed is None else d.seed) if d.seeded else None
+        key = d.seed_for(run_seed) if d.seeded else None
         if self._data is None or key != self._data_key:
             self._data = d.load(self.dataset_name, self.device, run_seed)
             self._data_key = key

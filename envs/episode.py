@@ -259,11 +259,15 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         self.trainer.begin_epoch(epoch, len(batches))
         self._pos = 0
 
+    def _num_valid(self, pos: int) -> int:
+        """How many leading slots of batch ``pos`` of the current epoch are not padding."""
+        last = pos == len(self._batches) - 1
+        return self.config.batch_size - (self._num_padded if last else 0)
+
     def _padded(self, pos: int) -> np.ndarray:
         """``info["padded"]`` of batch ``pos`` of the current epoch."""
         padded = np.zeros(self.config.batch_size, dtype=bool)
-        if pos == len(self._batches) - 1 and self._num_padded:
-            padded[-self._num_padded:] = True
+        padded[self._num_valid(pos):] = True
         return padded
 
     def _stop_agent_clock(self) -> None:
