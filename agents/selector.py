@@ -34,7 +34,7 @@ from torch.utils.data import Sampler
 
 from agents.policies import BatchOfSamplesPolicy
 from envs.baselines.dynamic import DYNAMIC_BASELINES, DynamicSelector, dynamic_selector
-from envs.selection import AnnealedTopKSelector, EpochPlan, fixed_size_batches
+from envs.selection import AnnealedTopKSelector, EpochPlan, fixed_size_batches, shuffled_split
 from envs.store import SIGNAL_NAMES, SampleStore
 
 STATES = ("features", "signals", "both")
@@ -241,8 +241,7 @@ class Selector(Sampler[int]):
         """The next epoch's plan and padded order (computed once, when first asked for)."""
         if self._next is None:
             plan = self.rule.plan(self.epoch + 1)
-            perm = plan.indices[torch.randperm(len(plan.indices), device=self.device, generator=self.generator)]
-            batches, _ = fixed_size_batches(list(perm.split(self.batch_size)), self.batch_size)
+            batches, _ = fixed_size_batches(shuffled_split(plan.indices, self.batch_size, self.generator), self.batch_size)
             self._next = (plan, torch.cat(batches))
         return self._next
 

@@ -200,6 +200,18 @@ class AnnealedTopKSelector:
         return (pruned + full) * batch_size
 
 
+def shuffled_split(indices: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """``indices`` in a random order drawn from ``generator``, cut into batches of ``batch_size`` (the
+    last one may be short). Why one function: the env's trainer and the drop-in ``Selector`` must draw
+    the same batches from the same generator state.
+
+    :param indices: the epoch's samples, on the generator's device
+    :param batch_size: samples per batch
+    :param generator: the shuffle's random source
+    """
+    return list(indices[torch.randperm(len(indices), device=indices.device, generator=generator)].split(batch_size))
+
+
 def fixed_size_batches(batches: list[torch.Tensor], batch_size: int) -> tuple[list[torch.Tensor], int]:
     """Pad the last of an epoch's shuffled ``batches`` to ``batch_size`` with the epoch's first
     samples, so every batch has the same shape. Returns the batches and how many samples the last

@@ -24,6 +24,7 @@ from envs.distributed import World, current, local_cuda_index, world_size
 from envs.ledger import CostLedger
 from envs.own_model import make_model
 from envs.schedules import SCHEDULES, lr_at
+from envs.selection import shuffled_split
 from envs.store import SampleStore
 
 
@@ -183,14 +184,11 @@ class Trainer:
 
     # --- epochs and batches -------------------------------------------------------------------
 
-    def shuffled_batches(self, indices: torch.Tensor | None = None, drop_last: bool = False) -> list[torch.Tensor]:
+    def shuffled_batches(self, indices: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Shuffle ``indices`` (all training samples when None) on the device and cut into batches."""
         if indices is None:
             indices = torch.arange(self.dataset.num_train, device=self.device)
-        perm = indices[torch.randperm(len(indices), device=self.device, generator=self.generator)]
-        bs = self.config.batch_size
-        stop = len(perm) - len(perm) % bs if drop_last else len(perm)
-        return list(perm[:stop].split(bs))
+        return shuffled_split(indices, self.config.batch_size, self.generator)
 
     def begin_epoch(self, epoch: int, num_batches: int) -> None:
         """Start epoch ``epoch`` of ``num_batches`` steps: the LR schedule maps this epoch onto

@@ -54,6 +54,7 @@ from envs import signals
 from envs.coreset import class_quotas, random_coreset
 from envs.cover import class_members, cover_degrees, greedy_cover_order
 from envs.data import DeviceDataset
+from envs.diagnosis import centre_distances
 from envs.ledger import CostLedger
 from envs.ranking import keep_top_per_class, seeded_generator
 from envs.store import SampleStore
@@ -87,13 +88,12 @@ def forgetting_scores(store: SampleStore) -> torch.Tensor:
 def moderate_scores(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Moderate-DS score ``-| ||f_i - c_k|| - median_k |``: highest for distances to the class centre
     ``c_k`` (the class mean) nearest the class's median distance (``torch.quantile``, interpolated)."""
+    members = class_members(labels, int(labels.max()) + 1)
+    dist = centre_distances(features, members)
     scores = torch.empty(len(labels), device=features.device)
-    for members in class_members(labels, int(labels.max()) + 1):
-        if len(members) == 0:
-            continue
-        f = features[members].float()
-        dist = (f - f.mean(dim=0)).norm(dim=1)
-        scores[members] = -(dist - dist.quantile(0.5)).abs()
+    for m in members:
+        if len(m):
+            scores[m] = -(dist[m] - dist[m].quantile(0.5)).abs()
     return scores
 
 
