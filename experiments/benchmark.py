@@ -298,16 +298,16 @@ def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
     if result.get("error"):
         return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
                 "error": result["error"], "config": spec.config}
-    n = result.get("num_train") or _num_train(spec)
+    full = full_backprop(spec.config, result.get("num_train") or _num_train(spec))
     return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
             "top1": result["test"]["top1"], "top5": result["test"]["top5"],
             "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
-            "backprop_fraction": result["ledger"]["samples_backpropagated"] / full_backprop(spec.config, n),
+            "backprop_fraction": result["ledger"]["samples_backpropagated"] / full,
             "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
             "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
             "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
             "selection_backprop": result.get("selection_backprop", 0),
-            **_selection_cost(result, full_backprop(spec.config, n)), "config": spec.config}
+            **_selection_cost(result, full), "config": spec.config}
 
 
 def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOptions | None = None) -> list[dict[str, Any]]:

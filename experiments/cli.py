@@ -108,23 +108,23 @@ def add_trainer_config_arguments(parser: argparse.ArgumentParser | argparse._Arg
             parser.add_argument(flag, type=type(default), default=default, help=helps[f.name])
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, model: str = "cnn", seed: bool = True) -> None:
+def add_training_arguments(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     """How the inner model trains: model, every :class:`TrainerConfig` option, device and (``seed``) ``--seed``.
 
     CLIs that run several seeds pass ``seed=False`` and declare ``--seeds`` themselves
     (:func:`add_seeds_argument`), so that no accepted ``--seed`` is silently ignored."""
     g = parser.add_argument_group("inner training")
-    g.add_argument("--model", default=model, choices=MODEL_NAMES, help="the inner model")
+    g.add_argument("--model", default="cnn", choices=MODEL_NAMES, help="the inner model")
     add_trainer_config_arguments(g)
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     if seed:
         g.add_argument("--seed", type=seed_value, default=0, help="seeds the inner model (and the agent)")
 
 
-def add_trainer_arguments(parser: argparse.ArgumentParser, model: str = "cnn", seed: bool = True) -> None:
+def add_trainer_arguments(parser: argparse.ArgumentParser, seed: bool = True) -> None:
     """Data and training options together."""
     add_data_arguments(parser)
-    add_training_arguments(parser, model, seed)
+    add_training_arguments(parser, seed)
 
 
 def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> None:

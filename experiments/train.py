@@ -42,7 +42,7 @@ from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
 from envs.selection import SELECTIONS
 from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, data_config, make_parser,
                              trainer_config)
-from experiments.run import ENV_IDS, ENV_OPTIONS, RunConfig, RunInterrupted, RunResult, load_run_config, run_training
+from experiments.run import ALL_ENV_OPTIONS, ENV_IDS, RunConfig, RunInterrupted, RunResult, load_run_config, run_training
 from experiments.run.training import resume_command
 
 OUTPUTS = "agent.zip, config.yml, metrics.json, scores.npy, tb/, checkpoints/ while unfinished, coreset.npy + .json " \
@@ -113,10 +113,9 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed arguments (``ValueError`` for a bad ``--hyperparams`` pair)."""
-    options = dict.fromkeys(n for names in ENV_OPTIONS.values() for n in names)
     return RunConfig(env=args.env, algo=args.algo, mode=args.mode, seed=args.seed, dataset=args.dataset,
                      data=data_config(args), model=args.model, device=args.device, trainer=trainer_config(args),
-                     env_options={name: getattr(args, name) for name in options if getattr(args, name) is not None},
+                     env_options={name: getattr(args, name) for name in ALL_ENV_OPTIONS if getattr(args, name) is not None},
                      hyperparams=parse_overrides(args.hyperparams), agent_device=args.agent_device,
                      load_agent=args.load_agent, no_learn=args.no_learn, reference=args.reference == "full",
                      out=args.out, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 import experiments.run.training as training
 from envs.trainer import TrainerConfig
@@ -112,6 +113,16 @@ def test_a_run_from_python_writes_its_folder_and_resumes_from_its_record(tmp_pat
     assert result.metrics["reference"]["backprop_fraction"] == 1.0
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"agent.zip", "config.yml", "metrics.json", "scores.npy", "tb"}
     assert load_run_config(tmp_path / "run") == config  # config.yml records the whole configuration
+
+
+def test_a_data_root_given_as_a_path_is_recorded_as_a_string(tmp_path):
+    """config.yml is plain YAML: a ``pathlib.Path`` data root (valid for DataConfig) must not break it."""
+    config = RunConfig(dataset="synthetic", model="mlp", data={"train_size": 160, "root": tmp_path}, device="cpu",
+                       trainer={"batch_size": 16, "epochs": 1}, reference=False, out=tmp_path / "run",
+                       checkpoint_every=0, progress=False)
+    run_training(config)
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yml").read_text())
+    assert recorded["run"]["data"]["root"] == recorded["env_kwargs"]["data"]["root"] == str(tmp_path)
 
 
 def test_plain_strips_restructured_text_markup():

@@ -8,14 +8,14 @@
     print(result.metrics["run"]["test"]["top1"], result.metrics["reference"]["test"]["top1"])
 
 Modules, one concept each: ``config`` (what a run is, its env keywords, its checkpoint identity),
-``tracking`` (progress, curves, the run's last results), ``checkpointing`` (saves, stop signals) and
+``tracking`` (progress and the run's curves), ``checkpointing`` (saves, stop signals) and
 ``training`` (the run itself and its full-data reference).
 """
 
 from experiments.run.checkpointing import RunCheckpointer, RunInterrupted
-from experiments.run.config import ENV_IDS, ENV_OPTIONS, RunConfig, checkpoint_identity, env_kwargs
+from experiments.run.config import ALL_ENV_OPTIONS, ENV_IDS, ENV_OPTIONS, RunConfig, checkpoint_identity, env_kwargs
 from experiments.run.tracking import RunTracker
 from experiments.run.training import RUN_OUTPUTS, RunResult, load_run_config, run_reference, run_training
 
-__all__ = ["ENV_IDS", "ENV_OPTIONS", "RUN_OUTPUTS", "RunCheckpointer", "RunConfig", "RunInterrupted", "RunResult",
+__all__ = ["ALL_ENV_OPTIONS", "ENV_IDS", "ENV_OPTIONS", "RUN_OUTPUTS", "RunCheckpointer", "RunConfig", "RunInterrupted", "RunResult",
            "RunTracker", "checkpoint_identity", "env_kwargs", "load_run_config", "run_reference", "run_training"]

@@ -25,6 +25,19 @@ ENV_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: every env method option name, each once (both envs' together)
+ALL_ENV_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(n for names in ENV_OPTIONS.values() for n in names))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as ``config.yml`` records it: option dataclasses as dicts, paths as strings, recursively."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 @dataclass
 class RunConfig:
     """One run of an SB3 agent and the inner model together (one run = one episode of the env).
@@ -98,11 +111,6 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (paths as strings), as ``config.yml`` records them; :meth:`from_dict` reads them back."""
-        def plain(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            return os.fspath(value) if isinstance(value, os.PathLike) else value
-
         return plain(dataclasses.asdict(self))
 
     @classmethod
@@ -129,7 +137,7 @@ def env_kwargs(config: RunConfig) -> dict[str, Any]:
     for name, value in config.env_options.items():
         owners = [env_id for env_id, names in ENV_OPTIONS.items() if name in names]
         if not owners:
-            valid = ", ".join(dict.fromkeys(n for names in ENV_OPTIONS.values() for n in names))
+            valid = ", ".join(ALL_ENV_OPTIONS)
             raise ValueError(f"env option {name!r} is unknown; valid: {valid}")
         if config.env not in owners:
             raise ValueError(f"{name} is an option of {' and '.join(owners)}, not of {config.env}")

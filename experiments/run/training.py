@@ -8,7 +8,6 @@ option is lost on the way through an argument list. Bad options raise ``ValueErr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import sys
@@ -33,7 +32,7 @@ from envs.trainer import DivergenceError, resolve_device
 from experiments.cli import write_json
 from experiments.full_data import run_full_data
 from experiments.run.checkpointing import RunCheckpointer, checkpoint_on_signals, exit_on_signals
-from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs
+from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, plain
 from experiments.run.tracking import RunCallback, RunTracker, act_without_learning, run_summary
 
 #: what a finished run leaves in its folder (``config.yml`` besides); a new run in the same folder replaces them
@@ -180,7 +179,7 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     if steps is None:
         raise ValueError(f"{config.env} does not report episode_steps, so one run's length is unknown")
     num_envs = agent.get_env().num_envs
-    record = {"run": config.as_dict(), "env": config.env, "env_kwargs": _plain(options), "algo": config.algo, "mode": mode,
+    record = {"run": config.as_dict(), "env": config.env, "env_kwargs": plain(options), "algo": config.algo, "mode": mode,
               "seed": config.seed, "agent_device": config.agent_device, "hyperparams": hyperparams,
               "overrides": config.hyperparams,
               "effective": {"n_steps": agent.n_steps, "num_envs": num_envs, "episode_steps": steps,
@@ -220,18 +219,12 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
             write_json(agent_done, metrics)
     if config.reference:
         metrics["reference"] = run_reference(config, None if config.no_learn else checkpoints)
-    if not leader:
-        return RunResult(config, mode, base.num_samples, str(base.device), metrics, folder)
-    write_json(folder / "metrics.json", metrics)
-    # finished: nothing left to resume, and the same folder may start a new run
-    shutil.rmtree(checkpoints.folder, ignore_errors=True)
-    agent_done.unlink(missing_ok=True)
+    if leader:
+        write_json(folder / "metrics.json", metrics)
+        # finished: nothing left to resume, and the same folder may start a new run
+        shutil.rmtree(checkpoints.folder, ignore_errors=True)
+        agent_done.unlink(missing_ok=True)
     return RunResult(config, mode, base.num_samples, str(base.device), metrics, folder)
-
-
-def _plain(options: dict[str, Any]) -> dict[str, Any]:
-    """The env's keywords as ``config.yml`` records them: the trainer and data configs as dicts."""
-    return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in options.items()}
 
 
 def run_agent(config: RunConfig, agent: BaseAlgorithm, checkpointer: RunCheckpointer, tracker: RunTracker,
