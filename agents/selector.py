@@ -217,7 +217,7 @@ class Selector(Sampler[int]):
                       device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> Selector:
         """A selector running a dynamic baseline (:data:`envs.baselines.dynamic.DYNAMIC_BASELINES`).
 
-        :param name: ``full``, ``random``, ``loss_topk``, ``ucb``, ``epsgreedy``, ``composite`` or ``infobatch``
+        :param name: a name in :data:`envs.baselines.dynamic.DYNAMIC_BASELINES`
         :param num_samples: training-set size
         :param num_classes: classes of the task
         :param epochs: planned epochs

@@ -227,7 +227,7 @@ def greedy_cover_order(feats: torch.Tensor, count: int, epsilon: str | float | E
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """The first ``count`` picks (positions into one class's ``(N_k, D)`` features) of greedy ε-cover.
 
-    Why: methods.md B.2 (Lemma 2) wants every pruned sample ε-covered by a kept one. Keeping the
+    Why: docs/methods.md B.2 (Lemma 2) wants every pruned sample ε-covered by a kept one. Keeping the
     smallest degrees does not do that (it keeps the class's outskirts); the greedy set cover does.
     Each pick is the unpicked sample that ε-covers the most not yet covered samples (itself
     included; ties to the lowest position). When everything is covered and the budget is not spent,

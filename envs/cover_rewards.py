@@ -1,7 +1,7 @@
-"""RL-Selector's rewards (``CoverSelect-v0``, methods.md B.3) as swappable objects.
+"""RL-Selector's rewards (``CoverSelect-v0``, docs/methods.md B.3) as swappable objects.
 
 Why objects, as for Data Agent (:mod:`envs.rewards`): the paper leaves the reward's formula open
-(methods.md B.3, B.4), so the reward is the part most worth ablating. A reward object gets one
+(docs/methods.md B.3, B.4), so the reward is the part most worth ablating. A reward object gets one
 batch's new scores ``d``, the samples' ε-cover degrees ``c``, the global selected fraction ``rho``
 and the batch's per-sample training losses, and returns per-sample rewards on the device (no host
 sync) plus the shared ratio term, for logging.
@@ -44,7 +44,7 @@ class CoverReward(Protocol):
 
 
 class CoverRatioReward(NormalizedReward):
-    """RL-Selector's reward ``r_i = s * r_ratio + r_sel,i`` (Eq. 5 + Eq. 7, reconstructed in methods.md B.3).
+    """RL-Selector's reward ``r_i = s * r_ratio + r_sel,i`` (Eq. 5 + Eq. 7, reconstructed in docs/methods.md B.3).
 
     * Ratio alignment, shared by the batch: with the global selected fraction ``rho = mean(d > 0.5)``
       and ``delta = rho - target``, ``r_ratio = -delta / (1 - target)`` if ``delta >= 0`` else

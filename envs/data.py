@@ -426,7 +426,7 @@ def load_dataset(
     """Load a registered dataset, or your own data, onto ``device``.
 
     :param name: a registry name (see module docstring) or your own data (:mod:`envs.own_data`)
-    :param device: where the uint8 tensors live
+    :param device: where the tensors live
     :param train_size: keep a class-stratified, seeded subset of this many training samples
     :param noise: ``None``, ``"symmetric"`` or ``"asymmetric"`` label noise on the training labels
     :param noise_rate: fraction of training labels corrupted, in [0, 1)
@@ -439,7 +439,7 @@ def load_dataset(
     name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
     if train_size is not None:
-        if not is_count(train_size) or train_size <= 0 or train_size > n:
+        if train_size <= 0 or train_size > n:  # its type was checked by DataConfig above
             raise ValueError(f"train_size={train_size!r} is invalid for {name!r}: valid range is [1, {n}] (the training set has {n} samples)")
         keep = stratified_subset(raw.train_y, int(train_size), seed)
         raw.train_x, raw.train_y = raw.train_x[keep], raw.train_y[keep]

@@ -38,7 +38,9 @@ Budget: ``envs.coreset.coreset_target_size(N, ratio)`` samples in all (``round(r
 rounding, the size every fixed-size coreset in this project uses), split over classes in proportion to
 their sizes by largest remainder (``envs.coreset.proportional_quotas``), so the total is exact and each
 class gets ``floor`` or ``ceil`` of ``ratio * N_k`` (``random_uniform`` alone ignores the classes). Score ties are broken by a random permutation seeded
-with the selection ``seed``; the greedy methods are deterministic given the features.
+with the selection ``seed``. Herding and k-center are deterministic given the features; ``cover_greedy``'s ε
+(a distance quantile) is estimated on a random subsample for classes above 2,048 samples, drawn from torch's
+global generator, so it is reproducible only under the same global seed.
 """
 
 from __future__ import annotations
