@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from tqdm import tqdm
 
 from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
-from envs.data import DeviceDataset
+from envs.data import DataConfig, DeviceDataset
 from envs.files import atomic_write
 from envs.ranking import keep_top_per_class, seeded_generator, tie_broken_order
 from envs.trainer import Trainer
@@ -214,6 +214,24 @@ def load_coreset(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     if idx.ndim != 1 or len(idx) != meta.get("size", len(idx)):
         raise ValueError(f"{npy}: {idx.shape} indices but the JSON says size {meta.get('size')}")
     return idx, meta
+
+
+def load_coreset_data(path: str | os.PathLike, device: torch.device,
+                      root: str | None = None) -> tuple[np.ndarray, dict[str, Any], DeviceDataset]:
+    """A saved coreset and the training set it indexes, rebuilt from its metadata (dataset, subset, data
+    seed, label noise); a rebuilt set of another size is a ``ValueError``.
+
+    :param path: the coreset's prefix, ``.npy`` or ``.json`` path
+    :param device: where the rebuilt dataset lives
+    :param root: folder of file-backed datasets
+    """
+    indices, meta = load_coreset(path)
+    data = DataConfig(train_size=meta.get("train_size"), noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0),
+                      root=root, seed=meta.get("data_seed", 0)).load(meta["dataset"], device)
+    if data.num_train != meta["num_train"]:
+        raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
+                         f"was selected from {meta['num_train']}")
+    return indices, meta, data
 
 
 def coreset_subset(dataset: Dataset | DeviceDataset, coreset: str | os.PathLike | np.ndarray) -> Subset:

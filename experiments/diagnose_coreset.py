@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.baselines.static import run_proxy
-from envs.coreset import load_coreset, random_coreset
-from envs.data import load_dataset
+from envs.coreset import load_coreset_data, random_coreset
 from envs.diagnosis import diagnose_coreset
 from envs.trainer import TrainerConfig, resolve_device
 from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, trainer_config,
@@ -26,15 +25,9 @@ def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int
                            device: str = "auto", root: str | None = None, **trainer_opts: Any) -> dict[str, Any]:
     """Diagnose the coreset saved at ``coreset`` (and, with ``random``, a same-size random subset) in the
     features of ``model`` trained on the whole rebuilt training set for ``trainer_opts['epochs']`` epochs."""
-    indices, meta = load_coreset(coreset)
     config = TrainerConfig(**trainer_opts)
     config.validate()
-    data = load_dataset(meta["dataset"], device=resolve_device(device), train_size=meta.get("train_size"),
-                        seed=meta.get("data_seed", 0), noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0),
-                        root=root)
-    if data.num_train != meta["num_train"]:
-        raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
-                         f"was selected from {meta['num_train']}")
+    indices, meta, data = load_coreset_data(coreset, resolve_device(device), root)
     reference = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed)
     result = {"coreset": str(coreset), "selection": meta.get("method"), "size": len(indices),
               "num_train": data.num_train, "reference_model": model, "reference_epochs": config.epochs,

@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from envs.coreset import load_coreset, random_coreset, train_and_evaluate
-from envs.data import load_dataset
+from envs.coreset import load_coreset_data, random_coreset, train_and_evaluate
 from envs.trainer import Trainer, TrainerConfig, resolve_device
 from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, report_training,
                              trainer_config)
@@ -26,15 +25,10 @@ def evaluate_coreset(coreset: str | Path, model: str = "cnn", *, seed: int = 0, 
                      device: str = "auto", root: str | None = None, progress: bool = True,
                      **trainer_opts: Any) -> dict[str, Any]:
     """Train ``model`` on the coreset (or a same-size random subset) and return test metrics and the ledger."""
-    indices, meta = load_coreset(coreset)
     dev = resolve_device(device)
     config = TrainerConfig(**trainer_opts)
     config.validate()
-    data = load_dataset(meta["dataset"], device=dev, train_size=meta.get("train_size"), seed=meta.get("data_seed", 0),
-                        noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0), root=root)
-    if data.num_train != meta["num_train"]:
-        raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
-                         f"was selected from {meta['num_train']}")
+    indices, meta, data = load_coreset_data(coreset, dev, root)
     if random:
         indices = random_coreset(data.num_train, len(indices), seed)
     trainer = Trainer(data, model, config, seed=seed, track_samples=False)
