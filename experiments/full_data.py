@@ -13,7 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from envs.checkpoint import CheckpointDir, load_checkpoint, rng_state, set_rng_state
-from envs.data import load_dataset
+from envs.data import DataConfig
 from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, report_training,
                              trainer_config)
@@ -31,8 +31,8 @@ def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0,
     label noise when given (else ``seed`` does)."""
     dev = resolve_device(device)
     config = TrainerConfig(**trainer_kw)
-    data = load_dataset(dataset, device=dev, train_size=train_size, noise=noise, noise_rate=noise_rate,
-                        seed=seed if data_seed is None else data_seed, root=root)
+    data = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root,
+                      seed=data_seed).load(dataset, dev, run_seed=seed)
     trainer = Trainer(data, model, config, seed=seed)
     identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "noise": noise,
                 "noise_rate": noise_rate, "data_seed": data_seed, "trainer": config.as_dict()}
