@@ -30,7 +30,7 @@ from torch import nn
 from agents.adapters import PerSampleVecEnv
 from agents.policies import BatchOfSamplesPolicy
 from agents.zoo import PresetAdjustments
-from envs.checks import is_count
+from envs.core.checks import is_count
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

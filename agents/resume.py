@@ -3,7 +3,7 @@
 Why not ``agent.save``: its zip holds the networks and counters but not the episode statistics of
 the ``Monitor``/``VecMonitor`` wrappers, and it is a second file to keep consistent with the env's
 checkpoint. :func:`agent_state` returns one picklable dict that goes into the same checkpoint as
-the env (:mod:`envs.episode`) and the global RNG states (:func:`envs.checkpoint.rng_state`).
+the env (:mod:`envs.episode`) and the global RNG states (:func:`envs.core.checkpoint.rng_state`).
 
 Take it at a rollout boundary (a callback's ``_on_rollout_start``): the rollout buffer is empty
 there, so nothing else of the algorithm is in flight. After :func:`load_agent_state`, continue with

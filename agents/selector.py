@@ -33,9 +33,10 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from torch.utils.data import Sampler
 
 from agents.policies import BatchOfSamplesPolicy
-from envs.baselines.dynamic import DYNAMIC_BASELINES, DynamicSelector, dynamic_selector
-from envs.selection import AnnealedTopKSelector, EpochPlan, fixed_size_batches, shuffled_split
-from envs.store import SIGNAL_NAMES, SampleStore
+from envs.core.batches import fixed_size_batches, shuffled_split
+from envs.core.store import SIGNAL_NAMES, SampleStore
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSelector, dynamic_selector
+from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
 STATES = ("features", "signals", "both")
 
@@ -80,7 +81,7 @@ def _check_sizes(num_samples: int, epochs: int, batch_size: int) -> None:
 class AgentRule:
     """Data Agent's selection driven by a policy: every forwarded sample gets the score
     ``(action + 1) / 2``; each pruned epoch keeps the top ``keep_ratio`` by score
-    (:class:`~envs.selection.AnnealedTopKSelector`, as in ``DataAgent-v0``)."""
+    (:class:`~envs.methods.selection.AnnealedTopKSelector`, as in ``DataAgent-v0``)."""
 
     def __init__(self, policy: ActorCriticPolicy, state: str, selector: AnnealedTopKSelector):
         if state not in STATES:
@@ -123,7 +124,7 @@ class AgentRule:
 
 
 class BaselineRule:
-    """A dynamic baseline (:mod:`envs.baselines.dynamic`) ranking from per-sample statistics."""
+    """A dynamic baseline (:mod:`envs.methods.baselines.dynamic`) ranking from per-sample statistics."""
 
     def __init__(self, method: DynamicSelector, store: SampleStore, needs: tuple[str, ...]):
         self.method, self.store, self.needs = method, store, needs
@@ -182,7 +183,7 @@ class Selector(Sampler[int]):
         :param loss_weight: loss weight of kept samples in pruned epochs (``None``: ``1 / keep_ratio``)
         :param state: the agent's state, ``features``, ``signals`` or ``both``; ``None``: read from the
             ``config.yml`` beside the zip (``features`` without one)
-        :param selection: ``topk``, ``soft`` or ``importance`` (:class:`~envs.selection.AnnealedTopKSelector`);
+        :param selection: ``topk``, ``soft`` or ``importance`` (:class:`~envs.methods.selection.AnnealedTopKSelector`);
             ``None``: the run's, from ``config.yml`` (else ``topk``)
         :param refresh: share of the budget re-admitted at random; ``None``: the run's (else 0)
         :param temperature: ``soft`` selection's temperature; ``None``: the run's (else 1)
@@ -215,9 +216,9 @@ class Selector(Sampler[int]):
     @classmethod
     def from_baseline(cls, name: str, num_samples: int, num_classes: int, epochs: int, batch_size: int, *,
                       device: torch.device | str = "cpu", seed: int = 0, **options: Any) -> Selector:
-        """A selector running a dynamic baseline (:data:`envs.baselines.dynamic.DYNAMIC_BASELINES`).
+        """A selector running a dynamic baseline (:data:`envs.methods.baselines.dynamic.DYNAMIC_BASELINES`).
 
-        :param name: a name in :data:`envs.baselines.dynamic.DYNAMIC_BASELINES`
+        :param name: a name in :data:`envs.methods.baselines.dynamic.DYNAMIC_BASELINES`
         :param num_samples: training-set size
         :param num_classes: classes of the task
         :param epochs: planned epochs

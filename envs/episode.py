@@ -1,7 +1,7 @@
 """The episode both batch environments run, its info contract, its one host transfer and its checkpoints.
 
 Why: ``DataAgent-v0`` and ``CoverSelect-v0`` run one episode the same way. A
-:class:`~envs.trainer.Trainer` trains an epoch of fixed-size batches; the observation is the state of
+:class:`~envs.core.trainer.Trainer` trains an epoch of fixed-size batches; the observation is the state of
 the forwarded batch whose graph the next ``step`` back-propagates; a reward object scores it. They
 differ only in which samples an epoch trains, in what an action does to the selection state and in
 how a batch's state and reward are built. :class:`BatchEpisodeEnv` owns ``reset`` and ``step`` once;
@@ -19,7 +19,7 @@ reads the final scores (their own transfers, once per run).
 - every ``reset`` and ``step``: ``batch_indices`` (int64, ``(batch_size,)``): the training-set
   indices of the returned observation's batch, and ``padded`` (bool, ``(batch_size,)``): True for
   the slots of an epoch's last batch filled with repeats of samples the epoch has already drawn
-  (:func:`envs.selection.fixed_size_batches`); on the last step, whose observation is no batch,
+  (:func:`envs.methods.selection.fixed_size_batches`); on the last step, whose observation is no batch,
   ``batch_indices`` is all -1 and ``padded`` all False. ``ledger``: the cost ledger's counters
   (samples forwarded and back-propagated, optimizer steps, evaluated samples; its wall-clock
   timings, which are not deterministic, only on the last step) and ``backprop_fraction``
@@ -33,7 +33,7 @@ reads the final scores (their own transfers, once per run).
 
 An episode is one whole training run (hours on real data), so it must be resumable where it
 stopped, not restarted. The forwarded batch is saved as its indices and (augmented) inputs; on load
-its graph is rebuilt by :meth:`~envs.trainer.Trainer.replay_forward`, so the first ``step`` after a
+its graph is rebuilt by :meth:`~envs.core.trainer.Trainer.replay_forward`, so the first ``step`` after a
 load does exactly what it would have done without the interruption (bit for bit on CPU). Reward
 objects keep their running statistics through ``state_dict``/``load_state_dict`` when they have
 them; a custom reward without them is treated as stateless.
@@ -52,9 +52,9 @@ import numpy as np
 import torch
 
 from envs.actions import check_score_action
-from envs.data import DataConfig
-from envs.selection import fixed_size_batches
-from envs.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
+from envs.core.batches import fixed_size_batches
+from envs.core.data import DataConfig
+from envs.core.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
 
 LEDGER_COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
@@ -108,8 +108,8 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     :meth:`_begin_epoch`, :meth:`_score_batch`, :meth:`_observe`, :meth:`_run_end_info`,
     :meth:`_method_state` and :meth:`_restore_method_state`; :meth:`_end_epoch` is optional.
 
-    :param trainer: the inner training options (:class:`~envs.trainer.TrainerConfig` or a dict of its fields)
-    :param data: the data options (:class:`~envs.data.DataConfig` or a dict of its fields)
+    :param trainer: the inner training options (:class:`~envs.core.trainer.TrainerConfig` or a dict of its fields)
+    :param data: the data options (:class:`~envs.core.data.DataConfig` or a dict of its fields)
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     """
 

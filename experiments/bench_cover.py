@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from envs.cover import chunk_rows, cover_degrees, parse_epsilon
-from envs.trainer import resolve_device
+from envs.core.trainer import resolve_device
+from envs.methods.cover import chunk_rows, cover_degrees, parse_epsilon
 from experiments.cli import console_script, make_parser
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.data_agent import STATES, DataAgentEnv
+from envs.data_agent.env import STATES, DataAgentEnv
 from experiments.cli import add_trainer_arguments, console_script, data_config, make_parser, trainer_config
 from experiments.run import RunConfig, env_kwargs
 

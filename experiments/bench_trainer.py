@@ -6,8 +6,8 @@ Why: every env step runs the inner trainer, so its samples/s bounds how fast any
 can be trained or evaluated. The reference is the loop most PyTorch code uses: a torchvision-style
 ``Dataset`` that returns one augmented tensor per sample (RandomCrop with reflect padding,
 RandomHorizontalFlip, ToDtype, Normalize from ``torchvision.transforms.v2``), a shuffling
-``DataLoader``, ``model.train()`` and an SGD step. Our side is :meth:`envs.trainer.Trainer.train_epoch`
-on :func:`envs.data.load_dataset` (batched augmentation on the device, per-sample store, ledger).
+``DataLoader``, ``model.train()`` and an SGD step. Our side is :meth:`envs.core.trainer.Trainer.train_epoch`
+on :func:`envs.core.data.load_dataset` (batched augmentation on the device, per-sample store, ledger).
 
 Fairness: both sides read the same already-decoded uint8 images from memory (no file I/O or image
 decoding is timed), build the same model from the same seed, use the same optimizer settings, loss,
@@ -39,9 +39,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from envs.data import Augmentation, DeviceDataset, RawSplits, load_dataset, load_raw
-from envs.models import build_model
-from envs.trainer import Trainer, TrainerConfig, resolve_device, seed_everything
+from envs.core.data import Augmentation, DeviceDataset, RawSplits, load_dataset, load_raw
+from envs.core.models import build_model
+from envs.core.trainer import Trainer, TrainerConfig, resolve_device, seed_everything
 from experiments.cli import add_output_arguments, console_script, make_parser, seed_value
 
 #: the CIFAR-10 JPEG copy: ``$DATA_SELECT_GYM_CIFAR10_JPEG``, else ``../shared/data/cifar10-jpeg`` beside the
@@ -55,8 +55,8 @@ class BenchConfig:
     """One benchmarked pairing of a dataset and a model.
 
     :param name: the ``--configs`` key
-    :param dataset: a :func:`envs.data.load_dataset` registry name
-    :param model: a :func:`envs.models.build_model` registry name
+    :param dataset: a :func:`envs.core.data.load_dataset` registry name
+    :param model: a :func:`envs.core.models.build_model` registry name
     :param samples: default timed samples per run, by device type (CPU runs must stay minutes long)
     """
 
@@ -113,7 +113,7 @@ class PlainImageDataset(Dataset):
 
 def plain_transform(aug: Augmentation, mean: tuple[float, ...], std: tuple[float, ...],
                     size: tuple[int, int], augment: bool = True) -> v2.Compose:
-    """Per-sample transforms with the semantics of :class:`envs.data.Augmentation` (reflect-padded
+    """Per-sample transforms with the semantics of :class:`envs.core.data.Augmentation` (reflect-padded
     random crop, horizontal flip) followed by scaling to [0, 1] and normalisation."""
     steps: list[Callable] = []
     if augment and aug.crop_padding > 0:

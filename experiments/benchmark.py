@@ -28,7 +28,7 @@ after how many trainings on the coreset it pays for itself (selection back-prop 
 ``cover`` is the paper's "ε-cover degree without RL" on the proxy's features. RL-Selector runs as
 ``rlselector_<algo>`` (the paper's reconstruction), ``rlselector_a2c_<variant>`` (a remedy of
 :data:`RL_SELECTOR_VARIANTS`) and ``rlselector_random`` (the same env driven by uniform random actions: the
-agent's control). Every static run also records :func:`envs.diagnosis.diagnose_coreset` of its coreset on the
+agent's control). Every static run also records :func:`envs.methods.diagnosis.diagnose_coreset` of its coreset on the
 seed's proxy features (``diagnosis.md``).
 """
 
@@ -54,17 +54,17 @@ from tqdm import tqdm
 
 import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
-from envs.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
-from envs.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
-from envs.coreset import train_and_evaluate
-from envs.data import DataConfig, load_dataset
-from envs.diagnosis import diagnose_coreset
-from envs.selection import SELECTION_OPTIONS, AnnealedTopKSelector
-from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
+from envs.core.data import DataConfig, load_dataset
+from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
+from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
+from envs.methods.coreset import train_and_evaluate
+from envs.methods.diagnosis import diagnose_coreset
+from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKSelector
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
                              make_parser, trainer_config)
-from experiments.run import RunConfig, env_kwargs, run_training
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
+from experiments.run import RunConfig, env_kwargs, run_training
 
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
 # "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
@@ -585,7 +585,7 @@ def savings_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def diagnosis_markdown(rows: list[dict[str, Any]]) -> str:
-    """What each method's coresets keep (means over seeds; :func:`envs.diagnosis.diagnose_coreset`)."""
+    """What each method's coresets keep (means over seeds; :func:`envs.methods.diagnosis.diagnose_coreset`)."""
     fields = [f for f in DIAGNOSIS_FIELDS if any(f"diag_{f}" in r for r in rows)]
     head = "| method | ratio | " + " | ".join(fields) + " |"
     lines = [head, "|" + "---|" * (len(fields) + 2)]

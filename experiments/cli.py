@@ -2,7 +2,7 @@
 
 Why: the same flag must mean the same thing, with the same default, in every CLI (``full_data``,
 ``train``, ``benchmark``, ``evaluate_coreset``...), so they are declared once here. The inner-training
-options are built from the fields of :class:`envs.trainer.TrainerConfig`, so every CLI takes all of
+options are built from the fields of :class:`envs.core.trainer.TrainerConfig`, so every CLI takes all of
 them with its defaults, and :func:`trainer_config` hands all of them on.
 
 Names, the same in every CLI: ``--keep-ratio`` is the fraction of training samples kept (Data Agent's
@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 from pathlib import Path
 from typing import Any, Callable
 
-from envs.files import atomic_write
-from envs.ledger import format_ledger
-from envs.models import MODEL_NAMES
-from envs.schedules import SCHEDULES
-from envs.data import DataConfig
-from envs.trainer import TrainerConfig
+from envs.core.data import DataConfig
+from envs.core.files import write_json
+from envs.core.ledger import format_ledger
+from envs.core.models import MODEL_NAMES
+from envs.core.schedules import SCHEDULES
+from envs.core.trainer import TrainerConfig
 
 
 def plain(text: str) -> str:
@@ -178,11 +177,3 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
     return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root)
-
-
-def write_json(path: Path | None, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file + rename); nothing when ``path`` is None."""
-    if path is None:
-        return
-    text = json.dumps(data, indent=2, default=str).encode()
-    atomic_write(path, lambda f: f.write(text))

@@ -23,8 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from agents import ALGOS, MODES
+from envs.core.files import write_json
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
-                             data_config, make_parser, trainer_config, write_json)
+                             data_config, make_parser, trainer_config)
 from experiments.run import ENV_IDS, RunConfig, run_training
 
 

@@ -4,7 +4,7 @@
 
 The training set is rebuilt from the coreset's JSON (as ``experiments.evaluate_coreset`` does). A reference
 model (``--model``) trains on all of it for ``--epochs`` epochs; its eval-mode penultimate features are the space
-in which :func:`envs.diagnosis.diagnose_coreset` measures the coreset. ``--random`` adds a uniform random subset
+in which :func:`envs.methods.diagnosis.diagnose_coreset` measures the coreset. ``--random`` adds a uniform random subset
 of the same size (seeded by ``--seed``) measured the same way, for comparison.
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from envs.baselines.static import run_proxy
-from envs.coreset import load_coreset_data, random_coreset
-from envs.diagnosis import diagnose_coreset
-from envs.trainer import TrainerConfig, resolve_device
-from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, trainer_config,
-                             write_json)
+from envs.core.files import write_json
+from envs.core.trainer import TrainerConfig, resolve_device
+from envs.methods.baselines.static import run_proxy
+from envs.methods.coreset import load_coreset_data, random_coreset
+from envs.methods.diagnosis import diagnose_coreset
+from experiments.cli import add_coreset_arguments, add_output_arguments, console_script, make_parser, trainer_config
 
 
 def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int = 0, random: bool = False,

@@ -5,7 +5,7 @@
 
 The training set is rebuilt from the coreset's JSON (dataset, train_size, data_seed, label noise),
 so a selection made with a small model can be judged on any registered model. Training uses the
-shared :class:`~envs.trainer.Trainer` (``train_epoch`` on the coreset's indices), the same recipe
+shared :class:`~envs.core.trainer.Trainer` (``train_epoch`` on the coreset's indices), the same recipe
 as ``experiments.full_data``. ``--random`` trains instead on a uniform random subset of the same
 size (seeded by ``--seed``), the static Random baseline.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from envs.coreset import load_coreset_data, random_coreset, train_and_evaluate
-from envs.trainer import Trainer, TrainerConfig, resolve_device
+from envs.core.trainer import Trainer, TrainerConfig, resolve_device
+from envs.methods.coreset import load_coreset_data, random_coreset, train_and_evaluate
 from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, report_training,
                              trainer_config)
 

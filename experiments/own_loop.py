@@ -7,7 +7,7 @@
 Everything below ``# --- the user's side`` stands for code a practitioner already has: a dataset
 (here scikit-learn's digits as 64 float features per sample, a tabular task), a model that returns
 logits only, and a plain PyTorch loop. The selection adds three lines to that loop: the
-:class:`~agents.selector.Selector` as the DataLoader's sampler, :class:`~envs.own_model.FeatureModel`
+:class:`~agents.selector.Selector` as the DataLoader's sampler, :class:`~envs.core.own_model.FeatureModel`
 to get penultimate features from the same forward pass, and ``selector.update`` returning the loss
 to back-propagate.
 
@@ -31,9 +31,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from agents.selector import Selector
-from envs.baselines.dynamic import DYNAMIC_BASELINES
-from envs.own_model import FeatureModel
-from envs.trainer import TrainerConfig
+from envs.core.own_model import FeatureModel
+from envs.core.trainer import TrainerConfig
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES
 from experiments.cli import console_script, make_parser, seed_value
 
 # --- the user's side: data, model, evaluation -----------------------------------------------------

@@ -4,7 +4,7 @@
         --dataset fashion-mnist --train-size 2000 --model mlp --epochs 10 --seeds 0 1 2 --threads 1
 
 Each agent (e.g. trained by ``experiments.train`` on digits with the small CNN) selects, through the
-drop-in :class:`~agents.selector.Selector`, while the shared :class:`~envs.trainer.Trainer` trains
+drop-in :class:`~agents.selector.Selector`, while the shared :class:`~envs.core.trainer.Trainer` trains
 ``--model`` on ``--dataset``: no learning, no fine-tuning. ``random`` keeps a fresh random subset of
 the same size each pruned epoch, with the same padding, so its cost (back-propagated samples) equals
 the agents' exactly; ``full`` trains on all data. Every run is one line of ``runs.jsonl`` in ``--out``;
@@ -24,8 +24,8 @@ import torch
 import yaml
 
 from agents.selector import Selector
-from envs.data import load_dataset
-from envs.trainer import Trainer, resolve_device
+from envs.core.data import load_dataset
+from envs.core.trainer import Trainer, resolve_device
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
                              make_parser, trainer_config)
 

@@ -34,9 +34,10 @@ import yaml
 
 from agents import ALGOS, load_hyperparams
 from agents.presets import algo_parameters, eval_policy_kwargs, with_mode
-from experiments.cli import HelpFormatter, console_script, plain, write_json
+from envs.core.files import write_json
+from experiments.cli import HelpFormatter, console_script, plain
 from experiments.run import ENV_IDS, RunConfig, run_training
-from experiments.train import build_parser, run_config
+from experiments.train_args import build_parser, run_config
 
 #: the sampler's choices (Optuna's categorical values must be scalars, so architectures are named)
 NET_ARCHS = {"64-64": [64, 64], "128-128": [128, 128], "256-256": [256, 256], "512-256": [512, 256]}

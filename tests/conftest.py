@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from envs.data import FASHION_MNIST_DIRS
+from envs.core.data import FASHION_MNIST_DIRS
 
 
 def _data_folder(env_var: str, *candidates: Path) -> Path:
@@ -35,9 +35,9 @@ def _few_threads():
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Decoded-image caches go to a temporary folder, never the user's cache."""
-    import envs.data
+    import envs.core.data
 
-    monkeypatch.setattr(envs.data, "CACHE_DIR", tmp_path_factory.mktemp("cache"))
+    monkeypatch.setattr(envs.core.data, "CACHE_DIR", tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")

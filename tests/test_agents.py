@@ -20,8 +20,8 @@ import envs  # noqa: F401  (registers the env ids)
 from agent_helpers import FakeBatchEnv, learn_and_record
 from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor, env_id_of, make_agent, preset_mode
 from agents.presets import eval_policy_kwargs
-from envs.cover_select import CoverSelectEnv
-from envs.data_agent import DataAgentEnv
+from envs.cover_select.env import CoverSelectEnv
+from envs.data_agent.env import DataAgentEnv
 
 TINY = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=16, epochs=2), data=dict(train_size=160), device="cpu")
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")

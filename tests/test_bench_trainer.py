@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from envs.data import Augmentation, DeviceDataset, load_raw
-from envs.trainer import TrainerConfig
+from envs.core.data import Augmentation, DeviceDataset, load_raw
+from envs.core.trainer import TrainerConfig
 from experiments.bench_trainer import bench_pair, format_table, main, plain_dataset, time_ours, time_plain
 
 CPU = torch.device("cpu")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 CONFIG = {"dataset": "digits", "model": "mlp", "epochs": 3, "seed": 0}
 

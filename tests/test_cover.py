@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.cover import (BYTES_PER_ENTRY, chunk_rows, class_members, cover_degrees, mean_pairwise_distance,
-                        pairwise_distance_quantile, parse_epsilon)
+from envs.methods.cover import (BYTES_PER_ENTRY, chunk_rows, class_members, cover_degrees, mean_pairwise_distance,
+                                pairwise_distance_quantile, parse_epsilon)
 
 
 def brute_force(features: np.ndarray, labels: np.ndarray, rule: str | float) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +119,7 @@ def test_chunk_rows_respects_the_byte_budget():
 
 _MEMORY_SCRIPT = r"""
 import json, sys, torch
-from envs.cover import cover_degrees
+from envs.methods.cover import cover_degrees
 torch.set_num_threads(1)
 n, d, budget = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 feats = torch.randn(n, d, generator=torch.Generator().manual_seed(0))

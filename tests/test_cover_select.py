@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import envs
-from envs.cover import class_members, cover_degrees
-from envs.cover_select import CoverSelectEnv
-from envs.coreset import (coreset_size_bounds, coreset_subset, cover_degree_coreset, load_coreset,
-                          proportional_quotas, random_coreset, save_coreset, select_by_score)
-from envs.cover_rewards import CoverDifficultyReward, CoverRatioReward, make_cover_reward
-from envs.rewards import RunningBatchNormalizer, difficulty
+from envs.cover_select.env import CoverSelectEnv
+from envs.cover_select.rewards import CoverDifficultyReward, CoverRatioReward, make_cover_reward
+from envs.methods.coreset import (coreset_size_bounds, coreset_subset, cover_degree_coreset, load_coreset,
+                                  proportional_quotas, random_coreset, save_coreset, select_by_score)
+from envs.methods.cover import class_members, cover_degrees
+from envs.methods.reward_terms import RunningBatchNormalizer, difficulty
 
 # digits, 10 classes x 10 samples; 16 per batch: 7 batches per epoch, the last one 4 real + 12 padded
 TINY = dict(dataset="digits", trainer=dict(batch_size=16, epochs=2, lr=0.05), data=dict(train_size=100), keep_ratio=0.3,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.data import Augmentation, corrupt_labels, load_dataset, load_raw, stratified_subset
+from envs.core.data import Augmentation, corrupt_labels, load_dataset, load_raw, stratified_subset
 from tests.conftest import FASHION_MNIST
 
 

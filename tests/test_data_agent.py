@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import envs
-from envs.data_agent import SIGNAL_NAMES, DataAgentEnv
-from envs.rewards import CompositeReward
-from envs.selection import AnnealedTopKSelector, fixed_size_batches
+from envs.core.batches import fixed_size_batches
+from envs.data_agent.env import SIGNAL_NAMES, DataAgentEnv
+from envs.data_agent.rewards import CompositeReward
+from envs.methods.selection import AnnealedTopKSelector
 
 TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2), device="cpu")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.data import load_dataset
-from envs.diagnosis import diagnose_coreset
+from envs.core.data import load_dataset
+from envs.methods.diagnosis import diagnose_coreset
 
 
 def ring_class(offset: float) -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_random_coresets_match_the_expected_values_and_noise_is_counted():
 
 
 def test_cli_diagnoses_a_saved_coreset_beside_random(tmp_path, capsys):
-    from envs.coreset import save_coreset
+    from envs.methods.coreset import save_coreset
     from experiments.diagnose_coreset import main
 
     data = load_dataset("digits", train_size=200, noise="symmetric", noise_rate=0.5, seed=3)

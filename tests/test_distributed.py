@@ -21,9 +21,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from envs.checkpoint import load_checkpoint, save_checkpoint
-from envs.data_agent import DataAgentEnv
-from envs.distributed import ReplicatedEnv, World
+from envs.core.checkpoint import load_checkpoint, save_checkpoint
+from envs.core.distributed import ReplicatedEnv, World
+from envs.data_agent.env import DataAgentEnv
 from experiments import run, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from envs import signals
-from envs.baselines.dynamic import DYNAMIC_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
-from envs.data import load_dataset
-from envs.rewards import CompositeReward
-from envs.store import SampleStore
-from envs.trainer import Trainer, TrainerConfig
+from envs.core import signals
+from envs.core.data import load_dataset
+from envs.core.store import SampleStore
+from envs.core.trainer import Trainer, TrainerConfig
+from envs.data_agent.rewards import CompositeReward
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
 
 
 def store_with(losses: torch.Tensor, entropies: torch.Tensor | None = None) -> SampleStore:

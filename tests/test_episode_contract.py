@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers the env ids)
-from envs.data import DataConfig
+from envs.core.data import DataConfig
+from envs.core.trainer import TrainerConfig
 from envs.episode import LEDGER_COUNTERS, HostTransfer
-from envs.trainer import TrainerConfig
 
 # 60 samples in batches of 16: every epoch's last batch holds 12 samples and 4 padded slots
 TINY = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=16, epochs=2), data=dict(train_size=60), device="cpu")

@@ -17,11 +17,11 @@ from stable_baselines3 import A2C
 import agents.presets
 from agents import make_agent
 from agents.presets import ALGOS
-from envs.baselines.dynamic import DYNAMIC_BASELINES, DynamicSetup
-from envs.baselines.static import STATIC_BASELINES
-from envs.cover_rewards import COVER_REWARDS
-from envs.rewards import DATA_AGENT_REWARDS
-from envs.store import SampleStore
+from envs.core.store import SampleStore
+from envs.cover_select.rewards import COVER_REWARDS
+from envs.data_agent.rewards import DATA_AGENT_REWARDS
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSetup
+from envs.methods.baselines.static import STATIC_BASELINES
 from experiments.train import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from envs import CoverSelectEnv, DataAgentEnv, FeatureModel, load_dataset
-from envs.own_model import make_model
+from envs.core.own_model import make_model
 from tests.test_own_data import tabular
 
 

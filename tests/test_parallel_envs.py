@@ -1,7 +1,7 @@
 """Both envs run in parallel worker processes, forked or spawned, after the parent did torch work.
 
 The parent runs in a fresh interpreter with two torch threads and a multi-threaded matmul first: that is
-what made forked workers hang (GNU OpenMP's pool does not survive fork; see envs/workers.py)."""
+what made forked workers hang (GNU OpenMP's pool does not survive fork; see envs/core/workers.py)."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ import experiments.run as run
 import experiments.train as train
 from agents import make_agent
 from envs import CoverSelectEnv, DataAgentEnv, TrainerConfig, build_model, load_dataset
-from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
-from envs.data import FASHION_MNIST_DIRS
-from envs.trainer import Trainer
+from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
+from envs.core.data import FASHION_MNIST_DIRS
+from envs.core.trainer import Trainer
 from experiments import benchmark, full_data
 
 README = Path(__file__).resolve().parents[1] / "README.md"

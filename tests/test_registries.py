@@ -14,10 +14,10 @@ import yaml
 from agent_helpers import FakeBatchEnv, learn_and_record
 from agents import ALGOS, MODES, make_agent
 from agents.presets import HYPERPARAMS_DIR
-from envs.cover_rewards import COVER_REWARDS, make_cover_reward
-from envs.cover_select import CoverSelectEnv
-from envs.data_agent import DataAgentEnv
-from envs.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES, make_data_agent_reward
+from envs.cover_select.env import CoverSelectEnv
+from envs.cover_select.rewards import COVER_REWARDS, make_cover_reward
+from envs.data_agent.env import DataAgentEnv
+from envs.data_agent.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES, make_data_agent_reward
 from experiments.train import build_parser
 
 TINY = dict(dataset="synthetic", model="mlp", trainer={"batch_size": 16, "epochs": 2}, data={"train_size": 160},

@@ -16,8 +16,8 @@ import pytest
 import torch
 from stable_baselines3 import A2C, PPO
 
-from envs.checkpoint import CheckpointDir
-from experiments.full_data import run_full_data
+from envs.core.checkpoint import CheckpointDir
+from experiments.run.full_data import run_full_data
 from experiments.train import main
 
 ROOT = Path(__file__).resolve().parents[1]

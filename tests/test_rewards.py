@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from envs.ranking import interpolated_quantile
-from envs.rewards import (
-    CompositeReward,
-    EntropyOnlyReward,
-    FixedWeightReward,
-    LossOnlyReward,
-    RunningBatchNormalizer,
-    difficulty,
-    make_data_agent_reward,
-)
+from envs.data_agent.rewards import CompositeReward, EntropyOnlyReward, FixedWeightReward, LossOnlyReward, make_data_agent_reward
+from envs.methods.ranking import interpolated_quantile
+from envs.methods.reward_terms import RunningBatchNormalizer, difficulty
 
 
 def _batch(seed: int, b: int = 12, c: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.rllib import RLLIB_ENV_IDS, make_rllib_env, register_rllib_envs
+from agents.rllib import RLLIB_ENV_IDS, make_rllib_env, register_rllib_envs
 
 TINY = dict(dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=64), device="cpu")  # 512 samples: 8 batches an epoch
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import experiments.run.training as training
-from envs.trainer import TrainerConfig
+from envs.core.trainer import TrainerConfig
 from experiments import benchmark
 from experiments.cli import plain
 from experiments.run import RunConfig, env_kwargs, load_run_config, run_training
@@ -126,8 +126,8 @@ def test_a_data_root_given_as_a_path_is_recorded_as_a_string(tmp_path):
 
 
 def test_plain_strips_restructured_text_markup():
-    assert plain("uses :class:`~envs.trainer.TrainerConfig` and :func:`envs.data.load_dataset` on ``x``") == \
-        "uses TrainerConfig and envs.data.load_dataset on x"
+    assert plain("uses :class:`~envs.core.trainer.TrainerConfig` and :func:`envs.core.data.load_dataset` on ``x``") == \
+        "uses TrainerConfig and envs.core.data.load_dataset on x"
 
 
 def _scripts() -> dict[str, str]:

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from envs.baselines.dynamic import ScoredTopK
-from envs.data_agent import DataAgentEnv
-from envs.ranking import interpolated_quantile
-from envs.rewards import CompositeReward, make_data_agent_reward
-from envs.selection import AnnealedTopKSelector
-from envs.store import SampleStore
 from agents import make_agent
+from envs.core.store import SampleStore
+from envs.data_agent.env import DataAgentEnv
+from envs.data_agent.rewards import CompositeReward, make_data_agent_reward
+from envs.methods.baselines.dynamic import ScoredTopK
+from envs.methods.ranking import interpolated_quantile
+from envs.methods.selection import AnnealedTopKSelector
 from experiments import benchmark
 
 TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2), device="cpu")

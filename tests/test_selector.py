@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from agents import Selector, make_agent
 from envs import DataAgentEnv, FeatureModel
-from envs.baselines.dynamic import DYNAMIC_BASELINES
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES
 
 N, BATCH, EPOCHS = 320, 32, 4
 

@@ -9,17 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from envs import signals
-from envs.baselines.static import (
-    STATIC_BASELINES, ProxyScores, forgetting_scores, grand_scores, herding_order, kcenter_order, label_only_methods,
-    moderate_scores, run_proxy, select_coreset, stratified_per_class,
-)
-from envs.coreset import coreset_target_size, load_coreset, save_coreset
-from envs.cover import class_members, cover_adjacency, cover_degrees, greedy_cover_order
-from envs.data import load_dataset
-from envs.ranking import keep_top_per_class
-from envs.store import SampleStore
-from envs.trainer import TrainerConfig
+from envs.core import signals
+from envs.core.data import load_dataset
+from envs.core.store import SampleStore
+from envs.core.trainer import TrainerConfig
+from envs.methods.baselines.static import (
+                                           STATIC_BASELINES, ProxyScores, forgetting_scores, grand_scores, herding_order, kcenter_order, label_only_methods,
+                                           moderate_scores, run_proxy, select_coreset, stratified_per_class,
+                                           )
+from envs.methods.coreset import coreset_target_size, load_coreset, save_coreset
+from envs.methods.cover import class_members, cover_adjacency, cover_degrees, greedy_cover_order
+from envs.methods.ranking import keep_top_per_class
 
 RATIOS = (0.05, 0.3, 0.5, 0.77, 0.95)
 PROPORTIONAL_METHODS = [m for m in STATIC_BASELINES if m != "random_uniform"]  # every method but the unstratified one

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from stable_baselines3 import PPO
 
-from envs.coreset import coreset_size_bounds, load_coreset
+from envs.methods.coreset import coreset_size_bounds, load_coreset
 from experiments.train import main
 
 TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from envs.data import load_dataset
-from envs.models import build_model
-from envs.schedules import lr_at
-from envs.store import SampleStore
-from envs.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
+from envs.core.data import load_dataset
+from envs.core.models import build_model
+from envs.core.schedules import lr_at
+from envs.core.store import SampleStore
+from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 
 
 @pytest.fixture(scope="module")

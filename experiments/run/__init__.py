@@ -1,6 +1,6 @@
 """The run library: one run of an SB3 agent and the inner model together, described by a config object.
 
-    from envs.trainer import TrainerConfig
+    from envs.core.trainer import TrainerConfig
     from experiments.run import RunConfig, run_training
 
     result = run_training(RunConfig(dataset="digits", model="mlp", trainer=TrainerConfig(epochs=5),

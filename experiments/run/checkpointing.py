@@ -19,7 +19,7 @@ import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents import agent_state, load_agent_state
-from envs.checkpoint import CheckpointDir, rng_state, set_rng_state
+from envs.core.checkpoint import CheckpointDir, rng_state, set_rng_state
 from experiments.run.tracking import RunTracker
 
 

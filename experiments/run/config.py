@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.checks import coerce_options
-from envs.data import DataConfig
-from envs.trainer import TrainerConfig
+from envs.core.checks import coerce_options
+from envs.core.data import DataConfig
+from envs.core.trainer import TrainerConfig
 
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 #: the method options of each env
@@ -46,7 +46,7 @@ class RunConfig:
     :param algo: ``ppo`` or ``a2c``
     :param mode: agent layout, ``batch`` or ``per_sample`` (None: the preset's)
     :param seed: seeds the agent, the inner model and (CoverSelect-v0) the training subset
-    :param dataset: a dataset name of ``envs.data.load_dataset``
+    :param dataset: a dataset name of ``envs.core.data.load_dataset``
     :param data: the data options (subset, label noise, folder: a :class:`DataConfig` or a dict of its
         fields); its ``seed`` None means the run's ``seed``
     :param model: the inner model's name

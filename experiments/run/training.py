@@ -25,12 +25,12 @@ from stable_baselines3.common.callbacks import CallbackList
 
 import envs  # noqa: F401  (registers the env ids)
 from agents import episode_steps, load_hyperparams, make_agent, preset_mode
-from envs.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
-from envs.coreset import save_coreset
-from envs.distributed import ReplicatedEnv, is_leader, world_size
-from envs.trainer import DivergenceError, resolve_device
-from experiments.cli import write_json
-from experiments.full_data import run_full_data
+from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
+from envs.core.distributed import ReplicatedEnv, is_leader, world_size
+from envs.core.files import write_json
+from envs.core.trainer import DivergenceError, resolve_device
+from envs.methods.coreset import save_coreset
+from experiments.run.full_data import run_full_data
 from experiments.run.checkpointing import RunCheckpointer, checkpoint_on_signals, exit_on_signals
 from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, plain
 from experiments.run.tracking import RunCallback, RunTracker, act_without_learning, run_summary

@@ -44,7 +44,7 @@ from typing import Iterator
 
 import torch
 
-from envs.ranking import interpolated_quantile
+from envs.methods.ranking import interpolated_quantile
 
 EPSILON_RULES = ("mean", "median", "quantile:<q>")
 DEFAULT_CHUNK_BYTES = 256 * 2**20

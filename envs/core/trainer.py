@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from envs.checks import Options, is_count, is_real
-from envs.data import DeviceDataset
-from envs.distributed import World, current, local_cuda_index, world_size
-from envs.ledger import CostLedger
-from envs.own_model import make_model
-from envs.schedules import SCHEDULES, lr_at
-from envs.selection import shuffled_split
-from envs.store import SampleStore
+from envs.core.batches import shuffled_split
+from envs.core.checks import Options, is_count, is_real
+from envs.core.data import DeviceDataset
+from envs.core.distributed import World, current, local_cuda_index, world_size
+from envs.core.ledger import CostLedger
+from envs.core.own_model import make_model
+from envs.core.schedules import SCHEDULES, lr_at
+from envs.core.store import SampleStore
 
 
 class DivergenceError(RuntimeError):
@@ -78,7 +78,7 @@ class TrainerConfig(Options):
     :param momentum: SGD momentum
     :param nesterov: Nesterov momentum
     :param weight_decay: L2 weight decay
-    :param schedule: ``onecycle``, ``cosine`` or ``constant`` (progress-based, see ``envs.schedules``)
+    :param schedule: ``onecycle``, ``cosine`` or ``constant`` (progress-based, see ``envs.core.schedules``)
     :param label_smoothing: label smoothing of the training loss (test loss has none)
     :param amp: bf16 autocast of forward passes (meant for CUDA)
     :param augment: apply the dataset's on-device augmentation to training batches
@@ -146,12 +146,12 @@ class Trainer:
 
     :param dataset: the data, already on ``device``
     :param model: a registry name (``mlp``, ``cnn``, ``resnet18``) or your own ``nn.Module`` (every
-        trainer starts from a copy of its weights; features as in :mod:`envs.own_model`)
+        trainer starts from a copy of its weights; features as in :mod:`envs.core.own_model`)
     :param config: training hyper-parameters
     :param seed: seeds the model initialisation, shuffling and augmentation
     :param track_samples: keep a :class:`SampleStore` of per-sample statistics
 
-    Under ``torchrun`` (see :mod:`envs.distributed`) the model is trained with
+    Under ``torchrun`` (see :mod:`envs.core.distributed`) the model is trained with
     ``DistributedDataParallel``: each process forwards and back-propagates its shard of every batch and
     sees the whole batch's detached outputs; evaluation is sharded too. Every process's ledger counts
     the whole job's samples: the shards of a batch add up to the batch, so no communication is needed.

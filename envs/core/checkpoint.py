@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.distributed import is_leader
-from envs.files import atomic_write
+from envs.core.distributed import is_leader
+from envs.core.files import atomic_write
 
 FORMAT = "data-select-gym-checkpoint/1"
 

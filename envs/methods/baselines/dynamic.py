@@ -1,9 +1,9 @@
 """Dynamic (per-epoch) selection baselines on the shared trainer and ledger.
 
 Why here: these methods need no agent. Each epoch they rank samples from the per-sample statistics that
-the trainer already records on every training forward pass (:class:`envs.store.SampleStore`), so
+the trainer already records on every training forward pass (:class:`envs.core.store.SampleStore`), so
 ranking costs no extra forward pass. Every top-k method reuses Data Agent's own mechanism
-(:class:`envs.selection.AnnealedTopKSelector`: keep ``floor(keep_ratio * N)``, weight kept losses by
+(:class:`envs.methods.selection.AnnealedTopKSelector`: keep ``floor(keep_ratio * N)``, weight kept losses by
 ``1/keep_ratio``, anneal to full data after ``anneal * epochs``). A comparison with Data Agent therefore
 differs only in *who* is kept. InfoBatch has its own mechanics (below).
 
@@ -32,10 +32,10 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from envs.rewards import composite_signal
-from envs.selection import AnnealedTopKSelector, EpochPlan
-from envs.store import SampleStore
-from envs.trainer import Trainer
+from envs.core.store import SampleStore
+from envs.core.trainer import Trainer
+from envs.methods.reward_terms import composite_signal
+from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
 
 class DynamicSelector(Protocol):
@@ -95,7 +95,7 @@ class ScoredTopK:
 
 
 def composite_score(losses: torch.Tensor, entropies: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Data Agent's composite score (:func:`envs.rewards.composite_signal`) over a whole set instead of a
+    """Data Agent's composite score (:func:`envs.data_agent.rewards.composite_signal`) over a whole set instead of a
     batch: the entropies (nats) are normalised by ``log C``. NaN (unseen) entries stay NaN."""
     seen = ~torch.isnan(losses)
     out = torch.full_like(losses, float("nan"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from envs.cover import class_members
+from envs.methods.cover import class_members
 
 
 def centre_distances(features: torch.Tensor, members: list[torch.Tensor]) -> torch.Tensor:

@@ -25,11 +25,11 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 from tqdm import tqdm
 
-from envs.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
-from envs.data import DataConfig, DeviceDataset
-from envs.files import atomic_write
-from envs.ranking import keep_top_per_class, seeded_generator, tie_broken_order
-from envs.trainer import Trainer
+from envs.core.data import DataConfig, DeviceDataset
+from envs.core.files import atomic_write
+from envs.core.trainer import Trainer
+from envs.methods.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
+from envs.methods.ranking import keep_top_per_class, seeded_generator, tie_broken_order
 
 CORESET_FORMAT = 1
 RATIO_TOLERANCE = 0.01
@@ -138,7 +138,7 @@ def train_and_evaluate(trainer: Trainer, indices: np.ndarray | torch.Tensor | No
     """Train ``trainer``'s model for its configured epochs on ``indices`` (all data when None), then test it.
 
     Why one function: judging a coreset, a baseline's selection or a pre-training run is the same
-    recipe everywhere (the shared :class:`~envs.trainer.Trainer`, ``train_epoch`` on the indices),
+    recipe everywhere (the shared :class:`~envs.core.trainer.Trainer`, ``train_epoch`` on the indices),
     so results of different CLIs compare.
 
     :param trainer: a fresh trainer (its config sets the epochs)

@@ -3,8 +3,8 @@
 Why this shape: RL-Selector trains a throw-away target model for a whole selection run while an
 agent rewrites a persistent score vector ``d`` one mini-batch at a time; the product is the
 coreset ``d > 0.5`` at the keep ratio. One environment step is one mini-batch, one episode the
-whole run, and the environment only glues the shared :class:`~envs.trainer.Trainer`, the
-ε-cover degrees (:mod:`envs.cover`) and a reward object (:mod:`envs.cover_rewards`) together.
+whole run, and the environment only glues the shared :class:`~envs.core.trainer.Trainer`, the
+ε-cover degrees (:mod:`envs.methods.cover`) and a reward object (:mod:`envs.cover_select.rewards`) together.
 One training forward pass per batch gives the state, fills the feature buffer the degrees are
 computed from, and is back-propagated at the next step. The defaults are the paper's
 reconstruction (methods.md B.3-B.6), kept for replication; the other options are the remedies
@@ -22,14 +22,14 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from envs.cover import (DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees,
-                        parse_epsilon, rank_within_class)
-from envs.cover_rewards import COVER_REWARDS, CoverReward, make_cover_reward
-from envs.coreset import class_quotas, keep_top_per_class, select_by_score
-from envs.data import DataConfig
+from envs.core.data import DataConfig
+from envs.core.own_model import model_feature_dim, model_label
+from envs.core.trainer import BatchForward, Trainer, TrainerConfig
+from envs.cover_select.rewards import COVER_REWARDS, CoverReward, make_cover_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
-from envs.own_model import model_feature_dim, model_label
-from envs.trainer import BatchForward, Trainer, TrainerConfig
+from envs.methods.coreset import class_quotas, keep_top_per_class, select_by_score
+from envs.methods.cover import (DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees,
+                                parse_epsilon, rank_within_class)
 
 TRAIN_ON = ("all", "selected")
 DEGREE_NORMS = ("none", "rank")
@@ -47,7 +47,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
     ``step(action)`` sets ``d_i = (a_i + 1) / 2`` for batch ``t``'s samples, computes the reward,
     takes the SGD step on batch ``t``'s forward pass, forwards batch ``t + 1`` and returns its
     state. Every batch has exactly ``batch_size`` samples: an epoch's last, partial batch is padded
-    with the epoch's first samples (:func:`envs.selection.fixed_size_batches`). Padded slots
+    with the epoch's first samples (:func:`envs.methods.selection.fixed_size_batches`). Padded slots
     (``info["padded"]``) are trained like the others (and counted by the ledger) but their actions
     are ignored: their scores keep their values.
 
@@ -59,8 +59,8 @@ class CoverSelectEnv(BatchEpisodeEnv):
     a sample is selected when ``d > 0.5``. Out-of-range values are clipped; a wrong shape, NaN or
     inf raises ``ValueError``.
 
-    **Reward.** A reward object (:mod:`envs.cover_rewards`) or its name. The default ``"cover"`` is the
-    paper's reconstruction (:class:`envs.cover_rewards.CoverRatioReward`): per sample
+    **Reward.** A reward object (:mod:`envs.cover_select.rewards`) or its name. The default ``"cover"`` is the
+    paper's reconstruction (:class:`envs.cover_select.rewards.CoverRatioReward`): per sample
     ``r_i = s * r_ratio + r_sel,i``, where ``r_ratio`` aligns the global selected fraction
     ``rho = mean(d > 0.5)`` (after this step's scores) with ``keep_ratio`` (0 at the target, down
     to -1), ``s`` is ``ratio_scale`` (1) and ``r_sel,i = -c_i d_i`` penalises keeping samples with a
@@ -71,16 +71,16 @@ class CoverSelectEnv(BatchEpisodeEnv):
 
     **ε-cover degrees.** Each training forward pass writes the samples' features into an ``(N, D)``
     buffer on the device (no extra pass over the data). At the end of every epoch but the last, the
-    degrees of all samples are recomputed per class from that buffer (:func:`envs.cover.cover_degrees`,
+    degrees of all samples are recomputed per class from that buffer (:func:`envs.methods.cover.cover_degrees`,
     chunked within ``chunk_bytes``) with ``eps_k`` from the ``epsilon`` rule; the next epoch's
     rewards use them. During the first epoch every degree is 0 (no features yet), so the reward is
     the ratio term alone. ``degree_norm="rank"`` replaces each degree by its rank within its class
-    (:func:`envs.cover.rank_within_class`, in [0, 1]): then every class carries the same range of
+    (:func:`envs.methods.cover.rank_within_class`, in [0, 1]): then every class carries the same range of
     penalties, so a compact class (high raw degrees everywhere) is not pruned harder than a spread one.
 
     **Coreset** (:meth:`coreset`). ``class_budget=False`` (the paper): ``d > 0.5`` moved to within ±1%
     of the target size. ``class_budget=True``: the ``round(keep_ratio * N)`` highest scores, split
-    over classes in proportion to their sizes (:func:`envs.coreset.class_quotas`), so the coreset keeps
+    over classes in proportion to their sizes (:func:`envs.methods.coreset.class_quotas`), so the coreset keeps
     the class balance of the training set whatever the agent did.
 
     **Target-model training** (``train_on``, docs/methods.md B.10 item 2). ``"all"`` (the paper's
@@ -94,7 +94,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
     last step ``final_test`` (the selection model's test metrics), ``scores`` and, after a
     divergence, ``error``). RL-Selector's extras, after a step: ``ratio`` (rho) and
     ``ratio_reward``; on the last step ``coreset`` and ``coreset_meta`` (:meth:`coreset` and
-    :meth:`coreset_meta` of the finished run, ready for :func:`envs.coreset.save_coreset`).
+    :meth:`coreset_meta` of the finished run, ready for :func:`envs.methods.coreset.save_coreset`).
 
     **Divergence.** A non-finite training loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` and an all-zero observation (the observation after the last step is all zeros too).
@@ -110,19 +110,19 @@ class CoverSelectEnv(BatchEpisodeEnv):
     **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
     step (:mod:`envs.episode`); the continued episode is identical on CPU.
 
-    :param dataset: dataset registry name (see :mod:`envs.data`) or your own data (:mod:`envs.own_data`)
+    :param dataset: dataset registry name (see :mod:`envs.core.data`) or your own data (:mod:`envs.core.own_data`)
     :param model: model registry name of the target model (``mlp``, ``cnn``, ``resnet18``) or your own
-        ``nn.Module`` (:mod:`envs.own_model`; every run starts from a copy of its weights)
-    :param trainer: inner training options, :class:`~envs.trainer.TrainerConfig` or a dict of its
+        ``nn.Module`` (:mod:`envs.core.own_model`; every run starts from a copy of its weights)
+    :param trainer: inner training options, :class:`~envs.core.trainer.TrainerConfig` or a dict of its
         fields (``epochs``: of the selection run, the paper's 200)
-    :param data: data options, :class:`~envs.data.DataConfig` or a dict of its fields
+    :param data: data options, :class:`~envs.core.data.DataConfig` or a dict of its fields
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     :param keep_ratio: coreset fraction ``sr``, in (0, 1)
     :param epsilon: ``"mean"`` (default: the class's mean pairwise feature distance at the current
         epoch, hyper-parameter free), ``"median"``, ``"quantile:<q>"`` or a fixed float > 0
     :param train_on: ``"all"`` or ``"selected"`` (see above)
     :param reward: ``"cover"`` (the paper's), ``"cover_difficulty"`` or a reward object with the
-        :class:`envs.cover_rewards.CoverReward` interface (its ``keep_ratio`` must equal ``keep_ratio``)
+        :class:`envs.cover_select.rewards.CoverReward` interface (its ``keep_ratio`` must equal ``keep_ratio``)
     :param reward_norm: apply the running batch-mean normaliser to the rewards (off: they are bounded;
         only when ``reward`` is a name)
     :param ratio_scale: weight of the ratio term, > 0 (only when ``reward`` is a name)
@@ -187,8 +187,8 @@ class CoverSelectEnv(BatchEpisodeEnv):
 
     def coreset(self) -> np.ndarray:
         """Sorted indices of the coreset from the current scores: ``d > 0.5``, moved to within ±1% of
-        ``keep_ratio * N`` by :func:`envs.coreset.select_by_score`; with ``class_budget``, the highest
-        scores of each class up to its quota (:func:`envs.coreset.keep_top_per_class`). Ties are broken
+        ``keep_ratio * N`` by :func:`envs.methods.coreset.select_by_score`; with ``class_budget``, the highest
+        scores of each class up to its quota (:func:`envs.methods.coreset.keep_top_per_class`). Ties are broken
         with the episode's seed."""
         if self.trainer is None:
             raise RuntimeError("coreset() called before reset()")
@@ -201,7 +201,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
             return kept.cpu().numpy().astype(np.int64)
 
     def coreset_meta(self) -> dict[str, Any]:
-        """What :func:`envs.coreset.save_coreset` should store with :meth:`coreset` to rebuild and judge it."""
+        """What :func:`envs.methods.coreset.save_coreset` should store with :meth:`coreset` to rebuild and judge it."""
         if self.trainer is None:
             raise RuntimeError("coreset_meta() called before reset()")
         d = self.data_config

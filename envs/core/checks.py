@@ -48,7 +48,7 @@ def coerce_options(cls: type[T], value: T | Mapping[str, Any] | None, name: str)
 
 class Options:
     """Base of the option dataclasses an env takes as one object or as a dict of its fields
-    (:class:`~envs.trainer.TrainerConfig`, :class:`~envs.data.DataConfig`)."""
+    (:class:`~envs.core.trainer.TrainerConfig`, :class:`~envs.core.data.DataConfig`)."""
 
     #: the keyword the options arrive under, named in errors
     keyword: ClassVar[str] = "options"

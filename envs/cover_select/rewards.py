@@ -1,6 +1,6 @@
 """RL-Selector's rewards (``CoverSelect-v0``, docs/methods.md B.3) as swappable objects.
 
-Why objects, as for Data Agent (:mod:`envs.rewards`): the paper leaves the reward's formula open
+Why objects, as for Data Agent (:mod:`envs.data_agent.rewards`): the paper leaves the reward's formula open
 (docs/methods.md B.3, B.4), so the reward is the part most worth ablating. A reward object gets one
 batch's new scores ``d``, the samples' ε-cover degrees ``c``, the global selected fraction ``rho``
 and the batch's per-sample training losses, and returns per-sample rewards on the device (no host
@@ -11,7 +11,7 @@ sync) plus the shared ratio term, for logging.
                       sample pays, keeping a redundant one costs)
 
 ``s`` (``ratio_scale``) scales the ratio term; 1 is the reconstruction. ``L~`` is Data Agent's
-batch difficulty (:func:`envs.rewards.difficulty`: losses clipped at the batch's 95% quantile, so
+batch difficulty (:func:`envs.data_agent.rewards.difficulty`: losses clipped at the batch's 95% quantile, so
 the hardest few, often mislabelled, pull no harder than the 95th percentile, then min-max scaled
 to [0, 1]).
 """
@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from envs.rewards import NormalizedReward, difficulty
+from envs.methods.reward_terms import NormalizedReward, difficulty
 
 
 class CoverRewardOutput(NamedTuple):
@@ -52,15 +52,15 @@ class CoverRatioReward(NormalizedReward):
       ``r_ratio`` lies in [-1, 0] and is exactly 0 at the target (-1 at the start, when all d are 1).
       ``s`` (``ratio_scale``, 1 in the reconstruction) weighs it against the selection term.
     * Selection, per sample: ``r_sel,i = -c_i * d_i`` with ``c_i`` the sample's ε-cover degree
-      (:mod:`envs.cover`) and ``d_i`` its new score in [0, 1]: keeping a redundant sample costs.
+      (:mod:`envs.methods.cover`) and ``d_i`` its new score in [0, 1]: keeping a redundant sample costs.
 
     The plain sum, the per-sample form and the absence of weights follow the paper's "no additional
     hyper-parameters"; the reward lies in [-2, 0] at ``s = 1``. Normalisation is off by default because
     the terms are already bounded; ``normalize=True`` applies Data Agent's
-    :class:`~envs.rewards.RunningBatchNormalizer` (the authors' sibling A2C code normalises this way).
+    :class:`~envs.data_agent.rewards.RunningBatchNormalizer` (the authors' sibling A2C code normalises this way).
 
     :param keep_ratio: the coreset's target fraction ``sr``, in (0, 1)
-    :param normalize: apply a :class:`~envs.rewards.RunningBatchNormalizer` to the summed rewards
+    :param normalize: apply a :class:`~envs.data_agent.rewards.RunningBatchNormalizer` to the summed rewards
     :param ratio_scale: weight ``s`` of the ratio term, > 0
     """
 
@@ -102,7 +102,7 @@ class CoverDifficultyReward(CoverRatioReward):
     ``[-s - 1, w]``.
 
     :param keep_ratio: the coreset's target fraction ``sr``, in (0, 1)
-    :param normalize: apply a :class:`~envs.rewards.RunningBatchNormalizer` to the summed rewards
+    :param normalize: apply a :class:`~envs.data_agent.rewards.RunningBatchNormalizer` to the summed rewards
     :param ratio_scale: weight ``s`` of the ratio term, > 0
     :param difficulty_weight: weight ``w`` of the difficulty, >= 0 (0 gives :class:`CoverRatioReward`)
     """

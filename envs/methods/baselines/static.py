@@ -1,7 +1,7 @@
 """Static (coreset) baselines: choose one fixed subset before the real training run (docs/methods.md C.1).
 
 Why one module: RL-Selector is compared with these methods at equal cost accounting. All of them but
-``random`` and ``random_uniform`` read one *proxy run* (:func:`run_proxy`): a model trained with :class:`envs.trainer.Trainer` on
+``random`` and ``random_uniform`` read one *proxy run* (:func:`run_proxy`): a model trained with :class:`envs.core.trainer.Trainer` on
 all data for ``score_epochs`` epochs, which records every score on the way, so one run serves every
 method and its ledger is the selection cost each method reports (:attr:`Coreset.ledger`).
 
@@ -16,7 +16,7 @@ Methods (the registry :data:`STATIC_BASELINES`; "keep" = the samples the coreset
                 proxy run(s) (once per epoch per sample: the expectation over early training and
                 initialisations, at no extra pass); keep the highest.
 ``forgetting``  correct -> incorrect flips during the proxy run (Toneva et al. 2019), counted by the
-                trainer's :class:`~envs.store.SampleStore`; never-learned samples score ``inf``
+                trainer's :class:`~envs.core.store.SampleStore`; never-learned samples score ``inf``
                 (:func:`forgetting_scores`); keep the most forgotten.
 ``herding``     per class, greedily add the sample that brings the mean of the picks closest to the class
                 mean (:func:`herding_order`).
@@ -25,8 +25,8 @@ Methods (the registry :data:`STATIC_BASELINES`; "keep" = the samples the coreset
 ``moderate``    Moderate-DS: keep the samples whose distance to their class centre is nearest the class's
                 median distance (:func:`moderate_scores`).
 ``cover``       RL-Selector without RL (its paper's ablation): keep the smallest ε-cover degrees
-                (:func:`envs.cover.cover_degrees`, ``eps_k`` = the class's mean pairwise distance).
-``cover_greedy`` per class, greedy ε-cover (:func:`envs.cover.greedy_cover_order`, ``eps_k`` = the
+                (:func:`envs.methods.cover.cover_degrees`, ``eps_k`` = the class's mean pairwise distance).
+``cover_greedy`` per class, greedy ε-cover (:func:`envs.methods.cover.greedy_cover_order`, ``eps_k`` = the
                 class's 1% quantile of pairwise distances): each pick covers the most uncovered samples.
 ``ccs``         coverage-centric selection (Zheng et al. 2023) on EL2N: per class, drop the hardest 10%,
                 then spread the budget evenly over 50 difficulty strata (:func:`stratified_per_class`).
@@ -34,9 +34,9 @@ Methods (the registry :data:`STATIC_BASELINES`; "keep" = the samples the coreset
 Feature-space methods use the proxy's eval-mode penultimate features (:meth:`Trainer.embed`) of the
 first proxy run (features of different networks live in different spaces and cannot be averaged).
 
-Budget: ``envs.coreset.coreset_target_size(N, ratio)`` samples in all (``round(ratio * N)``, Python's
+Budget: ``envs.methods.coreset.coreset_target_size(N, ratio)`` samples in all (``round(ratio * N)``, Python's
 rounding, the size every fixed-size coreset in this project uses), split over classes in proportion to
-their sizes by largest remainder (``envs.coreset.proportional_quotas``), so the total is exact and each
+their sizes by largest remainder (``envs.methods.coreset.proportional_quotas``), so the total is exact and each
 class gets ``floor`` or ``ceil`` of ``ratio * N_k`` (``random_uniform`` alone ignores the classes). Score ties are broken by a random permutation seeded
 with the selection ``seed``. Herding and k-center are deterministic given the features; ``cover_greedy``'s ε
 (a distance quantile) is estimated on a random subsample for classes above 2,048 samples, drawn from torch's
@@ -52,15 +52,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from envs import signals
-from envs.coreset import class_quotas, random_coreset
-from envs.cover import class_members, cover_degrees, greedy_cover_order
-from envs.data import DeviceDataset
-from envs.diagnosis import centre_distances
-from envs.ledger import CostLedger
-from envs.ranking import keep_top_per_class, seeded_generator
-from envs.store import SampleStore
-from envs.trainer import DivergenceError, Trainer, TrainerConfig
+from envs.core import signals
+from envs.core.data import DeviceDataset
+from envs.core.ledger import CostLedger
+from envs.core.store import SampleStore
+from envs.core.trainer import DivergenceError, Trainer, TrainerConfig
+from envs.methods.coreset import class_quotas, random_coreset
+from envs.methods.cover import class_members, cover_degrees, greedy_cover_order
+from envs.methods.diagnosis import centre_distances
+from envs.methods.ranking import keep_top_per_class, seeded_generator
 
 
 # --- per-sample scores (pure tensor functions) ----------------------------------------------------
@@ -279,7 +279,7 @@ def random_selection(labels: torch.Tensor, quotas: list[int], seed: int, stratif
     """The random control, sorted indices: ``stratified`` draws each class's quota uniformly within the
     class (the ``random`` method: every score tied, so the seeded tie-break of :func:`keep_top_per_class`
     alone decides); otherwise ``sum(quotas)`` samples uniformly over the whole set (``random_uniform``:
-    class shares left to chance, :func:`envs.coreset.random_coreset`).
+    class shares left to chance, :func:`envs.methods.coreset.random_coreset`).
 
     :param labels: ``(N,)`` training labels
     :param quotas: samples per class (their sum is the coreset size)
@@ -384,7 +384,7 @@ class Coreset:
     proxy: dict[str, Any] = field(default_factory=dict)
 
     def meta(self, **extra: Any) -> dict[str, Any]:
-        """Metadata for :func:`envs.coreset.save_coreset`; pass the data options that rebuild the training
+        """Metadata for :func:`envs.methods.coreset.save_coreset`; pass the data options that rebuild the training
         set (``dataset``, ``train_size``, ``data_seed``, ``noise``, ...) as ``extra``."""
         return {**self.proxy, "method": self.method, "num_train": self.num_train, "ratio": self.ratio,
                 "seed": self.seed, "ledger": self.ledger, **extra}

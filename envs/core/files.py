@@ -7,10 +7,11 @@ POSIX makes atomic), so each guarantee is implemented and tested once.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
@@ -40,3 +41,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: Path | None, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file + rename); nothing when ``path`` is None."""
+    if path is None:
+        return
+    text = json.dumps(data, indent=2, default=str).encode()
+    atomic_write(path, lambda f: f.write(text))

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from envs.data import DeviceDataset
-from envs.models import build_model
+from envs.core.data import DeviceDataset
+from envs.core.models import build_model
 
 
 class FeatureModel(nn.Module):

@@ -1,6 +1,6 @@
 """Bring your own data: arrays, tensors, torch Datasets and Hugging Face datasets as train/test splits.
 
-Why a module of its own: the registry datasets (:mod:`envs.data`) are decoded from files; a user's
+Why a module of its own: the registry datasets (:mod:`envs.core.data`) are decoded from files; a user's
 data arrives as objects. This module turns those objects into plain host arrays once, so everything
 after that (subsets, label noise, the move to the device, batching, both envs, the trainer) is the
 same code path as for the registry datasets.

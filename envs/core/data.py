@@ -15,7 +15,7 @@ Every dataset is reached through :func:`load_dataset` by a registry name:
                   holding ``train.zip`` and ``test.zip`` of such trees; decoded once and cached.
 
 Instead of a name, :func:`load_dataset` also takes your own data (``(X, y)``, a torch ``Dataset``,
-a Hugging Face dataset, or ``{"train": ..., "test": ...}``; see :mod:`envs.own_data`).
+a Hugging Face dataset, or ``{"train": ..., "test": ...}``; see :mod:`envs.core.own_data`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from envs.checks import Options, is_count, is_real
-from envs.files import atomic_write
-from envs.own_data import describe, is_own_source, own_splits
+from envs.core.checks import Options, is_count, is_real
+from envs.core.files import atomic_write
+from envs.core.own_data import describe, is_own_source, own_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
 NOISE_TYPES = ("symmetric", "asymmetric")
@@ -351,7 +351,7 @@ _LOADERS: dict[str, Callable[[str | None, bool], RawSplits]] = {
 
 
 def _own_raw(source: Any) -> RawSplits:
-    """A user's data (:mod:`envs.own_data`) as :class:`RawSplits`: uint8 images get per-channel
+    """A user's data (:mod:`envs.core.own_data`) as :class:`RawSplits`: uint8 images get per-channel
     statistics of the training split; no augmentation (a user's data has no known invariances)."""
     s = own_splits(source)
     if s.train_x.dtype == np.uint8:
@@ -425,7 +425,7 @@ def load_dataset(
 ) -> DeviceDataset:
     """Load a registered dataset, or your own data, onto ``device``.
 
-    :param name: a registry name (see module docstring) or your own data (:mod:`envs.own_data`)
+    :param name: a registry name (see module docstring) or your own data (:mod:`envs.core.own_data`)
     :param device: where the tensors live
     :param train_size: keep a class-stratified, seeded subset of this many training samples
     :param noise: ``None``, ``"symmetric"`` or ``"asymmetric"`` label noise on the training labels

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from envs import signals
+from envs.core import signals
 
 SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct", "times_selected", "score",
                 "progress", "pruning")

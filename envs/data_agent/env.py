@@ -3,8 +3,8 @@
 Why this shape: in Data Agent the agent scores every sample of every mini-batch the target model
 trains on, and the scores decide which samples the next epochs train on. One environment step is
 therefore one mini-batch, one episode one whole training run, and the environment only glues the
-shared :class:`~envs.trainer.Trainer`, a reward object (:mod:`envs.rewards`) and the epoch
-selector (:mod:`envs.selection`) together: one forward pass per batch feeds the state, the
+shared :class:`~envs.core.trainer.Trainer`, a reward object (:mod:`envs.data_agent.rewards`) and the epoch
+selector (:mod:`envs.methods.selection`) together: one forward pass per batch feeds the state, the
 reward and the gradient.
 """
 
@@ -18,13 +18,13 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from envs.data import DataConfig, DeviceDataset
+from envs.core.data import DataConfig, DeviceDataset
+from envs.core.own_model import model_feature_dim
+from envs.core.store import SIGNAL_NAMES
+from envs.core.trainer import BatchForward, Trainer, TrainerConfig
+from envs.data_agent.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
-from envs.own_model import model_feature_dim
-from envs.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
-from envs.selection import AnnealedTopKSelector, EpochPlan
-from envs.store import SIGNAL_NAMES
-from envs.trainer import BatchForward, Trainer, TrainerConfig
+from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
 STATES = ("features", "signals", "both")
 
@@ -38,7 +38,7 @@ class DataAgentEnv(BatchEpisodeEnv):
     (default ``1 / keep_ratio``, as the Data Agent code does); the remaining epochs train on all
     ``N`` samples with weight 1. ``selection="soft"`` draws the kept set with probabilities from the
     scores instead, and ``refresh`` re-admits a random share of the budget from the left-out samples
-    (:class:`envs.selection.AnnealedTopKSelector`). The episode ends with ``truncated=True`` (never ``terminated``)
+    (:class:`envs.methods.selection.AnnealedTopKSelector`). The episode ends with ``truncated=True`` (never ``terminated``)
     after the last batch of the last epoch.
 
     **Step.** The observation describes batch ``t`` (already forwarded in train mode, graph kept).
@@ -65,11 +65,11 @@ class DataAgentEnv(BatchEpisodeEnv):
 
     **Reward.** The batch mean of the reward object's per-sample rewards (a Python float). The
     default is Data Agent's composite reward with its running normaliser
-    (:class:`envs.rewards.CompositeReward`); ``reward="loss"`` / ``"entropy"`` or any object with
-    the :class:`envs.rewards.BatchReward` interface plugs in an ablation. ``reward_baseline``
+    (:class:`envs.data_agent.rewards.CompositeReward`); ``reward="loss"`` / ``"entropy"`` or any object with
+    the :class:`envs.data_agent.rewards.BatchReward` interface plugs in an ablation. ``reward_baseline``
     subtracts a batch baseline from the reward's signal: ``none`` is the paper's reward, whose
     optimum is a score of 1 for every sample; ``batch_mean`` and ``keep_quantile`` make the optimum
-    a ranking (:mod:`envs.rewards`).
+    a ranking (:mod:`envs.data_agent.rewards`).
 
     **Info.** The shared contract of :mod:`envs.episode` (``batch_indices``, ``padded``, ``ledger``,
     ``backprop_fraction``; after a step ``epoch``, ``sample_rewards``, ``train_loss``, ``lr``; on the
@@ -94,12 +94,12 @@ class DataAgentEnv(BatchEpisodeEnv):
     **Checkpoints.** ``state_dict()`` / ``load_state_dict()`` save and continue an episode at any
     step (:mod:`envs.episode`); the continued episode is identical on CPU.
 
-    :param dataset: dataset registry name (see :mod:`envs.data`) or your own data (:mod:`envs.own_data`)
+    :param dataset: dataset registry name (see :mod:`envs.core.data`) or your own data (:mod:`envs.core.own_data`)
     :param model: model registry name (``mlp``, ``cnn``, ``resnet18``) or your own ``nn.Module``
-        (:mod:`envs.own_model`; every run starts from a copy of its weights)
-    :param trainer: inner training options, :class:`~envs.trainer.TrainerConfig` or a dict of its
+        (:mod:`envs.core.own_model`; every run starts from a copy of its weights)
+    :param trainer: inner training options, :class:`~envs.core.trainer.TrainerConfig` or a dict of its
         fields (``batch_size`` >= 2 here: the reward's batch variances need two samples)
-    :param data: data options, :class:`~envs.data.DataConfig` or a dict of its fields
+    :param data: data options, :class:`~envs.core.data.DataConfig` or a dict of its fields
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     :param keep_ratio: fraction of samples kept per pruned epoch, in (0, 1]; must keep at least ``batch_size``
     :param anneal: fraction of epochs with selection, in [0, 1] (InfoBatch's delta)
