@@ -1,7 +1,7 @@
-"""The README's "Extending" section runs as written: a new dynamic baseline, two rewards and an algorithm
+"""docs/extending.md runs as written: a new dynamic baseline, two rewards and an algorithm
 preset, each one class or function plus one registry line, reach the env, the selector factory and the CLI.
 
-The README's code adds to the real registries; a fixture restores them after the test, so no other test sees
+The page's code adds to the real registries; a fixture restores them after the test, so no other test sees
 the additions."""
 
 from __future__ import annotations
@@ -24,15 +24,12 @@ from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSetup
 from envs.methods.baselines.static import STATIC_BASELINES
 from experiments.train import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 REGISTRIES = (DYNAMIC_BASELINES, STATIC_BASELINES, DATA_AGENT_REWARDS, COVER_REWARDS, ALGOS)
 
 
 def blocks(language: str) -> list[str]:
-    text = README.read_text()
-    start = text.index("## Extending\n")
-    section = text[start:text.index("\n## ", start + 1)]
-    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", PAGE.read_text(), flags=re.S)
 
 
 @pytest.fixture
@@ -56,7 +53,7 @@ def readme(registries, tmp_path, monkeypatch):
     code = blocks("python")
     assert len(code) == 3  # a dynamic baseline, the rewards, the algorithm preset
     namespace: dict = {"__name__": "readme"}
-    exec(compile("\n".join(code), "README.md", "exec"), namespace)
+    exec(compile("\n".join(code), str(PAGE), "exec"), namespace)
     return namespace
 
 

@@ -1,4 +1,4 @@
-"""Every row of the README's "Bad input" table is produced by the code: each input runs here and its
+"""Every row of the "Bad input" table (docs/bad-input.md) is produced by the code: each input runs here and its
 error must read as the table says ("..." stands for any text). A row without a case here fails the test,
 so the table cannot drift from the code."""
 
@@ -26,15 +26,15 @@ from envs.core.data import FASHION_MNIST_DIRS
 from envs.core.trainer import Trainer
 from experiments import benchmark, full_data
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "3",
         "--reference", "none", "--no-progress"]
 SMALL = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=32, epochs=1), device="cpu")
 
 
 def table_rows() -> list[tuple[str, str]]:
-    """``(input, what you get)`` cells of the README's "Bad input" table."""
-    text = README.read_text().split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    """``(input, what you get)`` cells of the "Bad input" table."""
+    text = PAGE.read_text()
     rows = [line.strip().strip("|").split(" | ") for line in text.splitlines() if line.startswith("| ")]
     return [(cells[0].strip(), cells[1].strip()) for cells in rows[1:]]  # without the header row
 
@@ -118,7 +118,7 @@ def _diverging_run() -> str:
 
 
 def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
-    """README input cell -> the code that produces its error message (None: not on this machine)."""
+    """Table input cell -> the code that produces its error message (None: not on this machine)."""
     fresh = DataAgentEnv(**SMALL)
     cli = partial(_cli, capsys)
     (tmp / "empty").mkdir()
@@ -212,11 +212,11 @@ def test_every_bad_input_row_is_what_the_code_says(tmp_path, monkeypatch, capsys
     runs = cases(tmp_path, capsys)
     rows = table_rows()
     assert len(rows) >= 30
-    assert sorted(cell for cell, _ in rows) == sorted(runs), "README rows and test cases differ"
+    assert sorted(cell for cell, _ in rows) == sorted(runs), "docs/bad-input.md rows and test cases differ"
     for cell, expected in rows:
         run = runs[cell]
         if run is None:  # needs a machine without this dataset / without CUDA
             continue
         got = run()
         assert "\n" not in got.strip(), (cell, got)
-        assert _pattern(expected).match(got), f"{cell}: README says {expected}, the code says {got}"
+        assert _pattern(expected).match(got), f"{cell}: docs/bad-input.md says {expected}, the code says {got}"

@@ -158,11 +158,11 @@ def test_every_console_script_resolves_and_its_help_shows_defaults_in_plain_text
 
 
 def test_the_readme_run_library_example_runs_as_written(tmp_path, monkeypatch, capsys):
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Run library"):]
+    text = (ROOT / "docs" / "running.md").read_text()
+    section = text[text.index("## Run library"):]
     block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     monkeypatch.chdir(tmp_path)  # the example writes runs/library
-    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    exec(compile(block, "docs/running.md", "exec"), {"__name__": "readme"})
     assert (tmp_path / "runs" / "library" / "metrics.json").is_file()
     top1, reference = map(float, capsys.readouterr().out.split())
     assert 0 <= top1 <= 100 and 0 <= reference <= 100
