@@ -16,7 +16,8 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.wrappers import FlattenObservation
 
-RLLIB_ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
+from envs import ENV_IDS  # importing envs registers the Gymnasium ids in this process (e.g. an env runner)
+
 
 
 def make_rllib_env(env_id: str, env_config: dict[str, Any]) -> gym.Env:
@@ -25,10 +26,8 @@ def make_rllib_env(env_id: str, env_config: dict[str, Any]) -> gym.Env:
     :param env_id: ``DataAgent-v0`` or ``CoverSelect-v0``
     :param env_config: the env's constructor keywords (RLlib's ``EnvContext`` is such a dict)
     """
-    if env_id not in RLLIB_ENV_IDS:
-        raise ValueError(f"env_id={env_id!r} is invalid; valid choices: {', '.join(RLLIB_ENV_IDS)}")
-    import envs  # noqa: F401  (registers the Gymnasium ids in this process, e.g. an env runner)
-
+    if env_id not in ENV_IDS:
+        raise ValueError(f"env_id={env_id!r} is invalid; valid choices: {', '.join(ENV_IDS)}")
     return FlattenObservation(gym.make(env_id, **dict(env_config)))
 
 
@@ -36,6 +35,6 @@ def register_rllib_envs() -> tuple[str, ...]:
     """Register ``DataAgent-v0`` and ``CoverSelect-v0`` with ``ray.tune.register_env``; returns their ids."""
     from ray.tune.registry import register_env
 
-    for env_id in RLLIB_ENV_IDS:
+    for env_id in ENV_IDS:
         register_env(env_id, functools.partial(make_rllib_env, env_id))
-    return RLLIB_ENV_IDS
+    return ENV_IDS

@@ -35,10 +35,9 @@ from torch.utils.data import Sampler
 from agents.policies import BatchOfSamplesPolicy
 from envs.core.batches import fixed_size_batches, shuffled_split
 from envs.core.store import SIGNAL_NAMES, SampleStore
+from envs.data_agent.env import STATES
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSelector, dynamic_selector
 from envs.methods.selection import AnnealedTopKSelector, EpochPlan
-
-STATES = ("features", "signals", "both")
 
 
 def load_policy(path: str | Path, batch_size: int, device: torch.device | str = "cpu") -> ActorCriticPolicy:

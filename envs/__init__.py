@@ -13,11 +13,14 @@ from envs.cover_select.env import CoverSelectEnv
 from envs.data_agent.env import DataAgentEnv
 
 __all__ = [
-    "DATASET_NAMES", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DataConfig", "DeviceDataset", "DivergenceError", "FeatureModel", "SampleStore",
+    "DATASET_NAMES", "ENV_IDS", "MODEL_NAMES", "CostLedger", "CoverSelectEnv", "DataAgentEnv", "DataConfig", "DeviceDataset", "DivergenceError", "FeatureModel", "SampleStore",
     "Trainer", "TrainerConfig", "build_model", "load_dataset", "resolve_device", "seed_everything",
 ]
 
 make_forked_children_safe()  # forked vector-env workers would hang in torch otherwise (envs/core/workers.py)
 
-gymnasium.register(id="DataAgent-v0", entry_point="envs.data_agent.env:DataAgentEnv")
-gymnasium.register(id="CoverSelect-v0", entry_point="envs.cover_select.env:CoverSelectEnv")
+#: the environments by Gymnasium id, each with its entry point: the one list every CLI, registry and adapter reads
+ENTRY_POINTS = {"DataAgent-v0": "envs.data_agent.env:DataAgentEnv", "CoverSelect-v0": "envs.cover_select.env:CoverSelectEnv"}
+ENV_IDS = tuple(ENTRY_POINTS)
+for _id, _entry_point in ENTRY_POINTS.items():
+    gymnasium.register(id=_id, entry_point=_entry_point)

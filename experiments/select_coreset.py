@@ -3,17 +3,14 @@
     python -m experiments.select_coreset --method cover --dataset digits --model mlp --epochs 5 --keep-ratio 0.5
     python -m experiments.select_coreset --method random --dataset digits --keep-ratio 0.5
 
-Methods:
-
-``cover``   RL-Selector's "w/o RL" ablation: train ``--model`` on all data for ``--epochs`` epochs,
-            embed every training sample, and keep in every class the samples with the smallest
-            ε-cover degree (proportional to class size), ``--keep-ratio`` of the training set
-            (:func:`envs.methods.coreset.select_by_cover_degree`).
-``random``  a uniform random subset of the same size (no training).
+``--method`` is any registered static method (the benchmark's static suite runs the same ones): ``cover`` is
+RL-Selector's "w/o RL" ablation (keep the smallest ε-cover degrees in every class), ``el2n``, ``forgetting``,
+``herding``, ``kcenter``, ``ccs``... read one proxy run of ``--model`` trained on all data for ``--epochs`` epochs
+(its cost is the coreset's ledger); ``random`` (class-balanced) and ``random_uniform`` train nothing.
 
 The dataset (``--train-size`` subset, label noise) is drawn with ``--data-seed``, recorded in the
 JSON so that ``python -m experiments.evaluate_coreset --coreset <out>`` rebuilds the same training set.
-The RL-driven selection (``CoverSelect-v0`` with an agent) has its own CLI beside the agents.
+The RL-driven selection (``CoverSelect-v0`` with an agent) is ``python -m experiments.train --env CoverSelect-v0``.
 """
 
 from __future__ import annotations
@@ -34,20 +31,15 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     g = parser.add_argument_group("selection")
     g.add_argument("--method", choices=METHODS, default="cover", help="how the coreset is chosen")
     g.add_argument("--keep-ratio", type=float, default=0.5, help="the coreset's fraction of the training set, in (0, 1)")
-    g.add_argument("--epsilon", default="mean", help="mean | median | quantile:<q> | a float > 0 (cover only)")
     g.add_argument("--data-seed", type=int, default=0, help="seeds the --train-size subset and label noise")
     add_output_arguments(parser, None, "coreset.npy + coreset.json (default: "
                                        "coresets/<dataset>-<method>-r<keep-ratio>-s<seed>)")
     args = parser.parse_args(argv)
     try:
-        epsilon: str | float = float(args.epsilon)
-    except ValueError:
-        epsilon = args.epsilon
-    try:
-        indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, epsilon=epsilon,
-                                       seed=args.seed, data_seed=args.data_seed, device=args.device,
-                                       train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate,
-                                       root=args.data_root, progress=not args.no_progress, **trainer_config(args).as_dict())
+        indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, seed=args.seed,
+                                     data_seed=args.data_seed, device=args.device, train_size=args.train_size,
+                                     noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                                     **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     name = args.dataset.replace(":", "_").replace("/", "_")
@@ -55,8 +47,9 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     npy, js = save_coreset(out / "coreset", indices, meta)
     print(f"{args.method} coreset of {args.dataset}: {len(indices)} of {meta['num_train']} samples "
           f"({len(indices) / meta['num_train']:.2%}, target {args.keep_ratio:.0%}) in {meta['wall_seconds']:.1f}s")
-    if "selector_test" in meta:
-        print(f"selector model {args.model} after {args.epochs} epochs: test top-1 {meta['selector_test']['top1']:.2f}%")
+    if "model" in meta:
+        print(f"proxy run: {args.model}, {meta['score_epochs']} epochs, "
+              f"{meta['ledger']['samples_backpropagated']:,} samples back-propagated")
     print(f"saved {npy} and {js}")
     return indices, meta
 

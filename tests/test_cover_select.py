@@ -13,8 +13,9 @@ import torch
 import envs
 from envs.cover_select.env import CoverSelectEnv
 from envs.cover_select.rewards import CoverDifficultyReward, CoverRatioReward, make_cover_reward
-from envs.methods.coreset import (coreset_size_bounds, coreset_subset, cover_degree_coreset, load_coreset,
+from envs.methods.coreset import (coreset_size_bounds, coreset_subset, load_coreset,
                                   proportional_quotas, random_coreset, save_coreset, select_by_score)
+from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, select_coreset
 from envs.methods.cover import class_members, cover_degrees
 from envs.methods.reward_terms import RunningBatchNormalizer, difficulty
 
@@ -393,10 +394,12 @@ def test_coreset_subset_of_a_device_dataset(tmp_path):
         coreset_subset(data, np.array([100]))
 
 
-def test_cover_degree_coreset_keeps_the_least_covered_per_class():
+def test_the_cover_method_keeps_the_least_covered_per_class():
     labels = torch.arange(3).repeat_interleave(torch.tensor([40, 30, 30]))
     feats = torch.randn(100, 6, generator=torch.Generator().manual_seed(0))
-    core, degrees = cover_degree_coreset(feats, labels, 3, ratio=0.5, seed=0)
+    proxy = ProxyScores(labels, torch.rand(100), torch.rand(100), torch.rand(100), feats, {}, {})
+    core = select_coreset("cover", proxy, 0.5, seed=0).indices
+    degrees, _ = cover_degrees(feats, class_members(labels, 3))
     assert len(core) == 50
     assert np.bincount(labels[core].numpy(), minlength=3).tolist() == [20, 15, 15]  # proportional to class size
     for k in range(3):
@@ -420,7 +423,7 @@ def test_select_and_evaluate_clis_end_to_end(tmp_path, capsys):
     from experiments.select_coreset import main as select_main
 
     common = ["--dataset", "digits", "--train-size", "200", "--device", "cpu", "--no-progress"]
-    idx, meta = select_main([*common, "--method", "cover", "--epochs", "1", "--keep-ratio", "0.4", "--epsilon", "median",
+    idx, meta = select_main([*common, "--method", "cover", "--epochs", "1", "--keep-ratio", "0.4",
                              "--out", str(tmp_path / "cover")])
     assert meta["method"] == "cover" and abs(len(idx) - 80) <= 2 and meta["ledger"]["samples_backpropagated"] == 200
     rand, _ = select_main([*common, "--method", "random", "--keep-ratio", "0.4", "--out", str(tmp_path / "rand")])
@@ -434,6 +437,21 @@ def test_select_and_evaluate_clis_end_to_end(tmp_path, capsys):
                          "--device", "cpu", "--no-progress"])
     assert rnd["selection"] == "random" and rnd["size"] == len(idx)
     assert "test top-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", STATIC_BASELINES)
+def test_select_coreset_offers_every_registered_static_method(method, tmp_path):
+    from experiments.run.coresets import METHODS
+    from experiments.select_coreset import main as select_main
+
+    assert method in METHODS
+    idx, meta = select_main(["--dataset", "synthetic", "--train-size", "120", "--model", "mlp", "--epochs", "1",
+                             "--batch-size", "32", "--keep-ratio", "0.25", "--device", "cpu", "--no-progress",
+                             "--method", method, "--out", str(tmp_path)])
+    assert len(idx) == 30 and len(np.unique(idx)) == 30 and meta["method"] == method
+    trained = STATIC_BASELINES[method].needs != "labels"
+    assert meta["ledger"].get("samples_backpropagated", 0) == (120 if trained else 0)
+    assert np.array_equal(np.load(tmp_path / "coreset.npy"), idx)
 
 
 def test_env_coreset_saves_and_evaluates(tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rllib import RLLIB_ENV_IDS, make_rllib_env, register_rllib_envs
+from agents.rllib import make_rllib_env, register_rllib_envs
+from envs import ENV_IDS
 
 TINY = dict(dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=64), device="cpu")  # 512 samples: 8 batches an epoch
 
@@ -30,12 +31,12 @@ def test_rllib_env_is_the_gymnasium_env_with_a_flat_observation():
 
 
 @pytest.mark.filterwarnings("ignore:.*rllib-single-agent-env-v0 already in registry")  # RLlib re-registers its own wrapper
-@pytest.mark.parametrize("env_id", RLLIB_ENV_IDS)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_rllib_ppo_trains_on_the_registered_env(rllib, local_ray, env_id):
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-    assert register_rllib_envs() == RLLIB_ENV_IDS
+    assert register_rllib_envs() == ENV_IDS
     config = (PPOConfig()
               .environment(env_id, env_config=TINY)  # the name RLlib looks up in Ray's registry
               .env_runners(num_env_runners=0)

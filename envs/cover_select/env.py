@@ -27,9 +27,10 @@ from envs.core.own_model import model_feature_dim, model_label
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
 from envs.cover_select.rewards import COVER_REWARDS, CoverReward, make_cover_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
-from envs.methods.coreset import class_quotas, keep_top_per_class, select_by_score
+from envs.methods.coreset import class_quotas, select_by_score
 from envs.methods.cover import (DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, chunk_rows, class_members, cover_degrees,
                                 parse_epsilon, rank_within_class)
+from envs.methods.ranking import keep_top_per_class
 
 TRAIN_ON = ("all", "selected")
 DEGREE_NORMS = ("none", "rank")

@@ -28,8 +28,7 @@ from tqdm import tqdm
 from envs.core.data import DataConfig, DeviceDataset
 from envs.core.files import atomic_write
 from envs.core.trainer import Trainer
-from envs.methods.cover import DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, EpsilonRule, class_members, cover_degrees
-from envs.methods.ranking import keep_top_per_class, seeded_generator, tie_broken_order
+from envs.methods.ranking import seeded_generator, tie_broken_order
 
 CORESET_FORMAT = 1
 RATIO_TOLERANCE = 0.01
@@ -100,37 +99,6 @@ def class_quotas(labels: torch.Tensor, ratio: float) -> list[int]:
     total = coreset_target_size(len(labels), ratio)
     sizes = torch.bincount(labels).tolist()
     return proportional_quotas(sizes, total)
-
-
-def cover_degree_coreset(features: torch.Tensor, labels: torch.Tensor, num_classes: int, ratio: float,
-                         epsilon: str | float | EpsilonRule = "mean", seed: int = 0,
-                         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                         quantile_samples: int = DEFAULT_QUANTILE_SAMPLES) -> tuple[np.ndarray, torch.Tensor]:
-    """RL-Selector's "w/o RL" ablation on given features: in every class keep the samples with the
-    smallest ε-cover degree (the least redundant), the class's share proportional to its size, for
-    ``round(ratio * N)`` samples in all. Equal degrees are ordered at random (seeded).
-
-    :return: sorted int64 indices and the degrees of all samples
-    """
-    ratio = _check_ratio(ratio)
-    members = class_members(labels, num_classes)
-    gen = seeded_generator(seed, features.device)
-    degrees, _ = cover_degrees(features, members, epsilon, chunk_bytes, quantile_samples, gen)
-    quotas = proportional_quotas([len(m) for m in members], coreset_target_size(len(labels), ratio))
-    kept = keep_top_per_class(-degrees, labels, quotas, gen)  # the smallest degrees first
-    return kept.cpu().numpy().astype(np.int64), degrees
-
-
-def select_by_cover_degree(trainer: Trainer, ratio: float, epsilon: str | float | EpsilonRule = "mean",
-                           seed: int = 0, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                           quantile_samples: int = DEFAULT_QUANTILE_SAMPLES) -> tuple[np.ndarray, torch.Tensor]:
-    """:func:`cover_degree_coreset` on ``trainer.embed()`` features of the whole training set (eval
-    mode, no augmentation): the paper's "w/o RL" on a (pre-)trained model. Counted as overhead."""
-    _, feats = trainer.embed()
-    with trainer.ledger.timed("overhead"):
-        data = trainer.dataset
-        return cover_degree_coreset(feats, data.train_y, data.num_classes, ratio, epsilon, seed,
-                                    chunk_bytes, quantile_samples)
 
 
 def train_and_evaluate(trainer: Trainer, indices: np.ndarray | torch.Tensor | None = None, *, progress: bool = False,

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envs import ENV_IDS
 from envs.core.checks import coerce_options
 from envs.core.data import DataConfig
 from envs.core.trainer import TrainerConfig
 
-ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 #: the method options of each env
 ENV_OPTIONS: dict[str, tuple[str, ...]] = {
     "DataAgent-v0": ("keep_ratio", "anneal", "state", "reward", "reward_baseline", "selection", "refresh", "temperature"),
@@ -29,12 +29,12 @@ ENV_OPTIONS: dict[str, tuple[str, ...]] = {
 ALL_ENV_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(n for names in ENV_OPTIONS.values() for n in names))
 
 
-def plain(value: Any) -> Any:
+def yaml_ready(value: Any) -> Any:
     """``value`` as ``config.yml`` records it: option dataclasses as dicts, paths as strings, recursively."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: yaml_ready(v) for k, v in value.items()}
     return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
@@ -111,7 +111,7 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (paths as strings), as ``config.yml`` records them; :meth:`from_dict` reads them back."""
-        return plain(dataclasses.asdict(self))
+        return yaml_ready(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:

@@ -1,7 +1,9 @@
 """Static coresets chosen without RL, from a dataset name to the indices and the metadata saved beside them.
 
 Why in the run library: ``experiments.select_coreset`` is its CLI, and any script or benchmark can call it without
-importing a CLI.
+importing a CLI. Every registered static method (:data:`envs.methods.baselines.static.STATIC_BASELINES`) goes
+through the one path the benchmark uses: a proxy run when the method needs scores or features, then
+:func:`~envs.methods.baselines.static.select_coreset`.
 """
 
 from __future__ import annotations
@@ -12,38 +14,42 @@ from typing import Any
 import numpy as np
 
 from envs.core.data import load_dataset
-from envs.core.trainer import Trainer, TrainerConfig, resolve_device
-from envs.methods.coreset import coreset_target_size, random_coreset, select_by_cover_degree, train_and_evaluate
+from envs.core.trainer import TrainerConfig, resolve_device
+from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
 
-METHODS = ("cover", "random")
+#: the methods a coreset can be made with: every registered static method
+METHODS = tuple(STATIC_BASELINES)
 
 
 def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
-                   epsilon: str | float = "mean", seed: int = 0, data_seed: int = 0, device: str = "auto",
-                   train_size: int | None = None, noise: str | None = None, noise_rate: float = 0.0,
-                   root: str | None = None, progress: bool = True, **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """Load the data, run a non-RL selection (pre-training the model first for ``cover``) and return the
-    coreset's indices and the metadata to save with them. (Not :func:`envs.methods.baselines.static.select_coreset`,
-    which selects from scores already computed.)"""
-    if method not in METHODS:
+                 seed: int = 0, data_seed: int = 0, device: str = "auto", train_size: int | None = None,
+                 noise: str | None = None, noise_rate: float = 0.0, root: str | None = None,
+                 **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Load the data, select a coreset with the static method ``method`` and return its indices and the metadata to
+    save with them (what :func:`envs.methods.coreset.load_coreset_data` needs to rebuild the training set).
+
+    Methods that need scores or features read one proxy run of ``model`` trained for the trainer options' whole
+    ``epochs`` (:func:`~envs.methods.baselines.static.run_proxy`); its cost is the coreset's ``ledger``. ``random`` and
+    ``random_uniform`` train nothing.
+
+    :param method: a name in :data:`METHODS`
+    :param keep_ratio: the coreset's fraction of the training set, in (0, 1)
+    :param seed: seeds the proxy run and the selection's tie-breaks (or the random draw)
+    :param data_seed: seeds the ``train_size`` subset and the label noise
+    :param trainer_opts: :class:`~envs.core.trainer.TrainerConfig` fields of the proxy run
+    """
+    if method not in STATIC_BASELINES:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(METHODS)}")
-    dev = resolve_device(device)
     config = TrainerConfig(**trainer_opts)
     config.validate()
-    data = load_dataset(dataset, device=dev, train_size=train_size, noise=noise, noise_rate=noise_rate,
-                        seed=data_seed, root=root)
-    meta: dict[str, Any] = {
-        "method": method, "dataset": dataset, "num_train": data.num_train, "train_size": train_size,
-        "data_seed": data_seed, "noise": noise, "noise_rate": noise_rate, "ratio": keep_ratio, "seed": seed,
-    }
+    data = load_dataset(dataset, device=resolve_device(device), train_size=train_size, noise=noise,
+                        noise_rate=noise_rate, seed=data_seed, root=root)
     start = time.perf_counter()
-    if method == "random":
-        indices = random_coreset(data.num_train, coreset_target_size(data.num_train, keep_ratio), seed)
+    if STATIC_BASELINES[method].needs == "labels":
+        coreset = select_coreset(method, data.train_y, keep_ratio, seed)
     else:
-        trainer = Trainer(data, model, config, seed=seed, track_samples=False)
-        pretrained = train_and_evaluate(trainer, progress=progress, desc=f"pre-training {dataset}/{model}")
-        indices, _ = select_by_cover_degree(trainer, keep_ratio, epsilon, seed=seed)
-        meta.update(model=model, epsilon=str(epsilon), trainer=config.as_dict(), selector_test=pretrained["test"],
-                    ledger=trainer.ledger.as_dict())
-    meta["wall_seconds"] = time.perf_counter() - start
-    return indices, meta
+        proxy = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed)
+        coreset = select_coreset(method, proxy, keep_ratio, seed)
+    meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, noise=noise,
+                        noise_rate=noise_rate, wall_seconds=time.perf_counter() - start)
+    return coreset.indices, meta

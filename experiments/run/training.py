@@ -32,7 +32,7 @@ from envs.core.trainer import DivergenceError, resolve_device
 from envs.methods.coreset import save_coreset
 from experiments.run.full_data import run_full_data
 from experiments.run.checkpointing import RunCheckpointer, checkpoint_on_signals, exit_on_signals
-from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, plain
+from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, yaml_ready
 from experiments.run.tracking import RunCallback, RunTracker, act_without_learning, run_summary
 
 #: what a finished run leaves in its folder (``config.yml`` besides); a new run in the same folder replaces them
@@ -179,7 +179,7 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     if steps is None:
         raise ValueError(f"{config.env} does not report episode_steps, so one run's length is unknown")
     num_envs = agent.get_env().num_envs
-    record = {"run": config.as_dict(), "env": config.env, "env_kwargs": plain(options), "algo": config.algo, "mode": mode,
+    record = {"run": config.as_dict(), "env": config.env, "env_kwargs": yaml_ready(options), "algo": config.algo, "mode": mode,
               "seed": config.seed, "agent_device": config.agent_device, "hyperparams": hyperparams,
               "overrides": config.hyperparams,
               "effective": {"n_steps": agent.n_steps, "num_envs": num_envs, "episode_steps": steps,
