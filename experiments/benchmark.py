@@ -256,7 +256,7 @@ def _random_actions_selection(env_kwargs: dict[str, Any], seed: int) -> tuple[np
     return indices, env.trainer.ledger.as_dict(), time.perf_counter() - start
 
 
-# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (section 11),
+# The DATA_AGENT_VARIANTS entry that BENCHMARKS.md's data supports. No variant beat its controls (BENCHMARKS.md, "Data Agent at equal cost"),
 # so the paper's preset stays the recommendation.
 RECOMMENDED_VARIANT = "paper"
 

@@ -8,7 +8,7 @@ whole run, and the environment only glues the shared :class:`~envs.core.trainer.
 One training forward pass per batch gives the state, fills the feature buffer the degrees are
 computed from, and is back-propagated at the next step. The defaults are the paper's
 reconstruction (methods.md B.3-B.6), kept for replication; the other options are the remedies
-measured in BENCHMARKS.md section 10.
+measured in BENCHMARKS.md ("CoverSelect: controls, diagnosis and remedies").
 """
 
 from __future__ import annotations

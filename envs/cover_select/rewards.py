@@ -95,7 +95,7 @@ class CoverDifficultyReward(CoverRatioReward):
     """Coverage with difficulty: ``r_sel,i = d_i * (w * L~_i - c_i)``.
 
     Why: the degree alone rewards keeping the least covered samples, which are the class's
-    outskirts (BENCHMARKS.md section 10). Coverage-centric coreset methods (Zheng et al. 2023) keep
+    outskirts (BENCHMARKS.md ("CoverSelect: controls, diagnosis and remedies")). Coverage-centric coreset methods (Zheng et al. 2023) keep
     hard samples too but spread the budget over the whole difficulty range; here a sample's batch
     difficulty ``L~`` (clipped at the 95% quantile) offsets its redundancy, so a covered but still
     hard sample is worth keeping and an isolated easy one is not preferred. The reward lies in
