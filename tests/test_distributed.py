@@ -125,6 +125,7 @@ def _assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_and_resume_exactly(tmp_path, monkeypatch):
     """Fixed actions (no agent): selection, scores, rewards, states and accuracy of 2 gloo ranks equal
     one process with the same global batch; both ranks are bit-identical; a fresh env on every rank
@@ -138,6 +139,7 @@ def test_two_ranks_equal_one_process_and_resume_exactly(tmp_path, monkeypatch):
     _assert_identical(rank1["resumed"], _tail(rank1["whole"], 6))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cnn", "resnet18"])
 def test_batch_norm_models_stay_identical_across_ranks_and_resume_exactly(tmp_path, monkeypatch, model):
     """The models with batch norm: on CPU (no SyncBatchNorm) they differ from one process, but both ranks
@@ -182,6 +184,7 @@ def _stop_then_resume(folder: Path) -> dict[str, Any]:
             "result": train.main(["--resume", str(folder), "--no-progress"], quiet=True)}
 
 
+@pytest.mark.slow
 def test_torchrun_trains_once_like_one_process_and_resumes_exactly(tmp_path, monkeypatch):
     """``torchrun --nproc-per-node 2 -m experiments.train`` (PPO, gloo): one agent, results written and
     printed once, equal to one process's; a run stopped after a checkpoint on 2 ranks and resumed ends
