@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +55,7 @@ import torch
 from envs.actions import check_score_action
 from envs.core.batches import fixed_size_batches
 from envs.core.data import DataConfig
+from envs.core.reference import ReferenceConfig, attach_reference, load_reference
 from envs.core.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
 
 LEDGER_COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
@@ -111,6 +113,11 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     :param trainer: the inner training options (:class:`~envs.core.trainer.TrainerConfig` or a dict of its fields)
     :param data: the data options (:class:`~envs.core.data.DataConfig` or a dict of its fields)
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    :param reference: a reference model's options (:class:`~envs.core.reference.ReferenceConfig` or a dict of its
+        fields) giving the sample store each sample's reference and reducible loss; None: no reference
+
+    ``slots`` is the number of samples an observation describes (``batch_size``; a subclass that
+    observes larger candidate batches sets it in its ``__init__``).
     """
 
     metadata = {"render_modes": []}
@@ -118,10 +125,15 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     scores_padded_slots: bool = True
 
     def __init__(self, trainer: TrainerConfig | Mapping[str, Any] | None, data: DataConfig | Mapping[str, Any] | None,
-                 device: str) -> None:
+                 device: str, reference: ReferenceConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.config = TrainerConfig.coerce(trainer)
         self.data_config = DataConfig.coerce(data)
+        self.reference = None if reference is None else ReferenceConfig.coerce(reference)
+        if self.reference is not None and self.reference.kind == "holdout" and self.data_config.holdout is None:
+            raise ValueError("reference kind='holdout' needs data with a holdout; valid: data holdout=<fraction in "
+                             "(0, 0.5]>, or reference kind='halves'")
+        self.slots = self.config.batch_size
         self.device = resolve_device(device)
         self.trainer: Trainer | None = None
         self.reward_fn: Any = None
@@ -131,10 +143,26 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         self._returned_at: float | None = None
         self._done = True
 
+    def _check_learnability(self, option: str, wanted: bool) -> None:
+        """``option`` (a learnability option, ``wanted``) needs a reference: a one-line error without one."""
+        if wanted and self.reference is None:
+            raise ValueError(f"{option} needs a reference model; valid: reference={{'kind': 'holdout'}} with data "
+                             "holdout=<fraction>, or reference={'kind': 'halves'}")
+
+    def _attach_reference(self, trainer: Trainer, model: Any, data_seed: int) -> None:
+        """Give ``trainer``'s store the reference's scores (trained once per configuration, cached) and book
+        its cost in the run's ledger; nothing without a reference."""
+        if self.reference is None:
+            return
+        data = {**asdict(self.data_config), "seed": data_seed}
+        scores = load_reference(trainer.dataset, model, self.config, self.reference, data, data_seed)
+        attach_reference(trainer, scores)
+
     def _check_batch_size(self, smallest: int) -> None:
         """The batch must fit the training set (``smallest``: the env's least valid ``batch_size``)."""
-        if self.config.batch_size > self.num_samples:
-            raise ValueError(f"batch_size={self.config.batch_size!r} is invalid for {self.num_samples} training samples; "
+        if self.slots > self.num_samples:
+            raise ValueError(f"batch_size={self.config.batch_size!r} is invalid for {self.num_samples} training samples "
+                             f"({self.slots} per observation); "
                              f"valid range: [{smallest}, {self.num_samples}]")
 
     # --- episode --------------------------------------------------------------------------------
@@ -175,7 +203,7 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
             scores = (torch.from_numpy(a).to(self.device) + 1.0) * 0.5
             weights, extras = self._score_batch(fwd, scores, padded, transfer)
         lr = trainer.lr
-        transfer.add("train_loss", trainer.step(fwd, weights))
+        transfer.add("train_loss", self._train(fwd, weights))
         self._fwd = None
         self._pos += 1
         epoch_done = self._pos == len(self._batches)
@@ -231,6 +259,18 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     def _end_epoch(self, last: bool) -> None:
         """Called when the last batch of an epoch has been trained (``last``: of the run)."""
 
+    def _forward(self, idx: torch.Tensor) -> BatchForward:
+        """The forward pass of the batch an observation describes (a training forward, graph kept)."""
+        return self.trainer.forward(idx)
+
+    def _replay(self, idx: torch.Tensor, inputs: torch.Tensor) -> BatchForward:
+        """Rebuild a checkpointed :meth:`_forward` without counting or recording it again."""
+        return self.trainer.replay_forward(idx, inputs)
+
+    def _train(self, fwd: BatchForward, weights: torch.Tensor | None) -> torch.Tensor:
+        """The SGD step of a scored batch (returns the detached training loss)."""
+        return self.trainer.step(fwd, weights)
+
     @abstractmethod
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
@@ -253,7 +293,7 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         """Shuffle ``indices`` (all samples when None) into the epoch's fixed-size batches and start
         the epoch in the trainer (the shuffle and layout are booked as overhead)."""
         with self.trainer.ledger.timed("overhead"):
-            batches, self._num_padded = fixed_size_batches(self.trainer.shuffled_batches(indices), self.config.batch_size)
+            batches, self._num_padded = fixed_size_batches(self.trainer.shuffled_batches(indices, self.slots), self.slots)
             self._batches = torch.stack(batches)
             self._host_batches = self._batches.cpu().numpy()  # once per epoch, for info["batch_indices"]
         self.trainer.begin_epoch(epoch, len(batches))
@@ -262,11 +302,11 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     def _num_valid(self, pos: int) -> int:
         """How many leading slots of batch ``pos`` of the current epoch are not padding."""
         last = pos == len(self._batches) - 1
-        return self.config.batch_size - (self._num_padded if last else 0)
+        return self.slots - (self._num_padded if last else 0)
 
     def _padded(self, pos: int) -> np.ndarray:
         """``info["padded"]`` of batch ``pos`` of the current epoch."""
-        padded = np.zeros(self.config.batch_size, dtype=bool)
+        padded = np.zeros(self.slots, dtype=bool)
         padded[self._num_valid(pos):] = True
         return padded
 
@@ -284,7 +324,7 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         """The end of ``reset`` and every step: forward the batch at ``_pos`` (when ``forward_next``),
         add its ``finite`` flag and ``observation`` to ``transfer`` and fetch it all to the host."""
         if forward_next:
-            self._fwd = self.trainer.forward(self._batches[self._pos])
+            self._fwd = self._forward(self._batches[self._pos])
         with self.trainer.ledger.timed("overhead"):
             if forward_next:
                 state, finite = self._observe(self._fwd)
@@ -303,7 +343,7 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
 
     def _final_info(self, error: str | None) -> dict[str, Any]:
         """The last step's info: the run's results (evaluating the model) and the full ledger."""
-        b = self.config.batch_size
+        b = self.slots
         self._final_test = self.trainer.evaluate()
         info = {"batch_indices": np.full(b, -1, dtype=np.int64), "padded": np.zeros(b, dtype=bool),
                 "final_test": dict(self._final_test), "scores": self.scores.cpu().numpy().copy(), **self._run_end_info()}
@@ -351,5 +391,4 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         self._final_test = state["final_test"]
         self._returned_at = None  # the agent's clock restarts with the resumed run
         fwd = state["forward"]
-        self._fwd = None if fwd is None else self.trainer.replay_forward(
-            fwd["idx"].to(self.device), fwd["inputs"].to(self.device))
+        self._fwd = None if fwd is None else self._replay(fwd["idx"].to(self.device), fwd["inputs"].to(self.device))

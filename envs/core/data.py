@@ -20,6 +20,7 @@ a Hugging Face dataset, or ``{"train": ..., "test": ...}``; see :mod:`envs.core.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import io
@@ -95,10 +96,14 @@ class DeviceDataset:
     float32 or int64 tensors, passed to the model as they are).
 
     ``train_y`` holds the labels used for training (possibly noisy); ``train_y_true`` the clean
-    ones, kept for analysis (e.g. the fraction of noisy samples a method kept).
+    ones, kept for analysis (e.g. the fraction of noisy samples a method kept). ``holdout_x``,
+    ``holdout_y`` and ``holdout_y_true``: the samples :attr:`DataConfig.holdout` set aside, never in
+    the training split (None without a holdout); only a reference model trains on them
+    (:meth:`holdout_split`).
     """
 
-    def __init__(self, name: str, raw: RawSplits, device: torch.device, train_y_true: np.ndarray | None = None):
+    def __init__(self, name: str, raw: RawSplits, device: torch.device, train_y_true: np.ndarray | None = None,
+                 holdout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
         self.name = name
         self.device = device
         self.num_classes = raw.num_classes
@@ -110,6 +115,10 @@ class DeviceDataset:
         self.train_y_true = torch.as_tensor(true, dtype=torch.long).to(device)
         self.test_x = torch.as_tensor(raw.test_x).to(device)
         self.test_y = torch.as_tensor(raw.test_y, dtype=torch.long).to(device)
+        self.holdout_x = self.holdout_y = self.holdout_y_true = None
+        if holdout is not None:
+            self.holdout_x = torch.as_tensor(holdout[0]).to(device)
+            self.holdout_y, self.holdout_y_true = (torch.as_tensor(h, dtype=torch.long).to(device) for h in holdout[1:])
         self.is_image = self.train_x.dtype == torch.uint8
         if self.is_image:
             c = self.train_x.shape[1]
@@ -133,6 +142,20 @@ class DeviceDataset:
     def noisy_mask(self) -> torch.Tensor:
         """Boolean mask of training samples whose label was corrupted."""
         return self.train_y != self.train_y_true
+
+    def with_training(self, x: torch.Tensor, y: torch.Tensor, y_true: torch.Tensor) -> DeviceDataset:
+        """This dataset (same test split, normalisation and augmentation) training on ``x, y`` instead,
+        without a holdout: what a reference model trains on (:mod:`envs.core.reference`)."""
+        other = copy.copy(self)
+        other.train_x, other.train_y, other.train_y_true = x, y, y_true
+        other.holdout_x = other.holdout_y = other.holdout_y_true = None
+        return other
+
+    def holdout_split(self) -> DeviceDataset:
+        """The holdout as a training set (:meth:`with_training`); a clear error without one."""
+        if self.holdout_x is None:
+            raise ValueError(f"{self.name!r} has no holdout; valid: load it with DataConfig(holdout=<fraction in (0, 0.5]>)")
+        return self.with_training(self.holdout_x, self.holdout_y, self.holdout_y_true)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images: per-channel standardisation. Other inputs: unchanged."""
@@ -422,6 +445,8 @@ def load_dataset(
     seed: int = 0,
     root: str | None = None,
     download: bool = False,
+    holdout: float | None = None,
+    trusted: bool = False,
 ) -> DeviceDataset:
     """Load a registered dataset, or your own data, onto ``device``.
 
@@ -433,8 +458,12 @@ def load_dataset(
     :param seed: seeds the subset and the noise
     :param root: folder holding the dataset's files, for file-backed datasets
     :param download: allow torchvision to download CIFAR (needs internet)
+    :param holdout: set aside this class-stratified fraction of the training set, in (0, 0.5]: never
+        trained on, labelled (and noisy) like the rest; for a reference model (:mod:`envs.core.reference`)
+    :param trusted: the holdout keeps its clean labels (a small trusted set)
     """
-    DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=seed).validate()
+    DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=seed, holdout=holdout,
+               trusted=trusted).validate()
     raw = load_raw(name, root=root, download=download)
     name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
@@ -446,7 +475,32 @@ def load_dataset(
     true_y = raw.train_y
     if noise is not None and noise_rate > 0:
         raw.train_y = corrupt_labels(true_y, raw.num_classes, noise, noise_rate, seed)
-    return DeviceDataset(name, raw, torch.device(device), train_y_true=true_y)
+    held = None
+    if holdout is not None:
+        keep, out = stratified_holdout(true_y, holdout, seed, name)
+        held = (raw.train_x[out], (true_y if trusted else raw.train_y)[out], true_y[out])
+        raw.train_x, raw.train_y, true_y = raw.train_x[keep], raw.train_y[keep], true_y[keep]
+    return DeviceDataset(name, raw, torch.device(device), train_y_true=true_y, holdout=held)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int, name: str = "the dataset") -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(kept, held out)`` indices: a class-stratified, seeded ``fraction`` held out.
+
+    Every class must keep a sample on both sides, else a one-line error (a class the model never
+    trains on, or one the reference never sees, makes the comparison meaningless)."""
+    from sklearn.model_selection import train_test_split
+
+    classes, counts = np.unique(labels, return_counts=True)
+    size = int(round(fraction * len(labels)))
+    if size < len(classes) or counts.min() < 2 or len(labels) - size < len(classes):
+        raise ValueError(f"holdout={fraction!r} leaves a class of {name!r} empty ({len(labels)} samples, "
+                         f"{len(classes)} classes, smallest class {counts.min()}); valid: a holdout of at least one "
+                         "sample per class that leaves one per class (a larger train_size or another fraction)")
+    keep, out = train_test_split(np.arange(len(labels)), test_size=size, stratify=labels, random_state=seed)
+    if len(np.unique(labels[keep])) < len(classes) or len(np.unique(labels[out])) < len(classes):
+        raise ValueError(f"holdout={fraction!r} leaves a class of {name!r} empty on one side; valid: a holdout that "
+                         "keeps a sample of every class on both sides (a larger train_size or another fraction)")
+    return np.sort(keep), np.sort(out)
 
 
 @dataclass
@@ -460,6 +514,9 @@ class DataConfig(Options):
     :param seed: seeds the subset and the noise. ``None``: ``DataAgent-v0`` draws them from each
         episode's run seed; ``CoverSelect-v0``, whose coreset indices must refer to one training
         set in every episode, loads its data once and reads ``None`` as 0
+    :param holdout: a class-stratified fraction of the training set in (0, 0.5] held out, never
+        trained on (noisy like the rest); a reference model trains on it (:mod:`envs.core.reference`)
+    :param trusted: the holdout keeps clean labels (a small trusted set, as JEST's curated reference data)
     """
 
     keyword = "data"
@@ -468,6 +525,8 @@ class DataConfig(Options):
     noise_rate: float = 0.0
     root: str | os.PathLike[str] | None = None
     seed: int | None = None
+    holdout: float | None = None
+    trusted: bool = False
 
     def validate(self) -> None:
         """Check every option's type and range (``train_size``'s range needs the dataset: checked on loading)."""
@@ -479,15 +538,21 @@ class DataConfig(Options):
             ("noise_rate", self.noise_rate, is_real(self.noise_rate) and 0.0 <= self.noise_rate < 1.0, "[0, 1)"),
             ("root", self.root, self.root is None or isinstance(self.root, (str, os.PathLike)), "None or a folder path"),
             ("seed", self.seed, self.seed is None or (is_count(self.seed) and self.seed >= 0), "None or an integer >= 0"),
+            ("holdout", self.holdout, self.holdout is None or (is_real(self.holdout) and 0.0 < self.holdout <= 0.5),
+             "None or a fraction in (0, 0.5]"),
+            ("trusted", self.trusted, isinstance(self.trusted, bool), "True or False"),
         ]
         for name, value, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
+        if self.trusted and self.holdout is None:
+            raise ValueError("trusted=True needs a holdout; valid: holdout=<fraction in (0, 0.5]> with it, or trusted=False")
 
     @property
     def seeded(self) -> bool:
         """Whether the loaded training set depends on the seed (a subset or label noise)."""
-        return self.train_size is not None or (self.noise is not None and self.noise_rate > 0)
+        return (self.train_size is not None or (self.noise is not None and self.noise_rate > 0)
+                or self.holdout is not None)
 
     def seed_for(self, run_seed: int) -> int:
         """The seed of the subset and the noise: :attr:`seed`, or ``run_seed`` when it is None."""
@@ -502,5 +567,6 @@ class DataConfig(Options):
         """
         seed = self.seed_for(run_seed)
         return load_dataset(name, device=device, train_size=self.train_size, noise=self.noise,
-                            noise_rate=self.noise_rate, seed=seed, root=self.root)
+                            noise_rate=self.noise_rate, seed=seed, root=self.root, holdout=self.holdout,
+                            trusted=self.trusted)
 

@@ -15,6 +15,13 @@ from envs.core import signals
 
 SIGNAL_NAMES = ("loss", "loss_ema", "entropy", "margin", "confidence", "correct", "times_selected", "score",
                 "progress", "pruning")
+#: the columns a reference model adds to :data:`SIGNAL_NAMES` (:meth:`SampleStore.set_reference`)
+REFERENCE_SIGNAL_NAMES = ("reference_loss", "reducible_loss", "reference_entropy")
+
+
+def signal_names(reference: bool) -> tuple[str, ...]:
+    """The columns of :meth:`SampleStore.signal_state`, with or without a reference model."""
+    return SIGNAL_NAMES + (REFERENCE_SIGNAL_NAMES if reference else ())
 
 
 class SampleStore:
@@ -24,10 +31,14 @@ class SampleStore:
     (NaN before it is first seen); ``loss_ema``/``loss_sq_ema``: exponential moving averages of the
     loss and its square (UCB's mean and spread); ``times_selected``: forward passes in training;
     ``last_epoch``: epoch of the last pass (-1 never); ``forgetting``: correct->incorrect flips;
-    ``was_correct``: correctness at the last pass.
+    ``was_correct``: correctness at the last pass. With a reference model (:meth:`set_reference`):
+    ``reference_loss`` and ``reference_entropy`` (its loss on the training label and its normalised
+    entropy, fixed for the run) and ``reducible_loss`` (``last_loss - reference_loss``, RHO-LOSS's
+    learnability, updated by the same pass as ``last_loss``); NaN without one.
     """
 
-    FLOAT_FIELDS = ("last_loss", "entropy", "margin", "confidence", "loss_ema", "loss_sq_ema")
+    FLOAT_FIELDS = ("last_loss", "entropy", "margin", "confidence", "loss_ema", "loss_sq_ema", "reference_loss",
+                    "reference_entropy", "reducible_loss")
     INT_FIELDS = ("times_selected", "last_epoch", "forgetting")
     BYTES_PER_SAMPLE = 4 * len(FLOAT_FIELDS) + 4 * len(INT_FIELDS) + 1
 
@@ -44,6 +55,25 @@ class SampleStore:
             setattr(self, name, torch.zeros(num_samples, dtype=torch.int32, device=device))
         self.last_epoch.fill_(-1)
         self.was_correct = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        self._has_reference = False
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether a reference model's scores were set (:meth:`set_reference`)."""
+        return self._has_reference
+
+    @torch.no_grad()
+    def set_reference(self, losses: torch.Tensor, entropies: torch.Tensor) -> None:
+        """Record a reference model's per-sample ``losses`` (the training loss on the training labels)
+        and normalised ``entropies``, ``(N,)`` each; ``reducible_loss`` of samples already seen is
+        brought up to date."""
+        if losses.shape != (self.num_samples,) or entropies.shape != (self.num_samples,):
+            raise ValueError(f"reference scores have shapes {tuple(losses.shape)} and {tuple(entropies.shape)}; "
+                             f"valid: ({self.num_samples},) each")
+        self.reference_loss.copy_(losses)
+        self.reference_entropy.copy_(entropies)
+        self.reducible_loss.copy_(self.last_loss - self.reference_loss)
+        self._has_reference = True
 
     @torch.no_grad()
     def update(self, idx: torch.Tensor, losses: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor | None,
@@ -58,6 +88,7 @@ class SampleStore:
         self.loss_ema[idx] = self.ema * prev + (1 - self.ema) * losses
         self.loss_sq_ema[idx] = self.ema * prev_sq + (1 - self.ema) * losses**2
         self.last_loss[idx] = losses
+        self.reducible_loss[idx] = losses - self.reference_loss[idx]
         if logits is not None:
             logits = logits.detach()
             self.entropy[idx] = signals.entropy(logits)
@@ -72,8 +103,9 @@ class SampleStore:
 
     def signal_state(self, idx: torch.Tensor, scores: torch.Tensor, epoch: int, progress: float, pruned: bool,
                      num_classes: int) -> torch.Tensor:
-        """Data Agent's compact, model-agnostic state of the samples ``idx`` (columns :data:`SIGNAL_NAMES`),
-        read after their forward pass was recorded: one builder for the env and the drop-in selector.
+        """Data Agent's compact, model-agnostic state of the samples ``idx`` (columns :data:`SIGNAL_NAMES`,
+        then :data:`REFERENCE_SIGNAL_NAMES` when a reference is set: :func:`signal_names`), read after
+        their forward pass was recorded: one builder for the env and the drop-in selector.
 
         :param scores: every sample's current selection score, ``(N,)``
         :param epoch: the current epoch (normalises ``times_selected``)
@@ -82,6 +114,7 @@ class SampleStore:
         :param num_classes: classes of the task (normalises the entropy)
         """
         n = len(idx)
+        reference = [self.reference_loss[idx], self.reducible_loss[idx], self.reference_entropy[idx]]
         return torch.stack([
             self.last_loss[idx],
             self.loss_ema[idx],
@@ -93,12 +126,16 @@ class SampleStore:
             scores[idx],
             self.last_loss.new_full((n,), progress),
             self.last_loss.new_full((n,), float(pruned)),
+            *(reference if self.has_reference else ()),
         ], dim=1)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {n: getattr(self, n).clone() for n in (*self.FLOAT_FIELDS, *self.INT_FIELDS, "was_correct")}
+    def state_dict(self) -> dict[str, torch.Tensor | bool]:
+        return {**{n: getattr(self, n).clone() for n in (*self.FLOAT_FIELDS, *self.INT_FIELDS, "was_correct")},
+                "has_reference": self._has_reference}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def load_state_dict(self, state: dict[str, torch.Tensor | bool]) -> None:
+        state = dict(state)
+        self._has_reference = bool(state.pop("has_reference", False))
         for n, v in state.items():
             cur = getattr(self, n)
             if v.shape != cur.shape:

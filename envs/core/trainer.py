@@ -184,11 +184,12 @@ class Trainer:
 
     # --- epochs and batches -------------------------------------------------------------------
 
-    def shuffled_batches(self, indices: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Shuffle ``indices`` (all training samples when None) on the device and cut into batches."""
+    def shuffled_batches(self, indices: torch.Tensor | None = None, batch_size: int | None = None) -> list[torch.Tensor]:
+        """Shuffle ``indices`` (all training samples when None) on the device and cut into batches of
+        ``batch_size`` (None: the configured one; a per-batch selection cuts larger candidate batches)."""
         if indices is None:
             indices = torch.arange(self.dataset.num_train, device=self.device)
-        return shuffled_split(indices, self.config.batch_size, self.generator)
+        return shuffled_split(indices, batch_size or self.config.batch_size, self.generator)
 
     def begin_epoch(self, epoch: int, num_batches: int) -> None:
         """Start epoch ``epoch`` of ``num_batches`` steps: the LR schedule maps this epoch onto
@@ -214,15 +215,39 @@ class Trainer:
     def _autocast(self) -> torch.autocast:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
 
-    def forward(self, idx: torch.Tensor) -> BatchForward:
-        """Training-mode forward pass of the samples ``idx`` (graph kept for :meth:`step`)."""
+    def forward(self, idx: torch.Tensor, record: bool = True) -> BatchForward:
+        """Training-mode forward pass of the samples ``idx`` (graph kept for :meth:`step`); ``record=False``
+        leaves the store alone (the samples' statistics came from their :meth:`candidate_forward`)."""
         with self.ledger.timed("train"):
             x, y = self.dataset.train_batch(idx, self.generator, augment=self.config.augment)
             fwd = self._forward_inputs(idx, x, y)
         self.ledger.samples_forwarded += len(idx)
-        if self.store is not None:
+        if self.store is not None and record:
             with self.ledger.timed("overhead"):
                 self.store.update(idx, fwd.losses, fwd.logits, y, self.epoch)
+        return fwd
+
+    @torch.no_grad()
+    def candidate_forward(self, idx: torch.Tensor, replay: bool = False) -> BatchForward:
+        """A no-grad, eval-mode forward of the candidate samples ``idx`` (no augmentation), recorded in the
+        store: what a per-batch selection (RHO-LOSS, proxy loss, ``selection="candidates"``) ranks before
+        the chosen share is forwarded again with its graph by :meth:`forward`. Booked under
+        ``candidates`` and counted as forwarded samples: the ranking's cost is the method's own.
+        ``replay=True`` recomputes a checkpointed pass without counting or recording it again."""
+        with self.ledger.timed("candidates"):
+            self.model.eval()
+            x, y = self.dataset.train_batch(idx, augment=False)
+            with self._autocast():
+                logits, features = self.model(x)
+            logits = logits.float()
+            losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=self.config.label_smoothing)
+            fwd = BatchForward(idx, x, y, logits, features.float(), losses)
+        if replay:
+            return fwd
+        self.ledger.samples_forwarded += len(idx)
+        if self.store is not None:
+            with self.ledger.timed("overhead"):
+                self.store.update(idx, losses, logits, y, self.epoch)
         return fwd
 
     def replay_forward(self, idx: torch.Tensor, inputs: torch.Tensor) -> BatchForward:
@@ -332,18 +357,21 @@ class Trainer:
         return {"top1": float(out[0]) * 100, "top5": float(out[1]) * 100, "loss": float(out[2])}
 
     @torch.no_grad()
-    def embed(self, idx: torch.Tensor | None = None, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, idx: torch.Tensor | None = None, batch_size: int | None = None,
+              dataset: DeviceDataset | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval-mode ``(logits, features)`` of training samples ``idx`` (all when None), no augmentation.
 
-        Used by static selection methods that score the whole set once; counted as forwarded samples."""
+        Used by static selection methods that score the whole set once, and by a reference model scoring
+        another ``dataset``'s training samples (default: its own); counted as forwarded samples."""
+        dataset = dataset or self.dataset
         if idx is None:
-            idx = torch.arange(self.dataset.num_train, device=self.device)
+            idx = torch.arange(dataset.num_train, device=self.device)
         bs = batch_size or self.config.eval_batch_size
         self.model.eval()
         logits, feats = [], []
         with self.ledger.timed("overhead"):
             for chunk in idx.split(bs):
-                x, _ = self.dataset.train_batch(chunk, augment=False)
+                x, _ = dataset.train_batch(chunk, augment=False)
                 with self._autocast():
                     lo, fe = self.model(x)
                 logits.append(lo.float())

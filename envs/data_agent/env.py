@@ -10,6 +10,7 @@ reward and the gradient.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,13 +21,17 @@ from torch import nn
 
 from envs.core.data import DataConfig, DeviceDataset
 from envs.core.own_model import model_feature_dim
-from envs.core.store import SIGNAL_NAMES
+from envs.core.reference import ReferenceConfig
+from envs.core.store import SIGNAL_NAMES, signal_names
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
 from envs.data_agent.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
-from envs.methods.selection import AnnealedTopKSelector, EpochPlan
+from envs.methods.candidates import check_candidate_factor, top_share
+from envs.methods.selection import SELECTIONS, AnnealedTopKSelector, EpochPlan
 
 STATES = ("features", "signals", "both")
+#: the per-epoch selections of :class:`AnnealedTopKSelector`, and the per-batch candidate mode
+DATA_AGENT_SELECTIONS = (*SELECTIONS, "candidates")
 
 
 class DataAgentEnv(BatchEpisodeEnv):
@@ -59,6 +64,20 @@ class DataAgentEnv(BatchEpisodeEnv):
       its EMA, entropy / log C, margin, confidence, correctness, times drawn / (epoch + 1), the
       sample's current score, training progress in [0, 1], and 1 in pruned epochs else 0;
     - ``both``: features then signals.
+
+    With a ``reference`` model (:mod:`envs.core.reference`) ``signals`` and ``both`` end with three more
+    columns (:data:`envs.core.store.REFERENCE_SIGNAL_NAMES`): the reference's loss, the reducible loss
+    (training loss minus the reference's, from the same forward pass) and the reference's normalised
+    entropy (how unsure it is).
+
+    **Candidate mode** (``selection="candidates"``, the per-batch selection of RHO-LOSS). Every epoch
+    is cut into candidate batches of ``round(candidate_factor * batch_size)`` samples; the observation
+    describes one, forwarded without a graph in eval mode (:meth:`Trainer.candidate_forward`, booked
+    under ``candidates``); the ``batch_size`` highest-scored candidates (padded slots never) are then
+    forwarded with their graph and trained at once, and the reward comes from that same step. Every
+    epoch selects, so ``keep_ratio``, ``anneal``, ``loss_weight``, ``refresh`` and ``temperature`` do not
+    apply; the rewards' ``keep_quantile`` budget is ``1 / candidate_factor``. The paper's per-epoch mode
+    (``topk``) stays the default.
 
     **Action space.** ``Box(-1, 1, (batch_size,), float32)``: one score per sample of the observed
     batch. Out-of-range values are clipped; a wrong shape, NaN or inf raises ``ValueError``.
@@ -108,17 +127,30 @@ class DataAgentEnv(BatchEpisodeEnv):
     :param reward: ``composite``, ``loss``, ``entropy`` or a reward object
     :param reward_norm: apply the running batch-mean normaliser (only when ``reward`` is a name)
     :param reward_baseline: ``none`` (the paper's), ``batch_mean`` or ``keep_quantile`` (only when ``reward`` is a name)
-    :param selection: ``topk`` (the paper's) or ``soft`` (a score-weighted draw of the kept set)
+    :param selection: ``topk`` (the paper's), ``soft`` (a score-weighted draw of the kept set), ``importance``
+        or ``candidates`` (per-batch selection from larger candidate batches, see **Candidate mode**)
     :param refresh: share of each pruned epoch's budget re-admitted at random from the left-out samples, in [0, 1]
     :param temperature: ``soft`` selection's temperature, > 0
+    :param reference: a reference model (:class:`~envs.core.reference.ReferenceConfig` or a dict of its
+        fields; None: none): the learnability state columns, ``reward="learnability"``; its cost is booked
+        in the ledger under ``reference``
+    :param candidate_factor: ``selection="candidates"``: candidates per trained sample, >= 1
     """
 
     def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *,
                  trainer: TrainerConfig | Mapping[str, Any] | None = None, data: DataConfig | Mapping[str, Any] | None = None,
                  device: str = "auto", keep_ratio: float = 0.5, anneal: float = 0.875, loss_weight: float | None = None,
                  state: str = "features", reward: str | BatchReward = "composite", reward_norm: bool = True,
-                 reward_baseline: str = "none", selection: str = "topk", refresh: float = 0.0, temperature: float = 1.0):
-        super().__init__(trainer, data, device)
+                 reward_baseline: str = "none", selection: str = "topk", refresh: float = 0.0, temperature: float = 1.0,
+                 reference: ReferenceConfig | Mapping[str, Any] | None = None, candidate_factor: float = 2.0):
+        super().__init__(trainer, data, device, reference)
+        if selection not in DATA_AGENT_SELECTIONS:
+            raise ValueError(f"selection={selection!r} is invalid; valid choices: {', '.join(DATA_AGENT_SELECTIONS)}")
+        self.candidates = selection == "candidates"
+        self.candidate_factor = check_candidate_factor(candidate_factor)
+        if self.candidates:
+            self.slots = round(self.candidate_factor * self.config.batch_size)
+            keep_ratio, selection = 1.0 / self.candidate_factor, "topk"
         if state not in STATES:
             raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
         if not isinstance(reward_norm, bool):
@@ -132,6 +164,8 @@ class DataAgentEnv(BatchEpisodeEnv):
                                        if isinstance(reward, str) else reward)
         if not callable(self.reward_fn) or not callable(getattr(self.reward_fn, "reset", None)):
             raise ValueError(f"reward={reward!r} is invalid; valid: a reward name or an object with __call__ and reset()")
+        self._reducible_reward = bool(getattr(self.reward_fn, "reads_reducible_loss", False))
+        self._check_learnability(f"reward={reward!r}", self._reducible_reward)
         self.dataset_name, self.model_name, self.state = dataset, model, state
         self._data_key: Any = None
         self._data: DeviceDataset | None = None
@@ -149,10 +183,10 @@ class DataAgentEnv(BatchEpisodeEnv):
                 f"batch_size={batch_size}; valid range: keep_ratio >= {batch_size / self.num_samples:.4g} (or a smaller batch_size)")
         self.keep_ratio, self.anneal, self.loss_weight = keep_ratio, anneal, loss_weight
         feature_dim = model_feature_dim(model, loaded)
-        state_dim = {"features": feature_dim, "signals": len(SIGNAL_NAMES),
-                     "both": feature_dim + len(SIGNAL_NAMES)}[state]
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(batch_size, state_dim), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(batch_size,), dtype=np.float32)
+        num_signals = len(signal_names(self.reference is not None))
+        state_dim = {"features": feature_dim, "signals": num_signals, "both": feature_dim + num_signals}[state]
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.slots, state_dim), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.slots,), dtype=np.float32)
         self.selector: AnnealedTopKSelector | None = None
 
     # --- results --------------------------------------------------------------------------------
@@ -160,6 +194,8 @@ class DataAgentEnv(BatchEpisodeEnv):
     @property
     def episode_steps(self) -> int:
         """Steps of one episode (one training run): an agent's ``total_timesteps`` for one run."""
+        if self.candidates:
+            return self.config.epochs * math.ceil(self.num_samples / self.slots)
         probe = AnnealedTopKSelector(self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight)
         return probe.backprop_count(self.config.batch_size) // self.config.batch_size
 
@@ -192,7 +228,9 @@ class DataAgentEnv(BatchEpisodeEnv):
         data = self._load_data(run_seed)
         self._has_noise = bool(data.noisy_mask.any())
         self._noisy_kept: list[torch.Tensor] = []
-        self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=self.state != "features")
+        track = self.state != "features" or self.reference is not None
+        self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=track)
+        self._attach_reference(self.trainer, self.model_name, self.data_config.seed_for(run_seed))
         self.selector = AnnealedTopKSelector(
             self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight, device=self.device,
             generator=torch.Generator(device=self.device).manual_seed(tie_seed), **self._selection_options)
@@ -220,6 +258,11 @@ class DataAgentEnv(BatchEpisodeEnv):
         return self._data
 
     def _begin_epoch(self, epoch: int) -> None:
+        if self.candidates:  # every sample is a candidate once per epoch
+            every = torch.arange(self.num_samples, device=self.device)
+            self._plan = EpochPlan(every, torch.ones(self.num_samples, device=self.device), pruned=True)
+            self._lay_out_epoch(epoch)
+            return
         with self.trainer.ledger.timed("overhead"):
             self._plan: EpochPlan = self.selector.plan(epoch)
             if self._plan.pruned and self._has_noise:
@@ -231,10 +274,34 @@ class DataAgentEnv(BatchEpisodeEnv):
         """Record the batch's scores for the selector; the reward and its ``lambda`` go to the host."""
         plan = self._plan
         self.selector.update(fwd.idx, scores)
-        rewards, lam = self.reward_fn(fwd.losses, fwd.logits, scores)
+        losses = fwd.losses.detach()
+        if self._reducible_reward:
+            losses = losses - self.trainer.store.reference_loss[fwd.idx]
+        rewards, lam = self.reward_fn(losses, fwd.logits, scores)
         transfer.add("sample_rewards", rewards)
         transfer.add("lambda", lam)
+        if self.candidates:
+            ranked = scores.masked_fill(torch.from_numpy(padded).to(self.device), -1.0)
+            self._chosen = fwd.idx[top_share(ranked, self.config.batch_size)]
+            if self._has_noise:
+                self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._chosen].float().mean())
+            return None, {"pruned": True, "keep_ratio_effective": 1.0 / self.candidate_factor}
         return plan.weights[fwd.idx], {"pruned": plan.pruned, "keep_ratio_effective": len(plan.indices) / self.num_samples}
+
+    def _forward(self, idx: torch.Tensor) -> BatchForward:
+        return self.trainer.candidate_forward(idx) if self.candidates else self.trainer.forward(idx)
+
+    def _replay(self, idx: torch.Tensor, inputs: torch.Tensor) -> BatchForward:
+        if self.candidates:
+            return self.trainer.candidate_forward(idx, replay=True)
+        return self.trainer.replay_forward(idx, inputs)
+
+    def _train(self, fwd: BatchForward, weights: torch.Tensor | None) -> torch.Tensor:
+        """Per-epoch modes: the step on the observed batch; candidate mode: forward the chosen share with its
+        graph (its statistics came from the candidate pass) and step on it."""
+        if not self.candidates:
+            return self.trainer.step(fwd, weights)
+        return self.trainer.step(self.trainer.forward(self._chosen, record=False))
 
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
@@ -249,7 +316,7 @@ class DataAgentEnv(BatchEpisodeEnv):
         """Columns :data:`SIGNAL_NAMES`, read from the sample store the forward pass just updated."""
         t = self.trainer
         return t.store.signal_state(fwd.idx, self.selector.scores, t.epoch, t.progress,
-                                    self.selector.is_pruned(t.epoch), t.dataset.num_classes)
+                                    self.candidates or self.selector.is_pruned(t.epoch), t.dataset.num_classes)
 
     def _noisy_kept_fraction(self) -> float | None:
         """With label noise: the mean share of noisy samples among those kept in pruned epochs."""

@@ -10,7 +10,13 @@ Data Agent (docs/methods.md A.2/A.3) and its ablations:
 ``composite``  ``a * (lam * L~ + (1 - lam) * H~)``, lam = variance ratio (the paper's reward)
 ``loss``       lam fixed at 1 (difficulty only)
 ``entropy``    lam fixed at 0 (uncertainty only)
+``learnability`` ``a * RL~``: the difficulty of the *reducible* loss (training loss minus a reference
+               model's, RHO-LOSS's learnability; the env needs a ``reference``)
+``composite_learnability`` the composite with the reducible loss in place of the loss:
+               ``a * (lam * RL~ + (1 - lam) * H~)``, lam the same variance ratio
 :class:`FixedWeightReward` any fixed lam (removes the adaptive weighting)
+
+A reward whose ``reads_reducible_loss`` is True is given the batch's reducible losses as ``losses``.
 
 Each takes a ``baseline`` (:data:`REWARD_BASELINES`) subtracted from the signal ``x`` before it is
 multiplied by the score: ``none`` is the paper's ``a * x``. With ``x >= 0`` that reward is maximised
@@ -78,6 +84,9 @@ class CompositeReward(NormalizedReward):
     :param baseline: ``none`` (the paper), ``batch_mean`` or ``keep_quantile``
     :param keep_ratio: the env's kept fraction (only read by ``keep_quantile``)
     """
+
+    #: True: the env passes reducible losses (loss minus the reference's) as ``losses``
+    reads_reducible_loss = False
 
     def __init__(self, normalize: bool = True, clip_quantile: float = 0.95, eps_w: float = 1e-8,
                  baseline: str = "none", keep_ratio: float | None = None):
@@ -147,17 +156,32 @@ class EntropyOnlyReward(FixedWeightReward):
         super().__init__(0.0, normalize, clip_quantile, baseline, keep_ratio)
 
 
+class LearnabilityReward(LossOnlyReward):
+    """RHO-LOSS's learnability as the reward, ``r_i = a_i * RL~_i``: :func:`difficulty` of the reducible
+    losses (a noisy sample is hard for the reference too, so it is not rewarded like a learnable one)."""
+
+    reads_reducible_loss = True
+
+
+class CompositeLearnabilityReward(CompositeReward):
+    """The composite reward on the reducible loss, ``a_i * (lam * RL~_i + (1 - lam) * H~_i)``, with Data Agent's
+    variance-ratio ``lam``."""
+
+    reads_reducible_loss = True
+
+
 #: The Data Agent rewards: name -> class built as ``cls(normalize=, baseline=, keep_ratio=)``. To add one,
 #: subclass :class:`CompositeReward` (override :meth:`~CompositeReward.weight`, or ``__call__`` returning a
 #: :class:`RewardOutput`) and add ``"name": MyReward`` here: ``DataAgent-v0(reward="name")`` and
 #: ``experiments.train --reward`` read this dict.
-DATA_AGENT_REWARDS: dict[str, type[CompositeReward]] = {"composite": CompositeReward, "loss": LossOnlyReward,
-                                                         "entropy": EntropyOnlyReward}
+DATA_AGENT_REWARDS: dict[str, type[CompositeReward]] = {
+    "composite": CompositeReward, "loss": LossOnlyReward, "entropy": EntropyOnlyReward,
+    "learnability": LearnabilityReward, "composite_learnability": CompositeLearnabilityReward}
 
 
 def make_data_agent_reward(name: str, normalize: bool = True, baseline: str = "none",
                            keep_ratio: float | None = None) -> CompositeReward:
-    """A Data Agent reward by name: ``composite`` (the paper's), ``loss`` or ``entropy``, with a
+    """A Data Agent reward by name (:data:`DATA_AGENT_REWARDS`; ``composite``: the paper's), with a
     ``baseline`` from :data:`REWARD_BASELINES` (``none``: the paper's)."""
     if name not in DATA_AGENT_REWARDS:
         raise ValueError(f"reward={name!r} is invalid; valid choices: {', '.join(DATA_AGENT_REWARDS)}")

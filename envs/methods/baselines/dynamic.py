@@ -20,6 +20,12 @@ Methods (the registry :data:`DYNAMIC_BASELINES`), definitions in docs/methods.md
                without RL (the paper's "top-k without the agent" ablation)
 ``infobatch``  prune a random fraction ``prune_ratio`` of the samples whose last loss is below the mean,
                rescale the remaining below-mean ones by ``1/(1 - prune_ratio)``, anneal
+``rholoss``    per batch: forward ``candidate_factor`` x the batch, back-propagate the top share by
+               reducible loss (needs a reference model, :mod:`envs.core.reference`)
+``proxy_loss`` per batch: a small proxy model trained alongside ranks the candidates by its loss
+
+The last two (:data:`PER_BATCH_BASELINES`) choose inside each step (:mod:`envs.methods.candidates`), so
+they have no epoch plan: :func:`run_dynamic` runs them, the drop-in ``Selector`` (a Sampler) cannot.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch
 
 from envs.core.store import SampleStore
 from envs.core.trainer import Trainer
+from envs.methods.candidates import CandidateRanker, ProxyLoss, RhoLoss, train_candidate_epoch
 from envs.methods.reward_terms import composite_signal
 from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
@@ -203,6 +210,7 @@ class DynamicSetup:
     :param epsilon: ε-greedy's random fraction of the budget
     :param device: where the selection runs
     :param generator: the baseline's random source
+    :param candidate_factor: per-batch methods' candidates per trained sample (RHO-LOSS's 10)
     """
 
     num_samples: int
@@ -215,6 +223,7 @@ class DynamicSetup:
     epsilon: float = 0.1
     device: torch.device | str = "cpu"
     generator: torch.Generator | None = None
+    candidate_factor: float = 10.0
 
 
 def _scored_topk(method: str, s: DynamicSetup) -> ScoredTopK:
@@ -232,33 +241,40 @@ DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicSelector]] = {
     **{m: functools.partial(_scored_topk, m) for m in TOPK_SCORES},
     "infobatch": lambda s: InfoBatch(s.num_samples, s.epochs, s.prune_ratio, s.anneal, device=s.device,
                                      generator=s.generator),
+    "rholoss": lambda s: RhoLoss(s.candidate_factor),
+    "proxy_loss": lambda s: ProxyLoss(s.candidate_factor),
 }
+#: the registered baselines that select per batch from candidates (no epoch plan; see the module docstring)
+PER_BATCH_BASELINES = ("rholoss", "proxy_loss")
 
 
 def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
-                          prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1) -> DynamicSelector:
+                          prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1,
+                          candidate_factor: float = 10.0) -> DynamicSelector | CandidateRanker:
     """Build a registered dynamic baseline for ``trainer``'s training set (its shuffling generator draws the
     baseline's random numbers too)."""
     return dynamic_selector(method, trainer.dataset.num_train, trainer.dataset.num_classes, trainer.config.epochs,
                             keep_ratio=keep_ratio, anneal=anneal, prune_ratio=prune_ratio, ucb_c=ucb_c, epsilon=epsilon,
-                            device=trainer.device, generator=trainer.generator)
+                            device=trainer.device, generator=trainer.generator, candidate_factor=candidate_factor)
 
 
 def dynamic_selector(method: str, num_samples: int, num_classes: int, epochs: int, *, keep_ratio: float = 0.5,
                      anneal: float = 0.875, prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1,
-                     device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> DynamicSelector:
+                     device: torch.device | str = "cpu", generator: torch.Generator | None = None,
+                     candidate_factor: float = 10.0) -> DynamicSelector | CandidateRanker:
     """Build a registered dynamic baseline (:data:`DYNAMIC_BASELINES`) for a training set of ``num_samples``
     (no trainer needed: the drop-in selector of :mod:`agents.selector` uses it in any training loop)."""
     if method not in DYNAMIC_BASELINES:
         raise ValueError(f"unknown dynamic method {method!r}; valid choices: {', '.join(DYNAMIC_BASELINES)}")
     return DYNAMIC_BASELINES[method](DynamicSetup(num_samples, num_classes, epochs, keep_ratio, anneal, prune_ratio,
-                                                  ucb_c, epsilon, device, generator))
+                                                  ucb_c, epsilon, device, generator, candidate_factor))
 
 
-def run_dynamic(trainer: Trainer, selector: DynamicSelector, progress: bool = False) -> dict[str, Any]:
+def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, progress: bool = False) -> dict[str, Any]:
     """Train ``trainer`` for its configured epochs under ``selector``; returns test metrics, the ledger and
     the kept fraction of each epoch (with label noise, also the mean share of noisy samples among those kept
-    in pruned epochs). Ranking time is booked as overhead in the ledger."""
+    in pruned epochs, or, per batch, among those back-propagated). Ranking time is booked as overhead in the
+    ledger; a per-batch method's candidate forwards under ``candidates``."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -269,6 +285,12 @@ def run_dynamic(trainer: Trainer, selector: DynamicSelector, progress: bool = Fa
     noisy = trainer.dataset.noisy_mask
     has_noise = bool(noisy.any())
     for epoch in tqdm(range(trainer.config.epochs), desc="epochs", disable=not progress, leave=False):
+        if not hasattr(selector, "plan"):  # a per-batch ranker (envs.methods.candidates)
+            _, trained = train_candidate_epoch(trainer, selector)
+            kept.append(len(trained) / store.num_samples)
+            if has_noise:
+                noisy_kept.append(noisy[trained].float().mean())
+            continue
         with trainer.ledger.timed("overhead"):
             plan = selector.plan(epoch, store)
             if has_noise and plan.pruned:

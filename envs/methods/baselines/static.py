@@ -30,6 +30,9 @@ Methods (the registry :data:`STATIC_BASELINES`; "keep" = the samples the coreset
                 class's 1% quantile of pairwise distances): each pick covers the most uncovered samples.
 ``ccs``         coverage-centric selection (Zheng et al. 2023) on EL2N: per class, drop the hardest 10%,
                 then spread the budget evenly over 50 difficulty strata (:func:`stratified_per_class`).
+``reducible_loss`` the proxy's eval-mode loss minus a reference model's (RHO-LOSS's learnability as a
+                static score, mean over proxy runs; ``run_proxy(reference=...)``, :mod:`envs.core.reference`,
+                whose cost joins the proxy's); keep the highest.
 
 Feature-space methods use the proxy's eval-mode penultimate features (:meth:`Trainer.embed`) of the
 first proxy run (features of different networks live in different spaces and cannot be averaged).
@@ -55,6 +58,7 @@ import torch
 from envs.core import signals
 from envs.core.data import DeviceDataset
 from envs.core.ledger import CostLedger
+from envs.core.reference import ReferenceScores
 from envs.core.store import SampleStore
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig
 from envs.methods.coreset import class_quotas, random_coreset
@@ -198,8 +202,10 @@ class ProxyScores:
     :param grand: ``(N,)`` head-gradient norm, mean over every training pass of every run
     :param forgetting: ``(N,)`` forgetting events, mean over runs (``inf`` where any run never learned the sample)
     :param features: ``(N, D)`` eval-mode penultimate features of the first run
-    :param ledger: the proxy runs' cost, summed (:meth:`CostLedger.as_dict` keys)
+    :param ledger: the proxy runs' cost, summed (:meth:`CostLedger.as_dict` keys), with the reference's
     :param meta: how the scores were made (dataset, num_train, model, score_epochs, num_models, seed, trainer)
+    :param reducible: ``(N,)`` the proxy's eval-mode loss minus the reference's, mean over runs (None
+        without a reference)
     """
 
     labels: torch.Tensor
@@ -209,6 +215,15 @@ class ProxyScores:
     features: torch.Tensor
     ledger: dict[str, float | int]
     meta: dict[str, Any] = field(default_factory=dict)
+    reducible: torch.Tensor | None = None
+
+
+def reducible_scores(proxy: ProxyScores) -> torch.Tensor:
+    """The proxy's reducible loss; a one-line error when the proxy run had no reference."""
+    if proxy.reducible is None:
+        raise ValueError("method='reducible_loss' needs a reference model; valid: run_proxy(..., reference="
+                         "envs.core.reference.load_reference(...))")
+    return proxy.reducible
 
 
 def _add_ledgers(*ledgers: dict[str, float | int]) -> dict[str, float | int]:
@@ -216,8 +231,10 @@ def _add_ledgers(*ledgers: dict[str, float | int]) -> dict[str, float | int]:
 
 
 def _one_proxy_run(dataset: DeviceDataset, model: str, config: TrainerConfig, score_epochs: int,
-                   seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float | int]]:
-    """Train ``score_epochs`` epochs on all data, reading GraNd off each training forward pass; then embed."""
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float | int],
+                                       torch.Tensor]:
+    """Train ``score_epochs`` epochs on all data, reading GraNd off each training forward pass; then embed
+    (the eval-mode losses come last)."""
     trainer = Trainer(dataset, model, config, seed=seed, track_samples=True)
     grand = torch.zeros(dataset.num_train, device=dataset.device)
     for epoch in range(score_epochs):
@@ -235,11 +252,14 @@ def _one_proxy_run(dataset: DeviceDataset, model: str, config: TrainerConfig, sc
     with trainer.ledger.timed("overhead"):
         el2n = signals.el2n(logits, dataset.train_y)
         forgetting = forgetting_scores(trainer.store)
-    return el2n, grand / score_epochs, forgetting, features, trainer.ledger.as_dict()
+        losses = torch.nn.functional.cross_entropy(logits, dataset.train_y, reduction="none",
+                                                   label_smoothing=config.label_smoothing)
+    return el2n, grand / score_epochs, forgetting, features, trainer.ledger.as_dict(), losses
 
 
 def run_proxy(dataset: DeviceDataset, model: str = "mlp", config: TrainerConfig | None = None, *,
-              score_epochs: int = 5, num_models: int = 1, seed: int = 0) -> ProxyScores:
+              score_epochs: int = 5, num_models: int = 1, seed: int = 0,
+              reference: ReferenceScores | None = None) -> ProxyScores:
     """Train ``num_models`` proxy models (seeds ``seed``, ``seed + 1``, ...) on all of ``dataset`` for
     ``score_epochs`` epochs each and record every static method's inputs.
 
@@ -254,6 +274,8 @@ def run_proxy(dataset: DeviceDataset, model: str = "mlp", config: TrainerConfig 
     :param score_epochs: epochs each proxy trains before its scores are read
     :param num_models: independent proxy runs to average EL2N, GraNd and Forgetting over
     :param seed: seed of the first proxy run
+    :param reference: a reference model's scores (:func:`envs.core.reference.load_reference`) for
+        ``reducible_loss``; its cost is added to the ledger
     """
     config = config or TrainerConfig()
     config.validate()
@@ -269,7 +291,13 @@ def run_proxy(dataset: DeviceDataset, model: str = "mlp", config: TrainerConfig 
     el2n, grand, forgetting = (torch.stack([r[i] for r in runs]).mean(dim=0) for i in range(3))
     meta = {"dataset": dataset.name, "num_train": dataset.num_train, "model": model, "score_epochs": score_epochs,
             "num_models": num_models, "proxy_seed": seed, "trainer": config.as_dict()}
-    return ProxyScores(dataset.train_y, el2n, grand, forgetting, runs[0][3], _add_ledgers(*(r[4] for r in runs)), meta)
+    ledger = _add_ledgers(*(r[4] for r in runs))
+    reducible = None
+    if reference is not None:
+        reducible = torch.stack([r[5] for r in runs]).mean(dim=0) - reference.loss
+        ledger["reference_samples"] += reference.samples
+        ledger["reference_seconds"] += reference.seconds
+    return ProxyScores(dataset.train_y, el2n, grand, forgetting, runs[0][3], ledger, meta, reducible)
 
 
 # --- the registry and its entry point -------------------------------------------------------------
@@ -353,6 +381,7 @@ STATIC_BASELINES: dict[str, StaticBaseline] = {
     "kcenter": greedy(kcenter_order),
     "cover_greedy": greedy(functools.partial(greedy_cover_order, epsilon="quantile:0.01")),
     "ccs": stratified(lambda proxy, labels: proxy.el2n),
+    "reducible_loss": top_scored(lambda proxy, labels: reducible_scores(proxy)),
 }
 
 
