@@ -36,7 +36,7 @@ from agents.policies import BatchOfSamplesPolicy
 from envs.core.batches import fixed_size_batches, shuffled_split
 from envs.core.store import SIGNAL_NAMES, SampleStore
 from envs.data_agent.env import STATES
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSelector, dynamic_selector
+from envs.methods.baselines.dynamic import PER_BATCH_BASELINES, PER_EPOCH_BASELINES, DynamicSelector, dynamic_selector
 from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
 
@@ -227,8 +227,9 @@ class Selector(Sampler[int]):
         :param options: the baseline's options (``keep_ratio``, ``anneal``, ``prune_ratio``, ``ucb_c``, ``epsilon``)
         """
         _check_sizes(num_samples, epochs, batch_size)
-        if name not in DYNAMIC_BASELINES:
-            raise ValueError(f"baseline {name!r} is invalid; valid choices: {', '.join(DYNAMIC_BASELINES)}")
+        if name not in PER_EPOCH_BASELINES:  # a per-batch method chooses inside each step, which a Sampler cannot
+            raise ValueError(f"baseline {name!r} is invalid; valid choices: {', '.join(PER_EPOCH_BASELINES)} "
+                             f"(a drop-in selector plans epochs; {', '.join(PER_BATCH_BASELINES)} choose per batch)")
         generator = torch.Generator(device=torch.device(device)).manual_seed(seed)
         method = dynamic_selector(name, num_samples, num_classes, epochs, device=device, generator=generator, **options)
         # what update() must be given besides the losses: the baseline says (DynamicSelector.needs)

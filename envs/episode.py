@@ -56,8 +56,11 @@ from envs.actions import check_score_action
 from envs.core.batches import fixed_size_batches
 from envs.core.data import DataConfig
 from envs.core.reference import ReferenceConfig, attach_reference, load_reference
+from envs.core.store import signal_names
 from envs.core.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
 
+#: what an observation row holds: the model's penultimate features, the store's signals, or both
+STATES = ("features", "signals", "both")
 LEDGER_COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
@@ -157,6 +160,27 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         data = {**asdict(self.data_config), "seed": data_seed}
         scores = load_reference(trainer.dataset, model, self.config, self.reference, data, data_seed)
         attach_reference(trainer, scores)
+
+    def _state_dim(self, state: str, feature_dim: int) -> int:
+        """Columns of an observation row for ``state`` (checked against :data:`STATES`); the signals gain the
+        reference's columns with a reference (:func:`envs.core.store.signal_names`)."""
+        if state not in STATES:
+            raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
+        num_signals = len(signal_names(self.reference is not None))
+        return {"features": feature_dim, "signals": num_signals, "both": feature_dim + num_signals}[state]
+
+    def _batch_state(self, fwd: BatchForward, state: str, scores: torch.Tensor,
+                     selecting: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``state`` of a forwarded batch (signals read from the store the pass just updated, with every
+        sample's current ``scores`` and whether the epoch is ``selecting``) and whether its losses and
+        features are all finite."""
+        feats = fwd.features.detach()
+        finite = torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all()
+        if state == "features":
+            return feats, finite
+        t = self.trainer
+        sig = t.store.signal_state(fwd.idx, scores, t.epoch, t.progress, selecting, t.dataset.num_classes)
+        return (sig if state == "signals" else torch.cat([feats, sig], dim=1)), finite
 
     def _check_batch_size(self, smallest: int) -> None:
         """The batch must fit the training set (``smallest``: the env's least valid ``batch_size``)."""

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from agents.selector import Selector
 from envs.core.own_model import FeatureModel
 from envs.core.trainer import TrainerConfig
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES
+from envs.methods.baselines.dynamic import PER_EPOCH_BASELINES
 from experiments.cli import console_script, make_parser, seed_value
 
 # --- the user's side: data, model, evaluation -----------------------------------------------------
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(__doc__)
     policy = parser.add_mutually_exclusive_group()
     policy.add_argument("--agent", type=Path, default=None, help="an agent.zip saved by experiments.train (DataAgent-v0)")
-    policy.add_argument("--baseline", choices=tuple(DYNAMIC_BASELINES), default=None, help="a baseline instead of an agent")
+    policy.add_argument("--baseline", choices=PER_EPOCH_BASELINES, default=None, help="a baseline instead of an agent")
     parser.add_argument("--agent-out", type=Path, default=Path("runs/own_loop_agent"),
                         help="where the tiny agent goes when neither --agent nor --baseline is given")
     parser.add_argument("--agent-epochs", type=int, default=10, help="epochs (one episode) of the tiny agent's training")

@@ -10,7 +10,7 @@ from envs.core.data import load_dataset
 from envs.core.store import SampleStore
 from envs.core.trainer import Trainer, TrainerConfig
 from envs.data_agent.rewards import CompositeReward
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
+from envs.methods.baselines.dynamic import PER_EPOCH_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
 
 
 def store_with(losses: torch.Tensor, entropies: torch.Tensor | None = None) -> SampleStore:
@@ -112,7 +112,7 @@ def test_bad_options():
         make_dynamic_selector("gradmatch", t)
 
 
-@pytest.mark.parametrize("method", DYNAMIC_BASELINES)
+@pytest.mark.parametrize("method", PER_EPOCH_BASELINES)
 def test_every_method_runs_on_the_shared_trainer_and_ledger(method):
     ds = load_dataset("synthetic")
     t = Trainer(ds, "mlp", TrainerConfig(epochs=4, batch_size=64), seed=0)

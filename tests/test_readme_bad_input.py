@@ -22,8 +22,11 @@ import experiments.train as train
 from agents import make_agent
 from envs import CoverSelectEnv, DataAgentEnv, TrainerConfig, build_model, load_dataset
 from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
-from envs.core.data import FASHION_MNIST_DIRS
+from envs.core.data import FASHION_MNIST_DIRS, DataConfig
+from envs.core.reference import ReferenceConfig, load_reference
 from envs.core.trainer import Trainer
+from envs.methods.baselines.dynamic import make_dynamic_selector, run_dynamic
+from envs.methods.baselines.static import run_proxy, select_coreset
 from experiments import benchmark, full_data
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
@@ -117,6 +120,22 @@ def _diverging_run() -> str:
     return _message(info.value)
 
 
+def _rholoss_without_reference() -> str:
+    trainer = Trainer(load_dataset("synthetic"), "mlp", TrainerConfig(batch_size=64, epochs=1))
+    with pytest.raises(ValueError) as info:
+        run_dynamic(trainer, make_dynamic_selector("rholoss", trainer, candidate_factor=2))
+    return _message(info.value)
+
+
+def _other_reference(tmp: Path) -> str:
+    data = load_dataset("synthetic", train_size=128, holdout=0.25)
+    config, path = TrainerConfig(batch_size=32, epochs=1), tmp / "reference.pt"
+    load_reference(data, "mlp", config, ReferenceConfig(cache=str(path)), {"seed": 0})
+    with pytest.raises(ValueError) as info:
+        load_reference(data, "mlp", config, ReferenceConfig(cache=str(path), seed=1), {"seed": 0})
+    return _message(info.value)
+
+
 def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
     """Table input cell -> the code that produces its error message (None: not on this machine)."""
     fresh = DataAgentEnv(**SMALL)
@@ -165,6 +184,24 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`DataAgentEnv(refresh=1.5)`": _raises(lambda: DataAgentEnv(**{**SMALL, "refresh": 1.5})),
         '`DataAgentEnv(selection="importance", loss_weight=2.0)`': _raises(
             lambda: DataAgentEnv(**{**SMALL, "selection": "importance", "loss_weight": 2.0})),
+        # learnability (envs.core.reference)
+        "`DataConfig(holdout=0.7)`": _raises(lambda: DataConfig(holdout=0.7).validate()),
+        '`load_dataset("synthetic", train_size=6, holdout=0.5)` (a class left empty)': _raises(
+            lambda: load_dataset("synthetic", train_size=6, holdout=0.5)),
+        "`DataConfig(trusted=True)` without a holdout": _raises(lambda: DataConfig(trusted=True).validate()),
+        '`DataAgentEnv(reference={"kind": "holdout"})` without a holdout': _raises(
+            lambda: DataAgentEnv(**{**SMALL, "reference": {"kind": "holdout"}})),
+        '`DataAgentEnv(reward="learnability")` without a reference': _raises(
+            lambda: DataAgentEnv(**{**SMALL, "reward": "learnability"})),
+        '`CoverSelectEnv(difficulty="reducible_loss")` without a reference': _raises(
+            lambda: CoverSelectEnv(**{**SMALL, "difficulty": "reducible_loss"})),
+        '`DataAgentEnv(selection="candidates", candidate_factor=0.5)`': _raises(
+            lambda: DataAgentEnv(**{**SMALL, "selection": "candidates", "candidate_factor": 0.5})),
+        "`run_dynamic` with `rholoss` and no reference attached": _rholoss_without_reference,
+        '`select_coreset("reducible_loss", proxy)` on a proxy run without a reference': _raises(
+            lambda: select_coreset("reducible_loss", run_proxy(load_dataset("synthetic"), "mlp", TrainerConfig(epochs=1),
+                                                               score_epochs=1), 0.5)),
+        "a reference cache file (`ReferenceConfig(cache=path)`) of another configuration": lambda: _other_reference(tmp),
         # checkpoints
         "a truncated checkpoint file": lambda: _truncated_checkpoint(tmp),
         "a checkpoint of another configuration": lambda: _other_configuration(tmp),

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from agents import Selector, make_agent
 from envs import DataAgentEnv, FeatureModel
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES
+from envs.methods.baselines.dynamic import PER_EPOCH_BASELINES
 
 N, BATCH, EPOCHS = 320, 32, 4
 
@@ -124,7 +124,7 @@ def test_the_state_is_read_from_the_config_beside_the_agent(tmp_path):
         Selector.from_agent(path, num_samples=256, epochs=2, batch_size=BATCH)
 
 
-@pytest.mark.parametrize("name", DYNAMIC_BASELINES)
+@pytest.mark.parametrize("name", PER_EPOCH_BASELINES)
 def test_every_baseline_runs_as_a_drop_in(name):
     x, y = user_data()
     selector = Selector.from_baseline(name, num_samples=N, num_classes=4, epochs=3, batch_size=BATCH, keep_ratio=0.5,

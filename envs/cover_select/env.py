@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from torch import nn
 
 from envs.core.data import DataConfig
 from envs.core.own_model import model_feature_dim, model_label
+from envs.core.reference import ReferenceConfig
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
 from envs.cover_select.rewards import COVER_REWARDS, CoverReward, make_cover_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
@@ -33,6 +35,7 @@ from envs.methods.cover import (DEFAULT_CHUNK_BYTES, DEFAULT_QUANTILE_SAMPLES, c
 from envs.methods.ranking import keep_top_per_class
 
 TRAIN_ON = ("all", "selected")
+DIFFICULTIES = ("loss", "reducible_loss")
 DEGREE_NORMS = ("none", "rank")
 
 
@@ -52,9 +55,12 @@ class CoverSelectEnv(BatchEpisodeEnv):
     (``info["padded"]``) are trained like the others (and counted by the ledger) but their actions
     are ignored: their scores keep their values.
 
-    **Observation space.** ``Box(-inf, inf, (batch_size, feature_dim), float32)``: the target
-    model's penultimate features of the batch's samples, from the training forward pass (unbounded,
-    so Gymnasium's ``check_env`` warns about infinite bounds).
+    **Observation space.** ``Box(-inf, inf, (batch_size, state_dim), float32)``. ``state="features"``
+    (the paper's): the target model's penultimate features of the batch's samples, from the training
+    forward pass (unbounded, so Gymnasium's ``check_env`` warns about infinite bounds); ``signals``:
+    the sample store's compact columns (:data:`envs.core.store.SIGNAL_NAMES`, as in ``DataAgent-v0``,
+    the score being ``d``), with a ``reference`` model its three learnability columns too
+    (:data:`envs.core.store.REFERENCE_SIGNAL_NAMES`); ``both``: features then signals.
 
     **Action space.** ``Box(-1, 1, (batch_size,), float32)``: one score per sample, ``d = (a + 1) / 2``;
     a sample is selected when ``d > 0.5``. Out-of-range values are clipped; a wrong shape, NaN or
@@ -66,7 +72,9 @@ class CoverSelectEnv(BatchEpisodeEnv):
     ``rho = mean(d > 0.5)`` (after this step's scores) with ``keep_ratio`` (0 at the target, down
     to -1), ``s`` is ``ratio_scale`` (1) and ``r_sel,i = -c_i d_i`` penalises keeping samples with a
     high ε-cover degree ``c_i``. ``"cover_difficulty"`` adds the sample's batch difficulty:
-    ``r_sel,i = d_i (L~_i - c_i)``. Padded slots get the same formula with their unchanged score.
+    ``r_sel,i = d_i (L~_i - c_i)``; with ``difficulty="reducible_loss"`` (needs a ``reference``) ``L~`` is
+    the difficulty of the reducible loss (training loss minus the reference's): a noisy sample, hard
+    for the reference too, no longer counts as worth keeping. Padded slots get the same formula with their unchanged score.
     ``info["sample_rewards"]`` holds all ``batch_size`` of them (float32); the scalar reward is their
     mean over the slots that are not padded (a Python float).
 
@@ -131,6 +139,11 @@ class CoverSelectEnv(BatchEpisodeEnv):
     :param class_budget: the coreset keeps the class proportions (see **Coreset**)
     :param chunk_bytes: memory budget of one block of the pairwise-distance computation
     :param quantile_samples: subsample size of the ``median``/``quantile`` rules
+    :param state: ``features`` (the paper's), ``signals`` or ``both``
+    :param difficulty: what a difficulty reward reads: ``loss`` (the default) or ``reducible_loss``
+    :param reference: a reference model (:class:`~envs.core.reference.ReferenceConfig` or a dict of its
+        fields; None: none), for the learnability columns and ``difficulty="reducible_loss"``; its cost is
+        booked in the ledger under ``reference``
     """
 
     scores_padded_slots = False
@@ -140,8 +153,9 @@ class CoverSelectEnv(BatchEpisodeEnv):
                  device: str = "auto", keep_ratio: float = 0.5, epsilon: str | float = "mean", train_on: str = "all",
                  reward: str | CoverReward = "cover", reward_norm: bool = False, ratio_scale: float = 1.0,
                  degree_norm: str = "none", class_budget: bool = False, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                 quantile_samples: int = DEFAULT_QUANTILE_SAMPLES):
-        super().__init__(trainer, data, device)
+                 quantile_samples: int = DEFAULT_QUANTILE_SAMPLES, state: str = "features", difficulty: str = "loss",
+                 reference: ReferenceConfig | Mapping[str, Any] | None = None):
+        super().__init__(trainer, data, device, reference)
         if isinstance(reward, str):
             self.reward_fn: CoverReward = make_cover_reward(reward, keep_ratio, reward_norm, ratio_scale)
         else:
@@ -160,11 +174,14 @@ class CoverSelectEnv(BatchEpisodeEnv):
             ("class_budget", class_budget, isinstance(class_budget, bool), "True or False"),
             ("quantile_samples", quantile_samples, isinstance(quantile_samples, int) and quantile_samples >= 2,
              "an integer >= 2"),
+            ("difficulty", difficulty, difficulty in DIFFICULTIES, f"one of {', '.join(DIFFICULTIES)}"),
         ]
         for name, value, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
         chunk_rows(1, chunk_bytes)  # validates chunk_bytes
+        self._check_learnability("difficulty='reducible_loss'", difficulty == "reducible_loss")
+        self.state, self.difficulty = state, difficulty
         self.dataset_name, self.model_name, self.train_on = dataset, model, train_on
         self.degree_norm, self.class_budget = degree_norm, class_budget
         self.keep_ratio = self.reward_fn.keep_ratio
@@ -175,7 +192,8 @@ class CoverSelectEnv(BatchEpisodeEnv):
         batch_size = self.config.batch_size
         self.feature_dim: int = model_feature_dim(model, self.data)
         self._members = class_members(self.data.train_y, self.data.num_classes)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(batch_size, self.feature_dim), dtype=np.float32)
+        state_dim = self._state_dim(state, self.feature_dim)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(batch_size, state_dim), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(batch_size,), dtype=np.float32)
         self._seed: int | None = None
 
@@ -213,6 +231,8 @@ class CoverSelectEnv(BatchEpisodeEnv):
             "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon), "reward": self.reward_name,
             "ratio_scale": getattr(self.reward_fn, "ratio_scale", None), "degree_norm": self.degree_norm,
             "class_budget": self.class_budget, "train_on": self.train_on, "trainer": self.config.as_dict(),
+            "state": self.state, "difficulty": self.difficulty,
+            "reference": None if self.reference is None else {k: str(v) for k, v in asdict(self.reference).items()},
             "ledger": self.trainer.ledger.as_dict(),
         }
 
@@ -222,7 +242,9 @@ class CoverSelectEnv(BatchEpisodeEnv):
         """A fresh target model, score vector and feature buffer for the run ``run_seed``."""
         self._seed, self._tie_seed = run_seed, tie_seed
         n, dev = self.num_samples, self.device
-        self.trainer = Trainer(self.data, self.model_name, self.config, seed=self._seed, track_samples=False)
+        track = self.state != "features" or self.reference is not None
+        self.trainer = Trainer(self.data, self.model_name, self.config, seed=self._seed, track_samples=track)
+        self._attach_reference(self.trainer, self.model_name, self.data_config.seed_for(0))
         self._generator = torch.Generator(device=dev).manual_seed(self._tie_seed)
         self.scores = torch.ones(n, device=dev)  #: the score vector d
         self._num_selected = torch.full((), n, dtype=torch.long, device=dev)
@@ -257,7 +279,10 @@ class CoverSelectEnv(BatchEpisodeEnv):
         self.scores[idx] = new
         ratio = self._num_selected / self.num_samples
         d = self.scores[fwd.idx]
-        out = self.reward_fn(d, self.degrees[fwd.idx], ratio, fwd.losses.detach())
+        losses = fwd.losses.detach()
+        if self.difficulty == "reducible_loss":
+            losses = losses - self.trainer.store.reference_loss[fwd.idx]
+        out = self.reward_fn(d, self.degrees[fwd.idx], ratio, losses)
         transfer.add("sample_rewards", out.rewards)
         transfer.add("ratio_reward", out.ratio_reward)
         transfer.add("ratio", ratio)
@@ -269,11 +294,10 @@ class CoverSelectEnv(BatchEpisodeEnv):
             self._update_degrees()
 
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the batch's features in the buffer; return them and whether loss and features are finite."""
-        feats = fwd.features.detach()
+        """Store the batch's features in the buffer; return the batch's state and whether loss and features are finite."""
         valid = self._num_valid(self._pos)
-        self.features[fwd.idx[:valid]] = feats[:valid]
-        return feats, torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all()
+        self.features[fwd.idx[:valid]] = fwd.features.detach()[:valid]
+        return self._batch_state(fwd, self.state, self.scores, selecting=False)
 
     def _run_end_info(self) -> dict[str, Any]:
         return {"coreset": self.coreset(), "coreset_meta": self.coreset_meta()}

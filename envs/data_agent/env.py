@@ -22,14 +22,13 @@ from torch import nn
 from envs.core.data import DataConfig, DeviceDataset
 from envs.core.own_model import model_feature_dim
 from envs.core.reference import ReferenceConfig
-from envs.core.store import SIGNAL_NAMES, signal_names
+from envs.core.store import SIGNAL_NAMES
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
 from envs.data_agent.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
-from envs.episode import BatchEpisodeEnv, HostTransfer
+from envs.episode import STATES, BatchEpisodeEnv, HostTransfer
 from envs.methods.candidates import check_candidate_factor, top_share
 from envs.methods.selection import SELECTIONS, AnnealedTopKSelector, EpochPlan
 
-STATES = ("features", "signals", "both")
 #: the per-epoch selections of :class:`AnnealedTopKSelector`, and the per-batch candidate mode
 DATA_AGENT_SELECTIONS = (*SELECTIONS, "candidates")
 
@@ -151,8 +150,6 @@ class DataAgentEnv(BatchEpisodeEnv):
         if self.candidates:
             self.slots = round(self.candidate_factor * self.config.batch_size)
             keep_ratio, selection = 1.0 / self.candidate_factor, "topk"
-        if state not in STATES:
-            raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
         if not isinstance(reward_norm, bool):
             raise ValueError(f"reward_norm={reward_norm!r} is invalid; valid: True or False")
         batch_size, epochs = self.config.batch_size, self.config.epochs
@@ -183,8 +180,7 @@ class DataAgentEnv(BatchEpisodeEnv):
                 f"batch_size={batch_size}; valid range: keep_ratio >= {batch_size / self.num_samples:.4g} (or a smaller batch_size)")
         self.keep_ratio, self.anneal, self.loss_weight = keep_ratio, anneal, loss_weight
         feature_dim = model_feature_dim(model, loaded)
-        num_signals = len(signal_names(self.reference is not None))
-        state_dim = {"features": feature_dim, "signals": num_signals, "both": feature_dim + num_signals}[state]
+        state_dim = self._state_dim(state, feature_dim)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.slots, state_dim), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.slots,), dtype=np.float32)
         self.selector: AnnealedTopKSelector | None = None
@@ -305,18 +301,8 @@ class DataAgentEnv(BatchEpisodeEnv):
 
     def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
-        feats = fwd.features.detach()
-        finite = torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all()
-        if self.state == "features":
-            return feats, finite
-        sig = self._signals(fwd)
-        return (sig if self.state == "signals" else torch.cat([feats, sig], dim=1)), finite
-
-    def _signals(self, fwd: BatchForward) -> torch.Tensor:
-        """Columns :data:`SIGNAL_NAMES`, read from the sample store the forward pass just updated."""
-        t = self.trainer
-        return t.store.signal_state(fwd.idx, self.selector.scores, t.epoch, t.progress,
-                                    self.candidates or self.selector.is_pruned(t.epoch), t.dataset.num_classes)
+        selecting = self.candidates or self.selector.is_pruned(self.trainer.epoch)
+        return self._batch_state(fwd, self.state, self.selector.scores, selecting)
 
     def _noisy_kept_fraction(self) -> float | None:
         """With label noise: the mean share of noisy samples among those kept in pruned epochs."""

@@ -19,7 +19,6 @@ from typing import Protocol
 
 import torch
 
-from envs.core.batches import shuffled_split
 from envs.core.checks import is_real
 from envs.core.trainer import BatchForward, DivergenceError, Trainer
 
@@ -107,8 +106,7 @@ def train_candidate_epoch(trainer: Trainer, ranker: CandidateRanker) -> tuple[to
 
     Returns the epoch's mean training loss and the indices it back-propagated (device tensors); raises
     :class:`DivergenceError` on a non-finite loss."""
-    size = round(ranker.factor * trainer.config.batch_size)
-    pools = shuffled_split(torch.arange(trainer.dataset.num_train, device=trainer.device), size, trainer.generator)
+    pools = trainer.shuffled_batches(batch_size=round(ranker.factor * trainer.config.batch_size))
     trainer.begin_epoch(trainer.epoch, len(pools))
     ranker.begin_epoch(trainer, len(pools))
     total = torch.zeros((), device=trainer.device)

@@ -246,6 +246,8 @@ DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicSelector]] = {
 }
 #: the registered baselines that select per batch from candidates (no epoch plan; see the module docstring)
 PER_BATCH_BASELINES = ("rholoss", "proxy_loss")
+#: the others: each plans whole epochs (what the drop-in ``Selector``, a Sampler, can run)
+PER_EPOCH_BASELINES = tuple(m for m in DYNAMIC_BASELINES if m not in PER_BATCH_BASELINES)
 
 
 def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
