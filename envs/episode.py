@@ -185,8 +185,8 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     def _check_batch_size(self, smallest: int) -> None:
         """The batch must fit the training set (``smallest``: the env's least valid ``batch_size``)."""
         if self.slots > self.num_samples:
-            raise ValueError(f"batch_size={self.config.batch_size!r} is invalid for {self.num_samples} training samples "
-                             f"({self.slots} per observation); "
+            per = "" if self.slots == self.config.batch_size else f" ({self.slots} candidates per observation)"
+            raise ValueError(f"batch_size={self.config.batch_size!r} is invalid for {self.num_samples} training samples{per}; "
                              f"valid range: [{smallest}, {self.num_samples}]")
 
     # --- episode --------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,6 +55,7 @@ from tqdm import tqdm
 import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset
+from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
@@ -84,6 +85,11 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
     "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"ppo": {"n_epochs": 1}, "a2c": {"n_steps": 4}}},
     "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {
         algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ALGOS}},
+    # learnability (envs.core.reference): "reference" gives the env the benchmark's reference model; candidate
+    # mode forwards 1 / keep ratio candidates per trained sample and trains the chosen share in the same step
+    "learnability": {"state": "signals", "reward": "learnability", "reward_baseline": "keep_quantile", "reference": True},
+    "candidates": {"state": "signals", "reward": "learnability", "reward_baseline": "keep_quantile", "reference": True,
+                   "selection": "candidates"},
 }
 # Who acts: an SB3 agent, or a control that replaces the policy (the same env, selector and reward).
 CONTROL_POLICIES = ("const", "randact")
@@ -125,21 +131,40 @@ class RunSpec:
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+def _data_config(spec: RunSpec) -> DataConfig:
+    """The spec's data options, seeded by its seed (a holdout only when the benchmark sets one)."""
+    c = spec.config
+    return DataConfig(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"], root=c["data_root"],
+                      holdout=c.get("holdout"), trusted=c.get("trusted", False), seed=spec.seed)
+
+
 def _trainer(spec: RunSpec) -> Trainer:
     c = spec.config
-    dev = resolve_device(c["device"])
-    data = load_dataset(c["dataset"], device=dev, train_size=c["train_size"], noise=c["noise"],
-                        noise_rate=c["noise_rate"], seed=spec.seed, root=c["data_root"])
+    data = _data_config(spec).load(c["dataset"], resolve_device(c["device"]))
     return Trainer(data, c["model"], TrainerConfig(**c["trainer"]), seed=spec.seed)
 
 
+def _reference_options(spec: RunSpec) -> dict[str, Any]:
+    """The cell's reference model: ``--reference`` (default: the holdout when there is one, else swapped halves)."""
+    return {"kind": "holdout" if spec.config.get("holdout") else "halves", **spec.config.get("reference", {})}
+
+
+def _reference(spec: RunSpec, trainer: Trainer) -> ReferenceScores:
+    """The cell's reference scores (trained once per data seed and configuration, then read from the cache)."""
+    return load_reference(trainer.dataset, spec.config["model"], trainer.config, ReferenceConfig(**_reference_options(spec)),
+                          asdict(_data_config(spec)), spec.seed)
+
+
 def run_dynamic_baseline(spec: RunSpec) -> dict[str, Any]:
-    """A dynamic baseline; InfoBatch's ``ratio`` is ``1 - prune_ratio`` (see the module docstring)."""
+    """A dynamic baseline; InfoBatch's ``ratio`` is ``1 - prune_ratio`` (see the module docstring), a per-batch
+    method's candidate factor ``1 / ratio`` (its back-propagated share). ``rholoss`` pays for its reference
+    model: its ledger and wall-clock include the reference's training, cached or not."""
     trainer = _trainer(spec)
+    if spec.method == "rholoss":
+        attach_reference(trainer, _reference(spec, trainer))
     selector = make_dynamic_selector(spec.method, trainer, keep_ratio=spec.ratio, prune_ratio=1.0 - spec.ratio,
-                                     anneal=spec.config["anneal"])
-    out = run_dynamic(trainer, selector)
-    return out
+                                     anneal=spec.config["anneal"], candidate_factor=1.0 / spec.ratio)
+    return run_dynamic(trainer, selector)
 
 
 _PROXIES: dict[tuple[str, int], ProxyScores] = {}
@@ -184,8 +209,7 @@ def run_config(spec: RunSpec, env_id: str, algo: str, env_options: dict[str, Any
     c = spec.config
     trainer = TrainerConfig(**{**c["trainer"], **changes.pop("trainer", {})})
     return RunConfig(env=env_id, algo=algo, seed=spec.seed, dataset=c["dataset"], model=c["model"],
-                     data=DataConfig(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"],
-                                     root=c["data_root"]),
+                     data=replace(_data_config(spec), seed=None),
                      device=c["device"], trainer=trainer, env_options=env_options, reference=False, out=out,
                      checkpoint_every=0, progress=False, **changes)
 
@@ -200,14 +224,26 @@ def data_agent_method(method: str) -> tuple[str, str]:
 def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     """Data Agent (``dataagent_<policy>[_<variant>]``). With ``ppo``/``a2c`` the agent and the inner model
     train together through the run library (:func:`experiments.run.run_training`); ``const`` (every action 0) and ``randact`` (uniform
-    actions) are controls that run the same env, selector and reward with the policy replaced."""
+    actions) are controls that run the same env, selector and reward with the policy replaced. A variant with a
+    reference model gets the cell's, trained before the run starts; its training time is added to the run's
+    wall-clock (as :func:`run_dynamic_baseline` does)."""
     policy, variant = data_agent_method(spec.method)
     options = {**DATA_AGENT_VARIANTS[variant], "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
     hyperparams = options.pop("hyperparams", {}).get(policy, {})
+    if options.pop("reference", False):
+        options["reference"] = _reference_options(spec)
+        _reference(spec, _trainer(spec))  # into the cache now, so the run's wall-clock adds its cost exactly once
+    if options.get("selection") == "candidates":
+        options["candidate_factor"] = 1.0 / spec.ratio
     with tempfile.TemporaryDirectory() as out:
         if policy in CONTROL_POLICIES:  # the algorithm is not used: no agent is built
-            return _run_data_agent_control(run_config(spec, "DataAgent-v0", "ppo", options, Path(out)), policy)
-        return run_training(run_config(spec, "DataAgent-v0", policy, options, Path(out), hyperparams=hyperparams)).metrics["run"]
+            result = _run_data_agent_control(run_config(spec, "DataAgent-v0", "ppo", options, Path(out)), policy)
+        else:
+            result = run_training(run_config(spec, "DataAgent-v0", policy, options, Path(out),
+                                             hyperparams=hyperparams)).metrics["run"]
+    if "reference" in options and "ledger" in result:
+        result["wall_seconds"] += result["ledger"].get("reference_seconds", 0.0)
+    return result
 
 
 def _run_data_agent_control(config: RunConfig, policy: str) -> dict[str, Any]:
@@ -306,6 +342,8 @@ def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
             "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
             "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
             "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+            "reference_seconds": result["ledger"].get("reference_seconds", 0.0),
+            "candidates_seconds": result["ledger"].get("candidates_seconds", 0.0),
             "selection_backprop": result.get("selection_backprop", 0),
             **_selection_cost(result, full), "config": spec.config}
 
@@ -364,7 +402,8 @@ def _num_train(spec: RunSpec) -> int:
     key = (c["dataset"], c["train_size"])
     if key not in _SIZE_CACHE:
         _SIZE_CACHE[key] = c["train_size"] or load_dataset(c["dataset"], root=c["data_root"]).num_train
-    return _SIZE_CACHE[key]
+    n = _SIZE_CACHE[key]
+    return n - int(round(c["holdout"] * n)) if c.get("holdout") else n  # the holdout is never trained on
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -679,6 +718,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
     p.add_argument("--score-epochs", type=int, default=2,
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
+    p.add_argument("--holdout", type=float, default=None,
+                   help="hold out this class-stratified fraction of the training set, in (0, 0.5], for every method "
+                        "(never trained on; the reference model of rholoss and the learnability variants trains on it)")
+    p.add_argument("--trusted", action="store_true", help="the holdout keeps clean labels (a small trusted set)")
+    p.add_argument("--reference", choices=REFERENCE_KINDS, default=None,
+                   help="the reference model: holdout (default with --holdout) or halves (two models on swapped halves)")
+    p.add_argument("--reference-epochs", type=int, default=None, help="the reference's epochs (default: --epochs)")
     add_trainer_arguments(p, seed=False)
     add_output_arguments(p, None, "runs.jsonl, runs.csv, summary.json, summary.md, diagnosis.md (static), the plots "
                                   "(default: results/<suite>-<dataset>-<model>)")
@@ -704,8 +750,17 @@ def main(argv: list[str] | None = None) -> str:
               "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
               "score_epochs": min(args.score_epochs, args.epochs),
               "trainer": trainer_config(args).as_dict()}
+    # learnability options join the configuration (and the run keys) only when set: earlier runs keep their keys
+    config.update({k: v for k, v in (("holdout", args.holdout), ("trusted", args.trusted)) if v})
+    reference = {k: v for k, v in (("kind", args.reference), ("epochs", args.reference_epochs)) if v is not None}
+    if reference:
+        config["reference"] = reference
     try:
         TrainerConfig(**config["trainer"]).validate()
+        DataConfig(holdout=args.holdout, trusted=args.trusted).validate()
+        ReferenceConfig(**_reference_options(RunSpec(args.suite, "", 0.5, 0, config))).validate()
+        if config.get("reference", {}).get("kind") == "holdout" and not args.holdout:
+            raise ValueError("--reference holdout needs --holdout; valid: --holdout <fraction in (0, 0.5]>, or --reference halves")
         ray = ray_options(args)
     except ValueError as err:
         parser.error(str(err))

@@ -80,6 +80,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-size", type=int, default=None, help="stratified subset of the training set (default: all)")
     g.add_argument("--noise", choices=("symmetric", "asymmetric"), default=None, help="label noise type")
     g.add_argument("--noise-rate", type=float, default=0.0, help="fraction of labels flipped")
+    g.add_argument("--holdout", type=float, default=None,
+                   help="hold out this class-stratified fraction of the training set, in (0, 0.5], never trained on "
+                        "(a reference model's data, docs/learnability.md)")
+    g.add_argument("--trusted", action="store_true", help="the holdout keeps clean labels")
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -176,4 +180,5 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
-    return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root)
+    return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                      holdout=args.holdout, trusted=args.trusted)

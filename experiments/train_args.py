@@ -13,10 +13,12 @@ from typing import Any
 import yaml
 
 from agents import ALGOS, MODES
-from envs.cover_select.env import DEGREE_NORMS
+from envs.core.reference import REFERENCE_KINDS
+from envs.cover_select.env import DEGREE_NORMS, DIFFICULTIES
 from envs.cover_select.rewards import COVER_REWARDS
+from envs.data_agent.env import DATA_AGENT_SELECTIONS
 from envs.data_agent.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
-from envs.methods.selection import SELECTIONS
+from envs.episode import STATES
 from experiments.cli import add_output_arguments, add_trainer_arguments, data_config, make_parser, trainer_config
 from experiments.run import ALL_ENV_OPTIONS, ENV_IDS, RunConfig, load_run_config
 
@@ -44,19 +46,25 @@ def build_parser(doc: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--reward", choices=(*DATA_AGENT_REWARDS, *COVER_REWARDS), default=None,
                    help=f"reward: {' | '.join(DATA_AGENT_REWARDS)} (DataAgent-v0, default composite); "
                         f"{' | '.join(COVER_REWARDS)} (CoverSelect-v0, default cover)")
+    s.add_argument("--state", choices=STATES, default=None,
+                   help="agent state (env default features); signals and both gain the reference's columns with "
+                        "--reference-model")
     e = parser.add_argument_group("DataAgent-v0")
     e.add_argument("--anneal", type=float, default=None, help="fraction of epochs with selection (env default 0.875)")
-    e.add_argument("--state", choices=("features", "signals", "both"), default=None,
-                   help="agent state (env default features)")
     e.add_argument("--reward-baseline", choices=REWARD_BASELINES, default=None,
                    help="subtracted from the reward signal: none (the paper's), batch_mean, keep_quantile (env default none)")
-    e.add_argument("--selection", choices=SELECTIONS, default=None,
+    e.add_argument("--selection", choices=DATA_AGENT_SELECTIONS, default=None,
                    help="kept set from the scores: topk (the paper's), soft (a score-weighted draw) or importance "
-                        "(keep probability from the score, 1/probability weights) (env default topk)")
+                        "(keep probability from the score, 1/probability weights); candidates: per batch, the top "
+                        "share of --candidate-factor x the batch trains at once (env default topk)")
     e.add_argument("--refresh", type=float, default=None,
                    help="share of each pruned epoch's budget re-admitted at random from the left-out samples (env default 0)")
     e.add_argument("--temperature", type=float, default=None, help="soft selection's temperature (env default 1)")
+    e.add_argument("--candidate-factor", type=float, default=None,
+                   help="selection candidates: candidates forwarded per trained sample (env default 2)")
     c = parser.add_argument_group("CoverSelect-v0")
+    c.add_argument("--difficulty", choices=DIFFICULTIES, default=None,
+                   help="what cover_difficulty reads (env default loss; reducible_loss needs --reference-model)")
     c.add_argument("--epsilon", default=None, help="ε rule: mean | median | quantile:<q> | <float> (env default mean)")
     c.add_argument("--train-on", choices=("all", "selected"), default=None,
                    help="selection-model training data (env default all)")
@@ -67,6 +75,9 @@ def build_parser(doc: str | None = None) -> argparse.ArgumentParser:
                    help="the coreset keeps the class proportions (the top scores of each class)")
     o = add_output_arguments(parser, None, f"{OUTPUTS} (default: runs/<env>_<algo>_s<seed>)")
     o.add_argument("--reference", choices=("full", "none"), default="full", help="also run full-data training")
+    s.add_argument("--reference-model", choices=REFERENCE_KINDS, default=None,
+                   help="a reference model for the learnability state, rewards and difficulty (holdout needs --holdout; "
+                        "docs/learnability.md)")
     k = parser.add_argument_group("checkpoints")
     k.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
                    help="save the run every EPOCHS epochs of inner training (0: only on SIGTERM/SIGINT)")
@@ -91,7 +102,9 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed arguments (``ValueError`` for a bad ``--hyperparams`` pair)."""
     return RunConfig(env=args.env, algo=args.algo, mode=args.mode, seed=args.seed, dataset=args.dataset,
                      data=data_config(args), model=args.model, device=args.device, trainer=trainer_config(args),
-                     env_options={name: getattr(args, name) for name in ALL_ENV_OPTIONS if getattr(args, name) is not None},
+                     env_options={**{name: getattr(args, name) for name in ALL_ENV_OPTIONS
+                                     if name != "reference" and getattr(args, name) is not None},
+                                  **({"reference": {"kind": args.reference_model}} if args.reference_model else {})},
                      hyperparams=parse_overrides(args.hyperparams), agent_device=args.agent_device,
                      load_agent=args.load_agent, no_learn=args.no_learn, reference=args.reference == "full",
                      out=args.out, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,

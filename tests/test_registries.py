@@ -44,7 +44,9 @@ def test_every_data_agent_reward_scores_a_batch(name, baseline):
 
 @pytest.mark.parametrize("name", DATA_AGENT_REWARDS)
 def test_every_data_agent_reward_drives_the_env_and_the_cli(name):
-    env = DataAgentEnv(reward=name, **TINY)
+    learnability = DATA_AGENT_REWARDS[name].reads_reducible_loss  # these read a reference model's losses
+    env = DataAgentEnv(reward=name, **TINY, **({"reference": {"kind": "halves", "epochs": 1, "cache": False}}
+                                               if learnability else {}))
     assert type(env.reward_fn) is DATA_AGENT_REWARDS[name]
     env.reset(seed=0)
     _, reward, _, _, info = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
