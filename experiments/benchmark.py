@@ -58,7 +58,7 @@ from envs.core.data import DataConfig, load_dataset
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
-from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset
+from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset, with_reference
 from envs.methods.coreset import train_and_evaluate
 from envs.methods.diagnosis import diagnose_coreset
 from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKSelector
@@ -183,9 +183,12 @@ def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
     """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
     trainer = _trainer(spec)
     source = trainer.dataset.train_y if STATIC_BASELINES[spec.method].needs == "labels" else _proxy(spec, trainer)
+    if spec.method == "reducible_loss":  # it alone reads (and pays for) the cell's reference model
+        source = with_reference(source, _reference(spec, trainer))
     coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
     ledger = coreset.ledger
-    return _train_on_coreset(spec, trainer, coreset.indices, ledger, ledger["train_seconds"] + ledger["overhead_seconds"])
+    return _train_on_coreset(spec, trainer, coreset.indices, ledger, ledger["train_seconds"] + ledger["overhead_seconds"]
+                             + ledger.get("reference_seconds", 0.0))
 
 
 def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, selection_ledger: dict[str, Any],
@@ -718,12 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection (dynamic)")
     p.add_argument("--score-epochs", type=int, default=2,
                    help="static: epochs of the proxy run before its scores are read (EL2N, GraNd... are early-training scores)")
-    p.add_argument("--holdout", type=float, default=None,
-                   help="hold out this class-stratified fraction of the training set, in (0, 0.5], for every method "
-                        "(never trained on; the reference model of rholoss and the learnability variants trains on it)")
-    p.add_argument("--trusted", action="store_true", help="the holdout keeps clean labels (a small trusted set)")
     p.add_argument("--reference", choices=REFERENCE_KINDS, default=None,
-                   help="the reference model: holdout (default with --holdout) or halves (two models on swapped halves)")
+                   help="the reference model of rholoss and the learnability variants: holdout (default with --holdout, "
+                        "which every method's data then lacks) or halves (two models on swapped halves)")
     p.add_argument("--reference-epochs", type=int, default=None, help="the reference's epochs (default: --epochs)")
     add_trainer_arguments(p, seed=False)
     add_output_arguments(p, None, "runs.jsonl, runs.csv, summary.json, summary.md, diagnosis.md (static), the plots "

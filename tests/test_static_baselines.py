@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from envs.core import signals
 from envs.core.data import load_dataset
-from envs.core.reference import ReferenceConfig, load_reference
+from envs.core.reference import ReferenceConfig, ReferenceScores, load_reference
 from envs.core.store import SampleStore
 from envs.core.trainer import TrainerConfig
 from envs.methods.baselines.static import (
@@ -33,11 +33,12 @@ def fake_proxy(labels: torch.Tensor, seed: int = 0, dim: int = 3, **fields: torc
     forgetting = torch.randint(0, 3, (n,), generator=g).float()
     forgetting[torch.randperm(n, generator=g)[: n // 10]] = float("inf")
     values = {"el2n": torch.rand(n, generator=g), "grand": torch.rand(n, generator=g), "forgetting": forgetting,
-              "features": torch.randn(n, dim, generator=g), "reducible": torch.randn(n, generator=g), **fields}
+              "features": torch.randn(n, dim, generator=g), "losses": torch.rand(n, generator=g), **fields}
     ledger = {"samples_forwarded": 7, "samples_backpropagated": 5, "optimizer_steps": 1, "eval_samples_forwarded": 0,
               "train_seconds": 1.0, "overhead_seconds": 0.5, "eval_seconds": 0.0}
     return ProxyScores(labels, values["el2n"], values["grand"], values["forgetting"], values["features"], ledger,
-                       {"dataset": "fake", "num_train": n, "proxy_seed": seed}, values["reducible"])
+                       {"dataset": "fake", "num_train": n, "proxy_seed": seed}, values["losses"],
+                       ReferenceScores(torch.rand(n, generator=g), torch.rand(n, generator=g), 0, 0.0, {}))
 
 
 def uneven_labels() -> torch.Tensor:

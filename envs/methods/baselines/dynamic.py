@@ -276,10 +276,12 @@ def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, p
     """Train ``trainer`` for its configured epochs under ``selector``; returns test metrics, the ledger and
     the kept fraction of each epoch (with label noise, also the mean share of noisy samples among those kept
     in pruned epochs, or, per batch, among those back-propagated). Ranking time is booked as overhead in the
-    ledger; a per-batch method's candidate forwards under ``candidates``."""
+    ledger; a per-batch method's candidate forwards under ``candidates``. ``wall_seconds`` includes the
+    reference model's training (``ledger.reference_seconds``) booked before the run."""
     from tqdm import tqdm
 
-    start = time.perf_counter()
+    # a reference model attached before the run (trained or read from the cache) is charged to its wall-clock
+    start = time.perf_counter() - trainer.ledger.reference_seconds
     kept, noisy_kept = [], []
     store = trainer.store
     if store is None:

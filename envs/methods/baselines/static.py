@@ -48,6 +48,7 @@ global generator, so it is reproducible only under the same global seed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -204,8 +205,8 @@ class ProxyScores:
     :param features: ``(N, D)`` eval-mode penultimate features of the first run
     :param ledger: the proxy runs' cost, summed (:meth:`CostLedger.as_dict` keys), with the reference's
     :param meta: how the scores were made (dataset, num_train, model, score_epochs, num_models, seed, trainer)
-    :param reducible: ``(N,)`` the proxy's eval-mode loss minus the reference's, mean over runs (None
-        without a reference)
+    :param losses: ``(N,)`` the proxy's eval-mode training loss after the run, mean over runs
+    :param reference: a reference model's scores (:func:`with_reference`) for ``reducible_loss``; None: none
     """
 
     labels: torch.Tensor
@@ -215,15 +216,23 @@ class ProxyScores:
     features: torch.Tensor
     ledger: dict[str, float | int]
     meta: dict[str, Any] = field(default_factory=dict)
-    reducible: torch.Tensor | None = None
+    losses: torch.Tensor | None = None
+    reference: ReferenceScores | None = None
+
+
+def with_reference(proxy: ProxyScores, reference: ReferenceScores) -> ProxyScores:
+    """``proxy`` with a reference model's scores, its cost added to the ledger (only the methods reading it pay)."""
+    ledger = {**proxy.ledger, "reference_samples": proxy.ledger.get("reference_samples", 0) + reference.samples,
+              "reference_seconds": proxy.ledger.get("reference_seconds", 0.0) + reference.seconds}
+    return dataclasses.replace(proxy, ledger=ledger, reference=reference)
 
 
 def reducible_scores(proxy: ProxyScores) -> torch.Tensor:
-    """The proxy's reducible loss; a one-line error when the proxy run had no reference."""
-    if proxy.reducible is None:
+    """The proxy's reducible loss (its loss minus the reference's); a one-line error without a reference."""
+    if proxy.reference is None or proxy.losses is None:
         raise ValueError("method='reducible_loss' needs a reference model; valid: run_proxy(..., reference="
                          "envs.core.reference.load_reference(...))")
-    return proxy.reducible
+    return proxy.losses - proxy.reference.loss
 
 
 def _add_ledgers(*ledgers: dict[str, float | int]) -> dict[str, float | int]:
@@ -291,13 +300,10 @@ def run_proxy(dataset: DeviceDataset, model: str = "mlp", config: TrainerConfig 
     el2n, grand, forgetting = (torch.stack([r[i] for r in runs]).mean(dim=0) for i in range(3))
     meta = {"dataset": dataset.name, "num_train": dataset.num_train, "model": model, "score_epochs": score_epochs,
             "num_models": num_models, "proxy_seed": seed, "trainer": config.as_dict()}
-    ledger = _add_ledgers(*(r[4] for r in runs))
-    reducible = None
-    if reference is not None:
-        reducible = torch.stack([r[5] for r in runs]).mean(dim=0) - reference.loss
-        ledger["reference_samples"] += reference.samples
-        ledger["reference_seconds"] += reference.seconds
-    return ProxyScores(dataset.train_y, el2n, grand, forgetting, runs[0][3], ledger, meta, reducible)
+    losses = torch.stack([r[5] for r in runs]).mean(dim=0)
+    proxy = ProxyScores(dataset.train_y, el2n, grand, forgetting, runs[0][3], _add_ledgers(*(r[4] for r in runs)), meta,
+                        losses)
+    return proxy if reference is None else with_reference(proxy, reference)
 
 
 # --- the registry and its entry point -------------------------------------------------------------
