@@ -160,11 +160,13 @@ def run_dynamic_baseline(spec: RunSpec) -> dict[str, Any]:
     method's candidate factor ``1 / ratio`` (its back-propagated share). ``rholoss`` pays for its reference
     model: its ledger and wall-clock include the reference's training, cached or not."""
     trainer = _trainer(spec)
-    if spec.method == "rholoss":
-        attach_reference(trainer, _reference(spec, trainer))
+    reference = _reference(spec, trainer) if spec.method == "rholoss" else None
+    if reference is not None:
+        attach_reference(trainer, reference)
     selector = make_dynamic_selector(spec.method, trainer, keep_ratio=spec.ratio, prune_ratio=1.0 - spec.ratio,
                                      anneal=spec.config["anneal"], candidate_factor=1.0 / spec.ratio)
-    return run_dynamic(trainer, selector)
+    out = run_dynamic(trainer, selector)
+    return out if reference is None else {**out, "reference_top1": reference.top1}
 
 
 _PROXIES: dict[tuple[str, int], ProxyScores] = {}
@@ -347,6 +349,7 @@ def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
             "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
             "reference_seconds": result["ledger"].get("reference_seconds", 0.0),
             "candidates_seconds": result["ledger"].get("candidates_seconds", 0.0),
+            **{k: result[k] for k in ("reference_top1", "class_balance") if k in result},
             "selection_backprop": result.get("selection_backprop", 0),
             **_selection_cost(result, full), "config": spec.config}
 

@@ -63,6 +63,7 @@ def test_reference_is_cached_invalidated_and_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(reference_module, "_MEMO", {})  # a new process: only the file remains
     again = load_reference(data, "mlp", TINY, ReferenceConfig(), key)
     assert len(calls) == 1 and torch.equal(first.loss, again.loss) and again.seconds == first.seconds
+    assert again.top1 == first.top1 > 50  # the reference's own test accuracy travels with it
     load_reference(data, "mlp", TINY, ReferenceConfig(seed=1), key)  # another model seed: trained anew
     load_reference(data, "mlp", TrainerConfig(batch_size=32, epochs=1, lr=0.05), ReferenceConfig(), key)  # other epochs
     other = load_dataset("digits", **NOISY, holdout=0.2, trusted=True, seed=1)  # another data seed
@@ -101,6 +102,7 @@ def test_rholoss_keeps_less_noise_than_random_and_its_costs_are_counted():
     assert ledger["candidates_seconds"] > 0 and ledger["reference_samples"] == ref.samples
     assert ledger["reference_seconds"] == pytest.approx(ref.seconds)
     assert out["rholoss"]["wall_seconds"] >= ref.seconds  # the wall-clock pays for the reference
+    assert 0 < out["rholoss"]["class_balance"] <= 1 and "class_balance" not in out["random"]
     proxy = out["proxy_loss"]["ledger"]
     assert proxy["reference_samples"] == ref.samples + 3 * n  # the proxy trains on every candidate
 

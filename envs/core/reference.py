@@ -98,6 +98,7 @@ class ReferenceScores:
     :param samples: samples its training back-propagated
     :param seconds: wall-clock of its training and scoring, as measured when it was trained
     :param key: the configuration it belongs to (:func:`reference_key`)
+    :param top1: its test top-1 (%), mean over its models: how good a reference it is
     """
 
     loss: torch.Tensor
@@ -105,6 +106,7 @@ class ReferenceScores:
     samples: int
     seconds: float
     key: dict[str, Any]
+    top1: float = float("nan")
 
 
 def reference_key(dataset: DeviceDataset, model: str, inner: TrainerConfig, reference: ReferenceConfig,
@@ -122,9 +124,9 @@ def reference_key(dataset: DeviceDataset, model: str, inner: TrainerConfig, refe
 
 
 def _train_and_score(train_on: DeviceDataset, score: DeviceDataset, idx: torch.Tensor, model: str,
-                     config: TrainerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+                     config: TrainerConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, int, float]:
     """Train a model on ``train_on`` and return its losses and normalised entropies on ``score``'s samples
-    ``idx``, and how many samples it back-propagated."""
+    ``idx``, how many samples it back-propagated and its test top-1."""
     trainer = Trainer(train_on, model, config, seed=seed, track_samples=False)
     for _ in range(config.epochs):
         trainer.train_epoch()
@@ -132,7 +134,7 @@ def _train_and_score(train_on: DeviceDataset, score: DeviceDataset, idx: torch.T
     losses = F.cross_entropy(logits, score.train_y[idx], reduction="none", label_smoothing=config.label_smoothing)
     if not torch.isfinite(losses).all():
         raise DivergenceError("the reference model diverged (non-finite loss); try a lower reference lr")
-    return losses, signals.normalized_entropy(logits), trainer.ledger.samples_backpropagated
+    return losses, signals.normalized_entropy(logits), trainer.ledger.samples_backpropagated, trainer.evaluate()["top1"]
 
 
 def train_reference(dataset: DeviceDataset, model: str, inner: TrainerConfig, reference: ReferenceConfig,
@@ -153,22 +155,22 @@ def train_reference(dataset: DeviceDataset, model: str, inner: TrainerConfig, re
     start = time.perf_counter()
     n = dataset.num_train
     if reference.kind == "holdout":
-        losses, entropy, samples = _train_and_score(dataset.holdout_split(), dataset, torch.arange(n, device=dataset.device),
-                                                    arch, config, reference.seed)
+        losses, entropy, samples, top1 = _train_and_score(dataset.holdout_split(), dataset,
+                                                          torch.arange(n, device=dataset.device), arch, config, reference.seed)
     else:
         halves = [torch.as_tensor(h, device=dataset.device)
                   for h in stratified_holdout(dataset.train_y.cpu().numpy(), 0.5, data_seed, dataset.name)]
         losses, entropy = torch.empty(n, device=dataset.device), torch.empty(n, device=dataset.device)
-        samples = 0
+        samples, top1 = 0, 0.0
         for m, (train_half, score_half) in enumerate((halves, halves[::-1])):
             part = dataset.with_training(dataset.train_x[train_half], dataset.train_y[train_half],
                                          dataset.train_y_true[train_half])
-            lo, en, s = _train_and_score(part, dataset, score_half, arch, config, reference.seed + m)
+            lo, en, s, t = _train_and_score(part, dataset, score_half, arch, config, reference.seed + m)
             losses[score_half], entropy[score_half] = lo, en
-            samples += s
+            samples, top1 = samples + s, top1 + t / 2
     if sync:
         torch.cuda.synchronize(dataset.device)
-    return ReferenceScores(losses, entropy, samples, time.perf_counter() - start, key)
+    return ReferenceScores(losses, entropy, samples, time.perf_counter() - start, key, top1)
 
 
 _MEMO: dict[str, ReferenceScores] = {}
@@ -210,13 +212,14 @@ def load_reference(dataset: DeviceDataset, model: str, inner: TrainerConfig, ref
         if stored["key"] != key:
             raise ValueError(f"reference cache {str(path)!r} belongs to another configuration (differs in "
                              f"{', '.join(_differences(stored['key'], key))}); valid: delete it or point cache= elsewhere")
-        return ReferenceScores(stored["loss"], stored["entropy"], stored["samples"], stored["seconds"], key)
+        return ReferenceScores(stored["loss"], stored["entropy"], stored["samples"], stored["seconds"], key,
+                               stored.get("top1", float("nan")))
     if reference.cache is not False and h in _MEMO:
         return _MEMO[h]
     scores = train_reference(dataset, model, inner, reference, key, data_seed)
     if path is not None:
         blob = {"key": key, "loss": scores.loss.cpu(), "entropy": scores.entropy.cpu(), "samples": scores.samples,
-                "seconds": scores.seconds}
+                "seconds": scores.seconds, "top1": scores.top1}
         atomic_write(path, lambda f: torch.save(blob, f))
         _MEMO[h] = scores
     return scores

@@ -282,7 +282,7 @@ def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, p
 
     # a reference model attached before the run (trained or read from the cache) is charged to its wall-clock
     start = time.perf_counter() - trainer.ledger.reference_seconds
-    kept, noisy_kept = [], []
+    kept, noisy_kept, trained = [], [], []
     store = trainer.store
     if store is None:
         raise ValueError("dynamic selection needs a trainer with track_samples=True")
@@ -290,10 +290,11 @@ def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, p
     has_noise = bool(noisy.any())
     for epoch in tqdm(range(trainer.config.epochs), desc="epochs", disable=not progress, leave=False):
         if not hasattr(selector, "plan"):  # a per-batch ranker (envs.methods.candidates)
-            _, trained = train_candidate_epoch(trainer, selector)
-            kept.append(len(trained) / store.num_samples)
+            _, chosen = train_candidate_epoch(trainer, selector)
+            kept.append(len(chosen) / store.num_samples)
+            trained.append(chosen)
             if has_noise:
-                noisy_kept.append(noisy[trained].float().mean())
+                noisy_kept.append(noisy[chosen].float().mean())
             continue
         with trainer.ledger.timed("overhead"):
             plan = selector.plan(epoch, store)
@@ -301,6 +302,10 @@ def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, p
                 noisy_kept.append(noisy[plan.indices].float().mean())
         kept.append(len(plan.indices) / store.num_samples)
         trainer.train_epoch(plan.indices, plan.weights)
-    return {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "kept_fraction": kept,
-            "noisy_kept_fraction": float(torch.stack(noisy_kept).mean()) if noisy_kept else None,
-            "wall_seconds": time.perf_counter() - start}
+    out = {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "kept_fraction": kept,
+           "noisy_kept_fraction": float(torch.stack(noisy_kept).mean()) if noisy_kept else None,
+           "wall_seconds": time.perf_counter() - start}
+    if trained:  # per batch: how class-balanced the back-propagated samples were (smallest / largest class share)
+        counts = torch.bincount(trainer.dataset.train_y_true[torch.cat(trained)], minlength=trainer.dataset.num_classes)
+        out["class_balance"] = float(counts.min() / counts.max())
+    return out
