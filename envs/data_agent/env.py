@@ -277,7 +277,8 @@ class DataAgentEnv(BatchEpisodeEnv):
         transfer.add("sample_rewards", rewards)
         transfer.add("lambda", lam)
         if self.candidates:
-            ranked = scores.masked_fill(torch.from_numpy(padded).to(self.device), -1.0)
+            ranked = scores.clone()
+            ranked[self._num_valid(self._pos):] = -1.0  # padded slots (repeats) are never chosen
             self._chosen = fwd.idx[top_share(ranked, self.config.batch_size)]
             if self._has_noise:
                 self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._chosen].float().mean())
