@@ -52,7 +52,7 @@ def test_reward_baseline_options_are_checked():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(selection="greedy"), r"selection='greedy' is invalid; valid: one of topk, soft"),
+    (dict(selection="greedy"), r"selection='greedy' is invalid; valid choices: topk, soft, importance, candidates"),
     (dict(refresh=1.5), r"refresh=1\.5 is invalid; valid: \[0, 1\]"),
     (dict(temperature=0.0), r"temperature=0\.0 is invalid; valid: > 0"),
 ])
