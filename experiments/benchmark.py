@@ -85,6 +85,8 @@ DATA_AGENT_VARIANTS: dict[str, dict[str, Any]] = {
     "budget_fast": {"reward_baseline": "keep_quantile", "hyperparams": {"ppo": {"n_epochs": 1}, "a2c": {"n_steps": 4}}},
     "budget_small": {"reward_baseline": "keep_quantile", "hyperparams": {
         algo: {"policy_kwargs": {"net_arch": {"pi": [32, 32], "vf": [32, 32]}}} for algo in ALGOS}},
+    # kept losses weighted 1 instead of 1 / keep ratio: the loss scale under the same learning rate
+    "unweighted": {"loss_weight": 1.0},
     # learnability (envs.core.reference): "reference" gives the env the benchmark's reference model; candidate
     # mode forwards 1 / keep ratio candidates per trained sample and trains the chosen share in the same step
     "learnability": {"state": "signals", "reward": "learnability", "reward_baseline": "keep_quantile", "reference": True},

@@ -60,6 +60,8 @@ def build_parser(doc: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--refresh", type=float, default=None,
                    help="share of each pruned epoch's budget re-admitted at random from the left-out samples (env default 0)")
     e.add_argument("--temperature", type=float, default=None, help="soft selection's temperature (env default 1)")
+    e.add_argument("--loss-weight", type=float, default=None,
+                   help="loss weight of the kept samples in pruned epochs (env default 1 / keep ratio)")
     e.add_argument("--candidate-factor", type=float, default=None,
                    help="selection candidates: candidates forwarded per trained sample (env default 2)")
     c = parser.add_argument_group("CoverSelect-v0")

@@ -21,7 +21,7 @@ from envs.core.trainer import TrainerConfig
 #: the method options of each env
 ENV_OPTIONS: dict[str, tuple[str, ...]] = {
     "DataAgent-v0": ("keep_ratio", "anneal", "state", "reward", "reward_baseline", "selection", "refresh", "temperature",
-                     "candidate_factor", "reference"),
+                     "candidate_factor", "reference", "loss_weight"),
     "CoverSelect-v0": ("keep_ratio", "epsilon", "train_on", "reward", "ratio_scale", "degree_norm", "class_budget",
                        "state", "difficulty", "reference"),
 }
