@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads of the training process, both sides (default: torch's choice)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on both sides (CUDA)")
-    parser.add_argument("--cifar10-dir", default=CIFAR10_JPEG, help="folder holding the CIFAR-10 train.zip and test.zip")
+    parser.add_argument("--cifar10-dir", default=CIFAR10_JPEG, help="folder holding the CIFAR-10 train.zip and test.zip (or their .tar.xz)")
     parser.add_argument("--seed", type=seed_value, default=0, help="seeds both sides' models and batch order")
     add_output_arguments(parser, Path("results"), "bench_trainer.json, the report")
     args = parser.parse_args(argv)

@@ -23,6 +23,8 @@ def _data_folder(env_var: str, *candidates: Path) -> Path:
 #: ../shared/data/fashion-mnist beside the repository; tests that need it skip when it is absent
 FASHION_MNIST = _data_folder("DATA_SELECT_GYM_FASHION_MNIST", *map(Path, FASHION_MNIST_DIRS),
                              Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist")
+#: the CIFAR-10 JPEG copy (zip and tar.xz pairs): $DATA_SELECT_GYM_CIFAR10_JPEG or ../shared/data/cifar10-jpeg
+CIFAR10_JPEG = _data_folder("DATA_SELECT_GYM_CIFAR10_JPEG", Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg")
 
 
 @pytest.fixture(autouse=True)

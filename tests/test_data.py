@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from envs.core.data import Augmentation, corrupt_labels, load_dataset, load_raw, stratified_subset
-from tests.conftest import FASHION_MNIST
+from tests.conftest import CIFAR10_JPEG, FASHION_MNIST
 
 
 @pytest.mark.parametrize("name, shape, classes", [("digits", (1, 8, 8), 10), ("synthetic", (1, 8, 8), 4)])
@@ -46,7 +47,10 @@ def test_cifar_without_files_says_how_to_get_them(name, tmp_path):
         load_raw(name, root=str(tmp_path))
 
 
-def _write_tree(base, as_zip: bool):
+def _write_tree(base, form: str):
+    """Two classes of random PNGs, as a folder ``tree``, a ``zip`` or a ``tar.xz`` per split."""
+    import tarfile
+
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -57,23 +61,24 @@ def _write_tree(base, as_zip: bool):
                 arr = rng.integers(0, 255, size=(12, 12, 3), dtype=np.uint8)
                 entries.append((f"{split}/{cls}/{i}.png", arr))
         split_entries = [e for e in entries if e[0].startswith(split)]
-        if as_zip:
+        for name, arr in split_entries:
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(base / name)
+        if form == "zip":
             with zipfile.ZipFile(base / f"{split}.zip", "w") as z:
-                for name, arr in split_entries:
-                    p = base / "tmp.png"
-                    Image.fromarray(arr).save(p)
-                    z.write(p, name)
-                    p.unlink()
-        else:
-            for name, arr in split_entries:
-                (base / name).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(base / name)
+                for name, _ in split_entries:
+                    z.write(base / name, name)
+        elif form == "tar.xz":
+            with tarfile.open(base / f"{split}.tar.xz", "w:xz") as tar:
+                tar.add(base / split, arcname=split)
+        if form != "tree":
+            shutil.rmtree(base / split)
     return entries
 
 
-@pytest.mark.parametrize("as_zip", [False, True])
-def test_imagefolder_tree_and_zip(tmp_path, as_zip):
-    entries = _write_tree(tmp_path, as_zip)
+@pytest.mark.parametrize("form", ["tree", "zip", "tar.xz"])
+def test_imagefolder_tree_zip_and_tar_xz(tmp_path, form):
+    entries = _write_tree(tmp_path, form)
     ds = load_dataset(f"imagefolder:{tmp_path}")
     assert ds.num_train == 12 and ds.num_test == 4 and ds.input_shape == (3, 12, 12)
     assert ds.class_names == ("cat", "dog")
@@ -84,8 +89,20 @@ def test_imagefolder_tree_and_zip(tmp_path, as_zip):
     assert torch.equal(again.train_x, ds.train_x)
 
 
+@pytest.mark.skipif(not (CIFAR10_JPEG / "test.tar.xz").is_file() or not (CIFAR10_JPEG / "test.zip").is_file(),
+                    reason=f"the CIFAR-10 JPEG copy (zip and tar.xz) is not in {CIFAR10_JPEG}")
+def test_the_shared_cifar10_tar_xz_holds_the_same_images_as_its_zip():
+    from envs.core.data import _list_split, _read_tar_xz
+
+    as_zip = {(c, n): read for c, n, read in _list_split(CIFAR10_JPEG, "test")}  # the zip wins when both are there
+    with_tar = {(c, n): read for c, n, read in _read_tar_xz(CIFAR10_JPEG / "test.tar.xz")}
+    assert len(as_zip) == len(with_tar) == 10000 and as_zip.keys() == with_tar.keys()
+    for key in sorted(as_zip)[::997]:
+        assert as_zip[key]() == with_tar[key]()
+
+
 def test_the_first_imagefolder_decode_says_what_it_does_and_later_loads_are_silent(tmp_path, capsys):
-    _write_tree(tmp_path, as_zip=True)
+    _write_tree(tmp_path, "zip")
     load_dataset(f"imagefolder:{tmp_path}")
     assert f"imagefolder: decoding 16 images of {tmp_path} once" in capsys.readouterr().err
     load_dataset(f"imagefolder:{tmp_path}")

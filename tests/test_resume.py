@@ -17,6 +17,7 @@ import torch
 from stable_baselines3 import A2C, PPO
 
 from envs.core.checkpoint import CheckpointDir
+from envs.core.models import MODEL_NAMES
 from experiments.run.full_data import run_full_data
 from experiments.train import main
 
@@ -109,7 +110,7 @@ def _stop_after_first_checkpoint(tmp_path: Path, monkeypatch, argv: list[str] = 
     return folder
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet18"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
 @pytest.mark.parametrize("env_args", [["--algo", "a2c"], ["--env", "CoverSelect-v0", "--algo", "a2c"]],
                          ids=["DataAgent-v0", "CoverSelect-v0"])
 def test_every_model_resumes_to_exactly_the_uninterrupted_result_on_both_envs(tmp_path, monkeypatch, model, env_args):

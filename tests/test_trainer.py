@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from envs.core.data import load_dataset
-from envs.core.models import build_model
+from envs.core.models import MODEL_NAMES, build_model
 from envs.core.schedules import lr_at
 from envs.core.store import SampleStore
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
@@ -24,18 +24,18 @@ def make(ds, **kw):
     return Trainer(ds, kw.pop("model", "mlp"), TrainerConfig(**{"epochs": 3, "batch_size": 32, **kw}), seed=0)
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet18"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_models_return_logits_and_features(name):
     model = build_model(name, (3, 16, 16), 7)
     logits, feats = model(torch.randn(5, 3, 16, 16))
     assert logits.shape == (5, 7) and feats.shape == (5, model.feature_dim)
-    assert model.feature_dim == {"mlp": 128, "cnn": 128, "resnet18": 512}[name]
+    assert model.feature_dim == {"mlp": 128, "cnn": 128, "resnet18": 512, "fastnet": 256}[name]
     # the logits are the head applied to the returned features: one forward pass feeds both
     assert torch.allclose(model.head(feats), logits, atol=1e-5)
 
 
 def test_unknown_model_lists_choices():
-    with pytest.raises(ValueError, match="mlp, cnn, resnet18"):
+    with pytest.raises(ValueError, match=", ".join(MODEL_NAMES)):
         build_model("vgg", (1, 8, 8), 10)
 
 

@@ -12,7 +12,8 @@ Every dataset is reached through :func:`load_dataset` by a registry name:
 ``cifar10``       torchvision's CIFAR-10 python format (downloads only with ``download=True``)
 ``cifar100``      torchvision's CIFAR-100 python format (idem)
 ``imagefolder:<path>`` any tree with ``train/<class>/*`` and ``test/<class>/*``, or a folder
-                  holding ``train.zip`` and ``test.zip`` of such trees; decoded once and cached.
+                  holding ``train.zip`` and ``test.zip`` (or ``train.tar.xz`` and ``test.tar.xz``) of such
+                  trees; decoded once and cached.
 
 Instead of a name, :func:`load_dataset` also takes your own data (``(X, y)``, a torch ``Dataset``,
 a Hugging Face dataset, or ``{"train": ..., "test": ...}``; see :mod:`envs.core.own_data`).
@@ -276,7 +277,7 @@ def _cifar_loader(name: str) -> Callable[[str | None, bool], RawSplits]:
                 f"{name}: torchvision's files are not in {root!r} ({e}). Point --data-root (root= in the envs' "
                 f"data options and in load_dataset) at the folder holding "
                 f"'{cls.base_folder}', or download=True on a machine with internet. Offline, the JPEG copy "
-                "of CIFAR-10 loads with dataset='imagefolder:<folder with train.zip and test.zip>'."
+                "of CIFAR-10 loads with dataset='imagefolder:<folder with train.zip and test.zip, or their .tar.xz>'."
             ) from None
         mean, std = _CIFAR_STATS[name]
         return RawSplits(
@@ -313,26 +314,52 @@ def _decode_tree(files: list[tuple[str, str, Callable[[], bytes]]], desc: str) -
     return np.ascontiguousarray(np.stack(images)), np.asarray(labels, dtype=np.int64), classes
 
 
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _is_image_entry(name: str) -> bool:
+    """An archive entry ``[...]/<split>/<class>/<image>``."""
+    return len(name.split("/")) >= 3 and Path(name).suffix.lower() in _IMAGE_EXTS
+
+
+def _read_tar_xz(archive: Path) -> list[tuple[str, str, Callable[[], bytes]]]:
+    """Every image of a ``.tar.xz``, read in one sequential pass: an xz stream has no random access,
+    so reading members on demand would decompress the archive again for each one."""
+    import tarfile
+
+    out = []
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            if member.isfile() and _is_image_entry(member.name):
+                data = tar.extractfile(member).read()
+                parts = member.name.split("/")
+                out.append((parts[-2], parts[-1], (lambda data=data: data)))
+    return out
+
+
 def _list_split(base: Path, split: str) -> list[tuple[str, str, Callable[[], bytes]]]:
-    exts = (".jpg", ".jpeg", ".png", ".bmp")
-    folder, archive = base / split, base / f"{split}.zip"
+    """The images of ``split`` as (class, file name, reader): from a folder tree, a ``.zip`` or a ``.tar.xz``
+    (the smallest form of the CIFAR-10 JPEG copy: it is what travels to a GPU machine, docs/gpu.md)."""
+    folder, archive, tar_xz = base / split, base / f"{split}.zip", base / f"{split}.tar.xz"
     if folder.is_dir():
         return [
             (p.parent.name, p.name, p.read_bytes)
             for p in folder.glob("*/*")
-            if p.suffix.lower() in exts
+            if p.suffix.lower() in _IMAGE_EXTS
         ]
     if archive.is_file():
         z = zipfile.ZipFile(archive)
         out = []
         for n in z.namelist():
-            parts = n.split("/")
-            if len(parts) >= 3 and Path(n).suffix.lower() in exts:
+            if _is_image_entry(n):
+                parts = n.split("/")
                 out.append((parts[-2], parts[-1], (lambda n=n: z.read(n))))
         return out
+    if tar_xz.is_file():
+        return _read_tar_xz(tar_xz)
     raise FileNotFoundError(
         f"imagefolder: {base} has neither '{split}/' (an ImageFolder tree: {split}/<class>/<image>) "
-        f"nor '{split}.zip'. Point imagefolder:<path> at a folder holding both train and test."
+        f"nor '{split}.zip' nor '{split}.tar.xz'. Point imagefolder:<path> at a folder holding both train and test."
     )
 
 
