@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from envs.core.data import Augmentation, DeviceDataset, load_raw
 from envs.core.trainer import TrainerConfig
-from experiments.bench_trainer import bench_pair, format_table, main, plain_dataset, time_ours, time_plain
+from experiments.bench_trainer import format_table, main
+from experiments.run.throughput import bench_pair, plain_dataset, time_ours, time_plain
 
 CPU = torch.device("cpu")
 
