@@ -27,7 +27,7 @@ from envs.core.reference import ReferenceConfig, load_reference
 from envs.core.trainer import Trainer
 from envs.methods.baselines.dynamic import make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import run_proxy, select_coreset
-from experiments import benchmark, full_data
+from experiments import benchmark, full_data, gpu_report, prepare_gpu
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "3",
@@ -233,6 +233,10 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`experiments.benchmark --methods full,magic`": cli(benchmark.main, ["--methods", "full,magic"]),
         "`experiments.benchmark --keep-ratios 1.5`": cli(benchmark.main, ["--keep-ratios", "1.5"]),
         "`benchmark --prune-ratios 1.0`": cli(benchmark.main, ["--prune-ratios", "1.0"]),
+        "`experiments.gpu_report --out x --parts plots`": cli(gpu_report.main, ["--out", "x", "--parts", "plots"]),
+        "`experiments.gpu_report --out x --cifar10-dir missing/`": cli(
+            gpu_report.main, ["--out", "x", "--cifar10-dir", str(tmp / "missing")]),
+        "`experiments.prepare_gpu --cifar10-dir empty/`": cli(prepare_gpu.main, ["--cifar10-dir", str(tmp / "empty")]),
     }
 
 

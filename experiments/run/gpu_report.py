@@ -96,9 +96,11 @@ class ReportSizes:
 
     @classmethod
     def smoke(cls) -> "ReportSizes":
-        return cls(dataset="synthetic", batch_size=32, matmul_n=64, matmul_iters=2, warmup=1, batches=2, repeats=1,
-                   env_train_size=96, env_epochs=2, sync_steps=2, study_max_epochs=2, study_ratios=(0.5,),
-                   study_max_seeds=1)
+        """Seconds on a CPU: one model (the loops take the model's name, so each path still runs), one ratio and
+        seed, the smallest epochs."""
+        return cls(dataset="synthetic", models=("fastnet",), batch_size=32, matmul_n=64, matmul_iters=2, warmup=1,
+                   batches=2, repeats=1, env_train_size=96, env_epochs=2, sync_steps=2, study_max_epochs=1,
+                   study_ratios=(0.5,), study_max_seeds=1)
 
 
 class Budget:
@@ -472,7 +474,7 @@ class ReportConfig:
             raise ValueError(f"budget_minutes={self.budget_minutes!r} is invalid; valid: a number > 0")
         if not self.smoke and not Path(self.cifar10_dir).is_dir():
             raise ValueError(f"cifar10_dir={self.cifar10_dir!r} does not exist; valid: a folder holding train and test "
-                             ".tar.xz or .zip (the launcher copies them, docs/gpu.md), or smoke=True")
+                             ".tar.xz or .zip (experiments.prepare_gpu copies them, docs/gpu.md), or the smoke sizes (--smoke)")
 
 
 def run_report(config: ReportConfig) -> Report:
