@@ -56,11 +56,13 @@ class BenchConfig:
 
 
 def default_configs(cifar10_dir: str = CIFAR10_JPEG) -> dict[str, BenchConfig]:
-    """The issue's two configurations; CIFAR-10 is read from the JPEG copy in ``cifar10_dir``."""
+    """The benchmarked configurations; CIFAR-10 is read from the JPEG copy in ``cifar10_dir``."""
     return {
         "fmnist-cnn": BenchConfig("fmnist-cnn", "fashion-mnist", "cnn", {"cpu": 2048, "cuda": 61440}),
         "cifar10-resnet18": BenchConfig("cifar10-resnet18", f"imagefolder:{cifar10_dir}", "resnet18",
                                         {"cpu": 256, "cuda": 20480}),
+        "cifar10-fastnet": BenchConfig("cifar10-fastnet", f"imagefolder:{cifar10_dir}", "fastnet",
+                                       {"cpu": 512, "cuda": 61440}),
     }
 
 
@@ -75,7 +77,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = make_parser(__doc__)
-    parser.add_argument("--configs", default="fmnist-cnn,cifar10-resnet18", help="comma list of: fmnist-cnn, cifar10-resnet18")
+    parser.add_argument("--configs", default="fmnist-cnn,cifar10-resnet18", help="comma list of: fmnist-cnn, cifar10-resnet18, cifar10-fastnet")
     parser.add_argument("--samples", type=int, default=None,
                         help="timed samples per run and side (default per config: 2048 / 256 on CPU, 61440 / 20480 on CUDA)")
     parser.add_argument("--batch-size", type=int, default=TrainerConfig.batch_size, help="samples per optimizer step")

@@ -72,4 +72,4 @@ def test_cli_rejects_unknown_configs(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--configs", "mnist-vit"])
     assert stop.value.code == 2
-    assert "unknown config(s) ['mnist-vit']; valid choices: fmnist-cnn, cifar10-resnet18" in capsys.readouterr().err
+    assert "unknown config(s) ['mnist-vit']; valid choices: fmnist-cnn, cifar10-resnet18, cifar10-fastnet" in capsys.readouterr().err

@@ -26,6 +26,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -141,7 +142,8 @@ class Report:
         h = self.data["header"]
         lines = [f"# GPU report: {h['device']}", "", f"`{h['command']}`", "",
                  f"budget {h['budget_minutes']} min, {'smoke sizes' if h['smoke'] else 'full sizes'}, "
-                 f"parts {', '.join(h['parts'])}", ""]
+                 f"parts {', '.join(h['parts'])}; peak GPU memory so far: "
+                 f"{_gib(h['peak_memory_bytes']) if 'peak_memory_bytes' in h else 'none (no GPU)'}", ""]
         for part in PARTS:
             if part in self.markdown:
                 lines += [f"## {PART_TITLES[part]}", "", self.markdown[part], ""]
@@ -208,6 +210,26 @@ def _median(runs: list[Measurement]) -> Measurement:
     return sorted(runs, key=lambda m: m.samples_per_s)[len(runs) // 2]
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
+def _guarded(run: Callable[[], Measurement]) -> Callable[[], Measurement]:
+    """``run``, whose failure (say ``torch.compile`` without a working Triton) becomes a measurement of 0 images/s
+    carrying the error, so the other loops are still measured; a failed loop is not tried again."""
+    failure: list[Measurement] = []
+
+    def call() -> Measurement:
+        if not failure:
+            try:
+                return run()
+            except Exception as err:  # noqa: BLE001  (reported in the table and report.json)
+                failure.append(Measurement(0, 1.0, {"error": f"{type(err).__name__}: {err}"[:300], "peak_bytes": 0}))
+        return failure[0]
+
+    return call
+
+
 def throughput_part(device: torch.device, sizes: ReportSizes, budget: Budget, out: Path,
                     progress: bool = False) -> tuple[dict[str, Any], str]:
     """Each model in four loops: textbook and tuned ``DataLoader``, ours, ours under ``torch.compile``."""
@@ -224,22 +246,22 @@ def throughput_part(device: torch.device, sizes: ReportSizes, budget: Budget, ou
             results["models"][model] = {"skipped": f"{budget.left():.0f} s of budget left"}
             continue
         variants: list[tuple[str, Callable[[], Measurement]]] = [
-            ("textbook DataLoader", lambda: time_plain(raw, model, config, workers=0, device=device, setup=TEXTBOOK_LOADER, **common)),
-            ("tuned DataLoader", lambda: time_plain(raw, model, config, workers=0, device=device, setup=tuned, **common)),
-            ("ours", lambda: time_ours(data, model, config, **common)),
-            ("ours + torch.compile", lambda: time_ours(data, model, config, compile_model=True, **common)),
+            ("textbook DataLoader", partial(time_plain, raw, model, config, workers=0, device=device, setup=TEXTBOOK_LOADER, **common)),
+            ("tuned DataLoader", partial(time_plain, raw, model, config, workers=0, device=device, setup=tuned, **common)),
+            ("ours", partial(time_ours, data, model, config, **common)),
+            ("ours + torch.compile", partial(time_ours, data, model, config, compile_model=True, **common)),
         ]
-        runs = interleaved(variants, sizes.repeats, progress, model)
+        runs = interleaved([(name, _guarded(run)) for name, run in variants], sizes.repeats, progress, model)
         med = {name: _median(ms) for name, ms in runs.items()}
-        entry = {name: {"images_per_s": m.samples_per_s, "peak_bytes": m.extra["peak_bytes"],
-                        "runs": [r.samples_per_s for r in runs[name]], **{k: v for k, v in m.extra.items() if k != "peak_bytes"}}
-                 for name, m in med.items()}
+        entry: dict[str, Any] = {name: {"images_per_s": m.samples_per_s, "runs": [r.samples_per_s for r in runs[name]], **m.extra}
+                                 for name, m in med.items()}
         best_ours = max(med["ours"].samples_per_s, med["ours + torch.compile"].samples_per_s)
-        entry["ours_over_tuned"] = best_ours / med["tuned DataLoader"].samples_per_s
-        entry["ours_over_textbook"] = best_ours / med["textbook DataLoader"].samples_per_s
+        entry["ours_over_tuned"] = _ratio(best_ours, med["tuned DataLoader"].samples_per_s)
+        entry["ours_over_textbook"] = _ratio(best_ours, med["textbook DataLoader"].samples_per_s)
         results["models"][model] = entry
         for name, m in med.items():
-            rows.append([model, name, f"{m.samples_per_s:,.0f}", f"{m.samples_per_s / med['tuned DataLoader'].samples_per_s:.2f}x",
+            speed = f"failed: {m.extra['error']}" if "error" in m.extra else f"{m.samples_per_s:,.0f}"
+            rows.append([model, name, speed, f"{_ratio(m.samples_per_s, med['tuned DataLoader'].samples_per_s):.2f}x",
                          _gib(m.extra["peak_bytes"]) if device.type == "cuda" else "-"])
     _bar_plot(results["models"], out / "throughput.png", f"images/s, batch {sizes.batch_size}, bf16 autocast, {device.type}")
     r18 = results["models"].get("resnet18", {})
@@ -309,6 +331,29 @@ def _syncs_per_step(config: RunConfig, device: torch.device, steps: int, seed: i
             "explicit_per_step": syncs.explicit / steps}
 
 
+def _env_cost(env_id: str, model: str, device: torch.device, sizes: ReportSizes, seed: int) -> dict[str, Any]:
+    config = _env_config(env_id, model, device, sizes, seed)
+    r = episode_overhead(gym.make(env_id, **env_kwargs(config)).unwrapped, seed=seed)
+    r["syncs"] = _syncs_per_step(config, device, sizes.sync_steps, seed)
+    return r
+
+
+def _agent_share(model: str, device: torch.device, sizes: ReportSizes, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = run_training(replace(_env_config("DataAgent-v0", model, device, sizes, seed), algo="ppo", out=Path(tmp)))
+    ledger = run.metrics["run"]["ledger"]
+    spent = ledger["train_seconds"] + ledger["overhead_seconds"] + ledger["agent_seconds"]
+    return {"ledger": ledger, "agent_share": ledger["agent_seconds"] / spent, "wall_seconds": run.metrics["run"]["wall_seconds"]}
+
+
+def _attempt(measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``measure()``, or its error: one failed env or model leaves the others measured."""
+    try:
+        return measure()
+    except Exception as err:  # noqa: BLE001  (reported in the table and report.json)
+        return {"error": f"{type(err).__name__}: {err}"[:300], "traceback": traceback.format_exc()}
+
+
 def env_part(device: torch.device, sizes: ReportSizes, budget: Budget, seed: int = 0) -> tuple[dict[str, Any], str]:
     """Both envs' overhead and host syncs per step, and the PPO agent's share of a Data Agent run, per model."""
     results: dict[str, Any] = {}
@@ -318,10 +363,10 @@ def env_part(device: torch.device, sizes: ReportSizes, budget: Budget, seed: int
             if budget.left() < 30 and results:
                 results[f"{env_id}/{model}"] = {"skipped": f"{budget.left():.0f} s of budget left"}
                 continue
-            config = _env_config(env_id, model, device, sizes, seed)
-            r = episode_overhead(gym.make(env_id, **env_kwargs(config)).unwrapped, seed=seed)
-            r["syncs"] = _syncs_per_step(config, device, sizes.sync_steps, seed)
-            results[f"{env_id}/{model}"] = r
+            r = results[f"{env_id}/{model}"] = _attempt(partial(_env_cost, env_id, model, device, sizes, seed))
+            if r.get("error"):  # a failed measurement, or a diverged episode
+                rows.append([env_id, model, f"failed: {r['error']}", "-", "-", "-"])
+                continue
             rows.append([env_id, model, r["steps"], f"{r['train_seconds']:.2f} s", f"{r['overhead_fraction']:.2%}",
                          f"{r['outside_train_fraction']:.2%}"])
             s = r["syncs"]
@@ -329,14 +374,9 @@ def env_part(device: torch.device, sizes: ReportSizes, budget: Budget, seed: int
                               f"{s['explicit_per_step']:.2f}" if s["measurable"] else "-"])
         if budget.left() < 30:
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            run = run_training(replace(_env_config("DataAgent-v0", model, device, sizes, seed), algo="ppo", out=Path(tmp)))
-        ledger = run.metrics["run"]["ledger"]
-        spent = ledger["train_seconds"] + ledger["overhead_seconds"] + ledger["agent_seconds"]
-        results[f"agent/{model}"] = {"ledger": ledger, "agent_share": ledger["agent_seconds"] / spent,
-                                     "wall_seconds": run.metrics["run"]["wall_seconds"]}
-        agent_rows.append([model, f"{ledger['agent_seconds']:.2f} s", f"{ledger['agent_seconds'] / spent:.1%}",
-                           f"{run.metrics['run']['wall_seconds']:.1f} s"])
+        a = results[f"agent/{model}"] = _attempt(partial(_agent_share, model, device, sizes, seed))
+        agent_rows.append([model, f"failed: {a['error']}", "-", "-"] if a.get("error") else
+                          [model, f"{a['ledger']['agent_seconds']:.2f} s", f"{a['agent_share']:.1%}", f"{a['wall_seconds']:.1f} s"])
     n = sizes.env_train_size or "all"
     md = (f"Random actions, {n} training images, {sizes.env_epochs} epochs, batch {sizes.batch_size}, bf16 autocast. "
           f"Overhead = the ledger's overhead (state, reward, selection, store, the one host copy) over its inner "
@@ -397,8 +437,9 @@ def plan_study(seconds: float, epoch_seconds: float, sizes: ReportSizes, run_sta
 
 
 def study_part(device: torch.device, sizes: ReportSizes, budget: Budget, out: Path, epoch_seconds: float | None,
-               progress: bool = False) -> tuple[dict[str, Any], str]:
-    """Run the planned study's runs, one seed after the other, while the budget lasts."""
+               progress: bool = False, on_run: Callable[[dict[str, Any], str], None] | None = None) -> tuple[dict[str, Any], str]:
+    """Run the planned study's runs, seed by seed (both suites of one seed before the next seed), while the budget
+    lasts; ``on_run(results, markdown)`` after each run lets the report show the runs finished so far."""
     trainer = TrainerConfig(batch_size=sizes.batch_size, amp=True)
     if epoch_seconds is None:  # the throughput part did not run: measure the study model here
         data = load_dataset(sizes.dataset, device=device, train_size=sizes.study_train_size)
@@ -414,28 +455,35 @@ def study_part(device: torch.device, sizes: ReportSizes, budget: Budget, out: Pa
     config = {"dataset": sizes.dataset, "data_root": None, "model": sizes.study_model, "train_size": sizes.study_train_size,
               "noise": None, "noise_rate": 0.0, "device": str(device), "anneal": 0.875, "score_epochs": 1,
               "trainer": replace(trainer, epochs=plan["epochs"]).as_dict()}
-    sections = [f"{sizes.study_model} on {sizes.study_train_size or 'all'} training images of {sizes.dataset}: "
-                f"{plan['epochs']} epochs, {plan['seeds']} seed(s), batch {sizes.batch_size}, bf16 autocast (planned "
-                f"from {epoch_seconds:.2f} s per full-data epoch; estimate {plan['estimated_seconds']:.0f} s)."]
-    for suite, methods in study_methods().items():
-        specs = [RunSpec(suite, m, r, s, config) for s in range(plan["seeds"]) for m in methods
-                 for r in (sizes.study_ratios[-1:] if m == "full" else sizes.study_ratios)]
-        folder = out / "study" / suite
-        records: list[dict[str, Any]] = []
-        for spec in specs:  # one at a time: a budget cut keeps every finished run in runs.jsonl
-            estimate = _run_cost(suite, spec.method, spec.ratio) * plan["epochs"] * epoch_seconds + start_cost
-            if budget.left() < estimate:
-                results.setdefault("stopped", f"{budget.left():.0f} s left before {suite} {spec.method} "
-                                              f"(ratio {spec.ratio}, seed {spec.seed}; estimated {estimate:.0f} s)")
-                break
-            records += execute([spec], folder, progress=progress)
-        results[suite] = [{k: v for k, v in r.items() if k != "config"} for r in records]
-        if records:
-            title = f"{suite}: {sizes.dataset} / {sizes.study_model}, {plan['epochs']} epochs"
-            sections += [f"### {suite} (study/{suite}/summary.md, plots beside it)", write_outputs(records, folder, title)]
-    if "stopped" in results:
-        sections.append(f"Stopped early: {results['stopped']}.")
-    return results, "\n\n".join(sections)
+    head = (f"{sizes.study_model} on {sizes.study_train_size or 'all'} training images of {sizes.dataset}: "
+            f"{plan['epochs']} epochs, {plan['seeds']} seed(s), batch {sizes.batch_size}, bf16 autocast (planned "
+            f"from {epoch_seconds:.2f} s per full-data epoch; estimate {plan['estimated_seconds']:.0f} s).")
+    specs = [RunSpec(suite, m, r, seed, config) for seed in range(plan["seeds"]) for suite, methods in study_methods().items()
+             for m in methods for r in (sizes.study_ratios[-1:] if m == "full" else sizes.study_ratios)]
+    records: dict[str, list[dict[str, Any]]] = {suite: [] for suite in study_methods()}
+
+    def markdown() -> str:
+        sections = [head]
+        for suite, recs in records.items():
+            results[suite] = [{k: v for k, v in r.items() if k != "config"} for r in recs]
+            if recs:
+                title = f"{suite}: {sizes.dataset} / {sizes.study_model}, {plan['epochs']} epochs"
+                sections += [f"### {suite} (study/{suite}/summary.md, plots beside it)",
+                             write_outputs(recs, out / "study" / suite, title)]
+        if "stopped" in results:
+            sections.append(f"Stopped early: {results['stopped']}.")
+        return "\n\n".join(sections)
+
+    for spec in specs:  # one at a time: a budget cut keeps every finished run in runs.jsonl
+        estimate = _run_cost(spec.suite, spec.method, spec.ratio) * plan["epochs"] * epoch_seconds + start_cost
+        if budget.left() < estimate:
+            results["stopped"] = (f"{budget.left():.0f} s left before {spec.suite} {spec.method} (ratio {spec.ratio}, "
+                                  f"seed {spec.seed}; estimated {estimate:.0f} s)")
+            break
+        records[spec.suite] += execute([spec], out / "study" / spec.suite, progress=progress)
+        if on_run is not None:
+            on_run(results, markdown() + "\n\n(running)")
+    return results, markdown()
 
 
 # --- the whole report -------------------------------------------------------------------------------
@@ -477,6 +525,13 @@ class ReportConfig:
                              ".tar.xz or .zip (experiments.prepare_gpu copies them, docs/gpu.md), or the smoke sizes (--smoke)")
 
 
+def _peaks(data: Any) -> list[int]:
+    """Every ``peak_bytes`` value in a part's results."""
+    if isinstance(data, dict):
+        return [v for k, v in data.items() if k == "peak_bytes"] + [p for v in data.values() for p in _peaks(v)]
+    return []
+
+
 def run_report(config: ReportConfig) -> Report:
     """Run ``config.parts`` in :data:`PARTS` order; a part that fails is recorded with its error and the next
     one still runs (a one-shot GPU run must not lose the later parts to an early bug)."""
@@ -494,7 +549,8 @@ def run_report(config: ReportConfig) -> Report:
         "device": lambda: device_part(device, sizes),
         "throughput": lambda: throughput_part(device, sizes, budget, config.out, config.progress),
         "env": lambda: env_part(device, sizes, budget, config.seed),
-        "study": lambda: study_part(device, sizes, budget, config.out, epoch_seconds, config.progress),
+        "study": lambda: study_part(device, sizes, budget, config.out, epoch_seconds, config.progress,
+                                    on_run=partial(report.add, "study")),
     }
     for part in PARTS:
         if part not in config.parts:
@@ -511,6 +567,9 @@ def run_report(config: ReportConfig) -> Report:
             best = max((v["images_per_s"] for k, v in fast.items() if k.startswith("ours") and isinstance(v, dict)), default=0)
             if best > 0:
                 epoch_seconds = (sizes.study_train_size or data["num_train"]) / best
+        if device.type == "cuda":  # the timed loops reset the peak, so their own peaks count too
+            report.data["header"]["peak_memory_bytes"] = max(report.data["header"].get("peak_memory_bytes", 0),
+                                                             torch.cuda.max_memory_allocated(device), *_peaks(data))
         report.add(part, data, md + f"\n\n({data['seconds']:.0f} s)")
     return report
 
