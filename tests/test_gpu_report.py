@@ -59,3 +59,49 @@ def test_host_syncs_are_not_measurable_on_a_cpu():
     with count_host_syncs(torch.device("cpu")) as syncs:
         torch.ones(3).sum().item()
     assert not syncs.measurable and syncs.explicit is None
+
+
+def test_host_syncs_on_cuda_count_sync_debug_warnings_and_synchronize_calls_apart(monkeypatch):
+    """CUDA's path with the device faked: sync debug mode's warnings are the implicit syncs, calls of
+    ``torch.cuda.synchronize`` the explicit ones (a warning raised inside such a call is not counted twice)."""
+    import warnings
+
+    modes = []
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: warnings.warn("called a synchronizing CUDA operation"))
+    original = torch.cuda.synchronize
+    with count_host_syncs(torch.device("cuda")) as syncs:
+        warnings.warn("called a synchronizing CUDA operation")  # what a .cpu() copy triggers
+        torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        warnings.warn("an unrelated warning")
+    assert (syncs.implicit, syncs.explicit) == (1, 2) and syncs.measurable
+    assert modes == ["warn", 0] and torch.cuda.synchronize is original
+
+
+def test_the_device_clock_reads_cuda_events_and_the_peak_memory_on_cuda(monkeypatch):
+    from experiments.run.throughput import DeviceClock
+
+    class Event:
+        def __init__(self, enable_timing: bool):
+            assert enable_timing
+
+        def record(self):
+            self.at = len(calls)
+
+        def synchronize(self):
+            calls.append("event sync")
+
+        def elapsed_time(self, end):  # milliseconds, as CUDA reports them
+            return 250.0
+
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20)
+    with DeviceClock(torch.device("cuda")) as clock:
+        calls.append("work")
+    assert clock.seconds == 0.25 and clock.peak_bytes == 3 * 2**20
+    assert calls == ["sync", "reset", "work", "event sync"]  # one wait before (the warm-up), one at the end
