@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> Report:
     report = run_report(config)
     print((args.out / "report.md").read_text())
     if report.failed:
-        parser.exit(1, f"error: part(s) {', '.join(report.failed)} failed; the errors are in {args.out / 'report.json'}\n")
+        parser.exit(1, f"error: part(s) {', '.join(report.failed)} had errors; they are in {args.out / 'report.json'}\n")
     return report
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import experiments.run.gpu_report as gpu_report
-from envs.data import load_raw
-from envs.trainer import TrainerConfig
+from envs.core.data import load_raw
+from envs.core.trainer import TrainerConfig
 from experiments.gpu_report import main
 from experiments.run.env_overhead import count_host_syncs
 from experiments.run.gpu_report import ReportSizes, plan_study
@@ -35,7 +35,7 @@ def test_a_failing_part_is_recorded_and_the_next_part_still_runs(tmp_path, monke
     monkeypatch.setattr(gpu_report, "env_part", lambda *args: ({"ok": 1}, "env measured"))
     with pytest.raises(SystemExit) as stop:
         main(["--out", str(tmp_path), "--smoke", "--parts", "env,device", "--no-progress"])
-    assert stop.value.code == 1 and "part(s) device failed" in capsys.readouterr().err
+    assert stop.value.code == 1 and "part(s) device had errors" in capsys.readouterr().err
     report = json.loads((tmp_path / "report.json").read_text())
     assert list(report["parts"]) == ["device", "env"]  # the parts' order of value, whatever --parts says
     assert report["parts"]["device"]["error"] == "RuntimeError: no such kernel" and report["parts"]["env"]["ok"] == 1

@@ -22,6 +22,8 @@ import json
 import math
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -33,14 +35,13 @@ from typing import Any, Callable
 import gymnasium as gym
 import torch
 
-import envs  # noqa: F401  (registers the env ids)
+from envs import ENV_IDS
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset, load_raw
 from envs.core.files import atomic_write
 from envs.core.trainer import TrainerConfig, resolve_device
-from experiments.benchmark import (DATA_AGENT_POLICIES, RECOMMENDED_VARIANT, RUNNERS, RunSpec, data_agent_method_name,
-                                   execute, write_outputs)
-from experiments.run.config import ENV_IDS, RunConfig, env_kwargs
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES
+from experiments.run.config import RunConfig, env_kwargs
 from experiments.run.env_overhead import count_host_syncs, episode_overhead
 from experiments.run.throughput import (CIFAR10_JPEG, DeviceClock, Measurement, TEXTBOOK_LOADER, interleaved,
                                         time_ours, time_plain, tuned_loader)
@@ -152,7 +153,17 @@ class Report:
 
     @property
     def failed(self) -> list[str]:
-        return [p for p, d in self.data["parts"].items() if "error" in d]
+        """The parts with an error anywhere in their results (the part itself, a loop, an env, a study call)."""
+        return [p for p, d in self.data["parts"].items() if _errors(d)]
+
+
+def _errors(data: Any) -> list[str]:
+    if isinstance(data, dict):
+        own = [str(data[k]) for k in ("error", "errors") if data.get(k)]
+        return own + [e for v in data.values() for e in _errors(v)]
+    if isinstance(data, list):
+        return [e for v in data for e in _errors(v)]
+    return []
 
 
 PART_TITLES = {"device": "1. Device and versions", "throughput": "2. Inner-trainer throughput",
@@ -394,11 +405,11 @@ def env_part(device: torch.device, sizes: ReportSizes, budget: Budget, seed: int
 
 
 def study_methods() -> dict[str, tuple[str, ...]]:
-    """The study's methods: full data, random, InfoBatch, Data Agent's paper preset and recommended variant
-    (PPO), RHO-LOSS where the benchmark has it; CoverSelect's paper agent against random coresets."""
-    dynamic = ["full", "random", "infobatch", data_agent_method_name("ppo", "paper"),
-               data_agent_method_name("ppo", RECOMMENDED_VARIANT), *(m for m in RUNNERS["dynamic"] if "rho" in m)]
-    return {"dynamic": tuple(dict.fromkeys(dynamic)), "static": ("random", "rlselector_a2c")}
+    """The study's methods, as the benchmark names them: full data, random, InfoBatch, Data Agent's paper preset with
+    PPO (also the recommended variant: no remedy beat it, BENCHMARKS.md) and RHO-LOSS where the dynamic baselines
+    have it; CoverSelect's paper agent (``rlselector_a2c``) against random coresets."""
+    rho = tuple(m for m in DYNAMIC_BASELINES if m.startswith("rho"))
+    return {"dynamic": ("full", "random", "infobatch", "dataagent_ppo", *rho), "static": ("random", "rlselector_a2c")}
 
 
 #: each method's cost in epochs of full-data training per planned epoch (the agent doubles a run's time, a
@@ -436,53 +447,70 @@ def plan_study(seconds: float, epoch_seconds: float, sizes: ReportSizes, run_sta
             "estimated_seconds": seeds * (len(specs) * run_start_seconds + epochs * per_epoch)}
 
 
+def _benchmark(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """``python -m experiments.benchmark ARGS`` in a child process: the report reuses the benchmark's runners without
+    importing a CLI (tests/test_layers.py), and a child cut off by the budget leaves its finished runs in runs.jsonl."""
+    return subprocess.run([sys.executable, "-m", "experiments.benchmark", *args], capture_output=True, text=True,
+                          timeout=max(1.0, timeout))
+
+
 def study_part(device: torch.device, sizes: ReportSizes, budget: Budget, out: Path, epoch_seconds: float | None,
                progress: bool = False, on_run: Callable[[dict[str, Any], str], None] | None = None) -> tuple[dict[str, Any], str]:
-    """Run the planned study's runs, seed by seed (both suites of one seed before the next seed), while the budget
-    lasts; ``on_run(results, markdown)`` after each run lets the report show the runs finished so far."""
+    """Run the planned study with the benchmark, seed by seed (both suites of a seed before the next seed); each call
+    names every seed so far, so the benchmark skips the finished runs and summarises them all. ``on_run(results,
+    markdown)`` after each call lets the report show what has finished."""
     trainer = TrainerConfig(batch_size=sizes.batch_size, amp=True)
     if epoch_seconds is None:  # the throughput part did not run: measure the study model here
         data = load_dataset(sizes.dataset, device=device, train_size=sizes.study_train_size)
         m = time_ours(data, sizes.study_model, replace(trainer, schedule="constant"), batches=max(2, sizes.batches // 4),
                       warmup=sizes.warmup)
         epoch_seconds = (sizes.study_train_size or data.num_train) / m.samples_per_s
-    start_cost = 5.0 if device.type == "cuda" else 1.0
+    start_cost = 10.0  # a child process: Python, torch, the data, the model
     plan = plan_study(0.9 * budget.left(), epoch_seconds, sizes, start_cost)
-    results: dict[str, Any] = {"plan": plan, "epoch_seconds_estimate": epoch_seconds}
+    results: dict[str, Any] = {"plan": plan, "epoch_seconds_estimate": epoch_seconds, "methods": study_methods()}
     if plan["epochs"] < 1:
         results["skipped"] = f"not even one epoch fits the {budget.left():.0f} s left"
         return results, results["skipped"]
-    config = {"dataset": sizes.dataset, "data_root": None, "model": sizes.study_model, "train_size": sizes.study_train_size,
-              "noise": None, "noise_rate": 0.0, "device": str(device), "anneal": 0.875, "score_epochs": 1,
-              "trainer": replace(trainer, epochs=plan["epochs"]).as_dict()}
+    common = ["--dataset", sizes.dataset, "--model", sizes.study_model, "--epochs", str(plan["epochs"]),
+              "--batch-size", str(sizes.batch_size), "--amp", "--device", str(device), "--no-progress",
+              "--keep-ratios", *map(str, sizes.study_ratios),
+              *(["--train-size", str(sizes.study_train_size)] if sizes.study_train_size else [])]
     head = (f"{sizes.study_model} on {sizes.study_train_size or 'all'} training images of {sizes.dataset}: "
             f"{plan['epochs']} epochs, {plan['seeds']} seed(s), batch {sizes.batch_size}, bf16 autocast (planned "
-            f"from {epoch_seconds:.2f} s per full-data epoch; estimate {plan['estimated_seconds']:.0f} s).")
-    specs = [RunSpec(suite, m, r, seed, config) for seed in range(plan["seeds"]) for suite, methods in study_methods().items()
-             for m in methods for r in (sizes.study_ratios[-1:] if m == "full" else sizes.study_ratios)]
-    records: dict[str, list[dict[str, Any]]] = {suite: [] for suite in study_methods()}
+            f"from {epoch_seconds:.2f} s per full-data epoch; estimate {plan['estimated_seconds']:.0f} s), run by "
+            f"`python -m experiments.benchmark {' '.join(common)} --suite SUITE --methods ... --seeds ...`.")
 
     def markdown() -> str:
         sections = [head]
-        for suite, recs in records.items():
-            results[suite] = [{k: v for k, v in r.items() if k != "config"} for r in recs]
-            if recs:
-                title = f"{suite}: {sizes.dataset} / {sizes.study_model}, {plan['epochs']} epochs"
-                sections += [f"### {suite} (study/{suite}/summary.md, plots beside it)",
-                             write_outputs(recs, out / "study" / suite, title)]
+        for suite in study_methods():
+            folder = out / "study" / suite
+            runs = folder / "runs.jsonl"
+            if runs.exists():
+                results[suite] = [{k: v for k, v in json.loads(line).items() if k != "config"}
+                                  for line in runs.read_text().splitlines() if line.strip()]
+            if (folder / "summary.md").exists():
+                sections += [f"### {suite} (study/{suite}/summary.md, plots beside it)", (folder / "summary.md").read_text()]
         if "stopped" in results:
             sections.append(f"Stopped early: {results['stopped']}.")
         return "\n\n".join(sections)
 
-    for spec in specs:  # one at a time: a budget cut keeps every finished run in runs.jsonl
-        estimate = _run_cost(spec.suite, spec.method, spec.ratio) * plan["epochs"] * epoch_seconds + start_cost
-        if budget.left() < estimate:
-            results["stopped"] = (f"{budget.left():.0f} s left before {spec.suite} {spec.method} (ratio {spec.ratio}, "
-                                  f"seed {spec.seed}; estimated {estimate:.0f} s)")
-            break
-        records[spec.suite] += execute([spec], out / "study" / spec.suite, progress=progress)
-        if on_run is not None:
-            on_run(results, markdown() + "\n\n(running)")
+    for seed in range(plan["seeds"]):
+        for suite, methods in study_methods().items():
+            ratios = [(m, r) for m in methods for r in (sizes.study_ratios[-1:] if m == "full" else sizes.study_ratios)]
+            estimate = sum(_run_cost(suite, m, r) for m, r in ratios) * plan["epochs"] * epoch_seconds + start_cost
+            if budget.left() < estimate:
+                results["stopped"] = f"{budget.left():.0f} s left before {suite} seed {seed} (estimated {estimate:.0f} s)"
+                return results, markdown()
+            try:
+                done = _benchmark([*common, "--suite", suite, "--methods", ",".join(methods), "--seeds",
+                                   *map(str, range(seed + 1)), "--out", str(out / "study" / suite)], budget.left() - 5)
+                if done.returncode != 0:
+                    results.setdefault("errors", []).append(f"{suite} seed {seed}: {done.stderr.strip()[-500:]}")
+            except subprocess.TimeoutExpired:
+                results["stopped"] = f"the budget ran out during {suite} seed {seed}; its finished runs are in runs.jsonl"
+                return results, markdown()
+            if on_run is not None:
+                on_run(results, markdown() + "\n\n(running)")
     return results, markdown()
 
 
@@ -542,7 +570,7 @@ def run_report(config: ReportConfig) -> Report:
     torch.backends.cudnn.benchmark = device.type == "cuda"
     report = Report(config.out, {"command": config.command, "device": str(device), "budget_minutes": config.budget_minutes,
                                  "smoke": config.smoke, "parts": [p for p in PARTS if p in config.parts],
-                                 "sizes": asdict(sizes), "agents": list(ALGOS), "data_agent_policies": list(DATA_AGENT_POLICIES)})
+                                 "sizes": asdict(sizes), "agents": list(ALGOS)})
     report.write()
     epoch_seconds = None
     steps: dict[str, Callable[[], tuple[dict[str, Any], str]]] = {
