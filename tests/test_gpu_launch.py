@@ -67,6 +67,7 @@ def test_the_image_lacks_what_the_launcher_brings():
     assert len(gpu_command()) < 2000 and "--no-index --no-deps" in gpu_command()
 
 
+@pytest.mark.slow
 def test_a_simulated_bare_image_runs_the_prepared_command_from_a_clean_copy(tmp_path, wheels):
     repo = tmp_path / "repo"
     for f in travelling_files(ROOT):
