@@ -9,7 +9,9 @@
 
 Modules, one concept each: ``config`` (what a run is, its env keywords, its checkpoint identity),
 ``tracking`` (progress and the run's curves), ``checkpointing`` (saves, stop signals) and
-``training`` (the run itself and its full-data reference).
+``training`` (the run itself and its full-data reference). The measurements: ``throughput`` (the inner
+trainer against ``DataLoader`` loops), ``env_overhead`` (an env's own cost and host syncs), ``gpu_report``
+(the GPU story in one process) and ``gpu_launch`` (what travels to a bare GPU machine, and its command).
 """
 
 from experiments.run.checkpointing import RunCheckpointer, RunInterrupted
