@@ -11,7 +11,8 @@ their order of value (:data:`PARTS`) and ``report.md`` / ``report.json`` are rew
 3. ``env``: each env's per-step overhead and host syncs per step (:mod:`experiments.run.env_overhead`),
    and the paper's PPO agent's share of a Data Agent run, on both models;
 4. ``study``: the largest equal-cost study that fits the rest of the budget (fastnet, all training images):
-   dynamic baselines and Data Agent, CoverSelect against random coresets, through the benchmark's runners.
+   dynamic baselines and Data Agent, CoverSelect against random coresets, run by the benchmark CLI in child
+   processes (so the benchmark's runners and summaries serve unchanged, and this library imports no CLI).
 
 ``smoke`` swaps in tiny sizes and the synthetic set: every part runs the same code in seconds on a CPU.
 """
@@ -35,8 +36,8 @@ from typing import Any, Callable
 import gymnasium as gym
 import torch
 
-from envs import ENV_IDS
 from agents.presets import ALGOS
+from envs import ENV_IDS
 from envs.core.data import DataConfig, load_dataset, load_raw
 from envs.core.files import atomic_write
 from envs.core.trainer import TrainerConfig, resolve_device
@@ -289,7 +290,7 @@ def throughput_part(device: torch.device, sizes: ReportSizes, budget: Budget, ou
     note = (f"{sizes.batches} timed batches of {sizes.batch_size} after {sizes.warmup} warm-up batches, "
             f"{results['statistic']}; timed with {'CUDA events' if device.type == 'cuda' else 'the wall clock (CPU)'}; "
             f"torch.compile backend: {'inductor' if device.type == 'cuda' else 'eager (Dynamo capture only, CPU)'}. "
-            f"Tuned loop: {tuned.workers} workers, pinned memory, non-blocking copies, channels-last.")
+            f"Tuned loop: {tuned.workers} workers, pinned memory and non-blocking copies (CUDA), channels-last.")
     md = _table(["model", "loop", "images/s", "vs tuned", "peak memory"], rows) + "\n\n" + note + targets
     if skipped:
         md += f"\n\nSkipped for the budget: {', '.join(skipped)}."
