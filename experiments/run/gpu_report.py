@@ -413,9 +413,10 @@ def study_methods() -> dict[str, tuple[str, ...]]:
     return {"dynamic": ("full", "random", "infobatch", "dataagent_ppo", *rho), "static": ("random", "rlselector_a2c")}
 
 
-#: each method's cost in epochs of full-data training per planned epoch (the agent doubles a run's time, a
-#: guess the first GPU run will correct); static runs add the training on the coreset (``ratio``)
-_EPOCH_COST = {"full": 1.0, "random": 0.6, "infobatch": 0.7, "rlselector_a2c": 2.0}
+#: each method's cost in epochs of full-data training per planned epoch (the agent, and RHO-LOSS's reference
+#: models and candidate passes, double a run's time: guesses the first GPU run will correct); static runs add the
+#: training on the coreset (``ratio``)
+_EPOCH_COST = {"full": 1.0, "random": 0.6, "infobatch": 0.7, "rholoss": 2.0, "rlselector_a2c": 2.0}
 
 
 def _run_cost(suite: str, method: str, ratio: float) -> float:
