@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
-from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
 from envs.core.data import load_dataset
 from envs.core.models import build_model
+from envs.core.reference import ReferenceConfig, attach_reference, load_reference
 from envs.core.trainer import Trainer, TrainerConfig
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, PER_BATCH_BASELINES, make_dynamic_selector, run_dynamic
+from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,11 @@ def test_fastnet_is_about_two_million_parameters_with_a_256_d_feature_layer_on_c
 
 @pytest.mark.parametrize("method", DYNAMIC_BASELINES)
 def test_every_dynamic_baseline_trains_fastnet(tiny, method):
-    trainer = Trainer(tiny, "fastnet", TrainerConfig(epochs=2, batch_size=32), seed=0)
+    config = TrainerConfig(epochs=2, batch_size=32)
+    trainer = Trainer(tiny, "fastnet", config, seed=0)
+    if method in PER_BATCH_BASELINES:  # they rank by a reference model's scores: two fastnets, each on half the data
+        attach_reference(trainer, load_reference(tiny, "fastnet", config, ReferenceConfig(kind="halves", cache=False),
+                                                 {"seed": 0}))
     before = [p.detach().clone() for p in trainer.model.parameters()]
     out = run_dynamic(trainer, make_dynamic_selector(method, trainer, keep_ratio=0.5, anneal=0.5))
     kept = sum(round(f * tiny.num_train) for f in out["kept_fraction"])
@@ -37,7 +42,9 @@ def test_every_dynamic_baseline_trains_fastnet(tiny, method):
 
 
 def test_every_static_baseline_selects_from_a_fastnet_proxy(tiny):
-    proxy = run_proxy(tiny, "fastnet", TrainerConfig(epochs=2, batch_size=32), score_epochs=1, seed=0)
+    config = TrainerConfig(epochs=2, batch_size=32)
+    reference = load_reference(tiny, "fastnet", config, ReferenceConfig(kind="halves", cache=False), {"seed": 0})
+    proxy = run_proxy(tiny, "fastnet", config, score_epochs=1, seed=0, reference=reference)  # reducible_loss needs it
     assert proxy.features.shape == (tiny.num_train, 256) and torch.isfinite(proxy.el2n).all()
     for method in STATIC_BASELINES:
         assert len(select_coreset(method, proxy, 0.5, seed=0).indices) == tiny.num_train // 2
