@@ -35,7 +35,7 @@ from torch.utils.data import Sampler
 from agents.policies import BatchOfSamplesPolicy
 from envs.core.batches import fixed_size_batches, shuffled_split
 from envs.core.store import SIGNAL_NAMES, SampleStore
-from envs.data_agent.env import STATES
+from envs.episode import STATES
 from envs.methods.baselines.dynamic import PER_BATCH_BASELINES, PER_EPOCH_BASELINES, DynamicSelector, dynamic_selector
 from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 

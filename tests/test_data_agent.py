@@ -13,7 +13,8 @@ import torch
 
 import envs
 from envs.core.batches import fixed_size_batches
-from envs.data_agent.env import SIGNAL_NAMES, DataAgentEnv
+from envs.core.store import SIGNAL_NAMES
+from envs.data_agent.env import DataAgentEnv
 from envs.data_agent.rewards import CompositeReward
 from envs.methods.selection import AnnealedTopKSelector
 

@@ -22,10 +22,9 @@ from torch import nn
 from envs.core.data import DataConfig, DeviceDataset
 from envs.core.own_model import model_feature_dim
 from envs.core.reference import ReferenceConfig
-from envs.core.store import SIGNAL_NAMES
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
 from envs.data_agent.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
-from envs.episode import STATES, BatchEpisodeEnv, HostTransfer
+from envs.episode import BatchEpisodeEnv, HostTransfer
 from envs.methods.candidates import check_candidate_factor, top_share
 from envs.methods.selection import SELECTIONS, AnnealedTopKSelector, EpochPlan
 
@@ -59,7 +58,7 @@ class DataAgentEnv(BatchEpisodeEnv):
     bounds. ``state``:
 
     - ``features``: the target model's penultimate features (``state_dim`` = the model's feature dim);
-    - ``signals``: a compact model-agnostic vector, columns :data:`SIGNAL_NAMES`: training loss,
+    - ``signals``: a compact model-agnostic vector, columns :data:`envs.core.store.SIGNAL_NAMES`: training loss,
       its EMA, entropy / log C, margin, confidence, correctness, times drawn / (epoch + 1), the
       sample's current score, training progress in [0, 1], and 1 in pruned epochs else 0;
     - ``both``: features then signals.
