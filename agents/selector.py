@@ -35,7 +35,7 @@ from torch.utils.data import Sampler
 from agents.policies import BatchOfSamplesPolicy
 from envs.core.batches import fixed_size_batches, shuffled_split
 from envs.core.store import SIGNAL_NAMES, SampleStore
-from envs.episode import STATES
+from envs.core.state import batch_state, check_state
 from envs.methods.baselines.dynamic import PER_BATCH_BASELINES, PER_EPOCH_BASELINES, DynamicSelector, dynamic_selector
 from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
@@ -83,8 +83,7 @@ class AgentRule:
     (:class:`~envs.methods.selection.AnnealedTopKSelector`, as in ``DataAgent-v0``)."""
 
     def __init__(self, policy: ActorCriticPolicy, state: str, selector: AnnealedTopKSelector):
-        if state not in STATES:
-            raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
+        check_state(state)
         dim = policy_state_dim(policy)
         if state == "signals" and dim != len(SIGNAL_NAMES):
             raise ValueError(f"the agent reads {dim} values per sample, but state='signals' has {len(SIGNAL_NAMES)}; "
@@ -101,15 +100,11 @@ class AgentRule:
     @torch.no_grad()
     def observe(self, idx: torch.Tensor, losses: torch.Tensor, logits: torch.Tensor | None,
                 features: torch.Tensor | None, labels: torch.Tensor | None, epoch: int, progress: float) -> None:
-        parts = []
-        if self.state != "features":
-            self.store.update(idx, losses, logits, labels, epoch)
-        if self.state != "signals":
-            parts.append(features.detach().float().flatten(1))
         if self.store is not None:
-            parts.append(self.store.signal_state(idx, self.selector.scores, epoch, progress,
-                                                 self.selector.is_pruned(epoch), logits.shape[1]))
-        state = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            self.store.update(idx, losses, logits, labels, epoch)
+        num_classes = 0 if logits is None else logits.shape[1]
+        state = batch_state(self.state, features, self.store, idx, self.selector.scores, epoch, progress,
+                            self.selector.is_pruned(epoch), num_classes)
         if state.shape[1] != policy_state_dim(self.policy):
             raise ValueError(f"the agent reads {policy_state_dim(self.policy)} values per sample, but state={self.state!r} "
                              f"of this model gives {state.shape[1]}; valid: an agent trained on a model with "

@@ -56,11 +56,9 @@ from envs.actions import check_score_action
 from envs.core.batches import fixed_size_batches
 from envs.core.data import DataConfig
 from envs.core.reference import ReferenceConfig, attach_reference, load_reference
-from envs.core.store import signal_names
+from envs.core.state import batch_state, state_dim
 from envs.core.trainer import BatchForward, DivergenceError, Trainer, TrainerConfig, resolve_device
 
-#: what an observation row holds: the model's penultimate features, the store's signals, or both
-STATES = ("features", "signals", "both")
 LEDGER_COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 
 
@@ -108,10 +106,11 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
     (module docstring) and ``state_dict()`` / ``load_state_dict()``.
 
     A subclass sets ``observation_space``, ``action_space``, ``reward_fn`` and ``num_samples`` in
-    its ``__init__`` (after this one), provides ``scores`` (every training sample's current score
-    in [0, 1], a device tensor) and implements the hooks :meth:`_new_run`,
-    :meth:`_begin_epoch`, :meth:`_score_batch`, :meth:`_observe`, :meth:`_run_end_info`,
-    :meth:`_method_state` and :meth:`_restore_method_state`; :meth:`_end_epoch` is optional.
+    its ``__init__`` (after this one) and implements the hooks :meth:`_new_run`, :meth:`_current_scores`,
+    :meth:`_epoch_indices`, :meth:`_score_batch`, :meth:`_observe`, :meth:`_run_end_info`,
+    :meth:`_method_state` and :meth:`_restore_method_state`; :meth:`_end_epoch` is optional. The base
+    lays out every epoch and tells the hooks how many of a batch's leading slots are real samples
+    (``num_valid``; the rest pad the epoch's last batch), so no hook reads the layout itself.
 
     :param trainer: the inner training options (:class:`~envs.core.trainer.TrainerConfig` or a dict of its fields)
     :param data: the data options (:class:`~envs.core.data.DataConfig` or a dict of its fields)
@@ -162,25 +161,26 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         attach_reference(trainer, scores)
 
     def _state_dim(self, state: str, feature_dim: int) -> int:
-        """Columns of an observation row for ``state`` (checked against :data:`STATES`); the signals gain the
-        reference's columns with a reference (:func:`envs.core.store.signal_names`)."""
-        if state not in STATES:
-            raise ValueError(f"state={state!r} is invalid; valid choices: {', '.join(STATES)}")
-        num_signals = len(signal_names(self.reference is not None))
-        return {"features": feature_dim, "signals": num_signals, "both": feature_dim + num_signals}[state]
+        """Columns of an observation row for ``state`` (:func:`envs.core.state.state_dim`, with this env's reference)."""
+        return state_dim(state, feature_dim, self.reference is not None)
 
-    def _batch_state(self, fwd: BatchForward, state: str, scores: torch.Tensor,
-                     selecting: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``state`` of a forwarded batch (signals read from the store the pass just updated, with every
-        sample's current ``scores`` and whether the epoch is ``selecting``) and whether its losses and
-        features are all finite."""
+    def _batch_state(self, fwd: BatchForward, state: str, selecting: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``state`` rows of a forwarded batch (:func:`envs.core.state.batch_state`: signals read from the
+        store the pass just updated, with every sample's current scores and whether the epoch is ``selecting``)
+        and whether its losses and features are all finite."""
         feats = fwd.features.detach()
         finite = torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all()
-        if state == "features":
-            return feats, finite
         t = self.trainer
-        sig = t.store.signal_state(fwd.idx, scores, t.epoch, t.progress, selecting, t.dataset.num_classes)
-        return (sig if state == "signals" else torch.cat([feats, sig], dim=1)), finite
+        rows = batch_state(state, feats, t.store, fwd.idx, self._current_scores(), t.epoch, t.progress, selecting,
+                           t.dataset.num_classes)
+        return rows, finite
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """Every training sample's current score in [0, 1], on the device (read-only: a view of the env's state)."""
+        if self.trainer is None:
+            raise RuntimeError("scores read before reset(): there is no episode yet; call reset()")
+        return self._current_scores()
 
     def _check_batch_size(self, smallest: int) -> None:
         """The batch must fit the training set (``smallest``: the env's least valid ``batch_size``)."""
@@ -204,7 +204,7 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         self.reward_fn.reset()
         self._final_test = None
         self._done = False
-        self._begin_epoch(0)
+        self._lay_out_epoch(0)
         host = self._forward_and_fetch(HostTransfer(), forward_next=True)
         if host["finite"] != 1.0:
             raise DivergenceError("the first forward pass of the run gave a non-finite loss or feature")
@@ -221,11 +221,11 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         self._stop_agent_clock()
         a = check_score_action(action, self.action_space.shape)
         trainer, fwd, epoch = self.trainer, self._fwd, self.trainer.epoch
-        padded = self._padded(self._pos)
+        num_valid = self._num_valid(self._pos)
         transfer = HostTransfer()
         with trainer.ledger.timed("overhead"):
             scores = (torch.from_numpy(a).to(self.device) + 1.0) * 0.5
-            weights, extras = self._score_batch(fwd, scores, padded, transfer)
+            weights, extras = self._score_batch(fwd, scores, num_valid, transfer)
         lr = trainer.lr
         transfer.add("train_loss", self._train(fwd, weights))
         self._fwd = None
@@ -235,10 +235,10 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         if epoch_done:
             self._end_epoch(last)
             if not last:
-                self._begin_epoch(epoch + 1)
+                self._lay_out_epoch(epoch + 1)
         host = self._forward_and_fetch(transfer, forward_next=not last)
         sample_rewards = host.pop("sample_rewards")
-        acted = sample_rewards if self.scores_padded_slots else sample_rewards[~padded]
+        acted = sample_rewards if self.scores_padded_slots else sample_rewards[:num_valid]
         reward = float(acted.mean(dtype=np.float64))
         loss = float(host.pop("train_loss"))
         finite = host.pop("finite", None)
@@ -268,13 +268,18 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         """Build ``self.trainer`` and the selection state of the run ``run_seed`` (ties broken with ``tie_seed``)."""
 
     @abstractmethod
-    def _begin_epoch(self, epoch: int) -> None:
-        """Choose the epoch's samples and call :meth:`_lay_out_epoch` with them."""
+    def _current_scores(self) -> torch.Tensor:
+        """Every training sample's current score in [0, 1] (:attr:`scores`; called only after ``reset``)."""
 
     @abstractmethod
-    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, padded: np.ndarray,
+    def _epoch_indices(self, epoch: int) -> torch.Tensor | None:
+        """The samples epoch ``epoch`` draws its batches from (None: all); the base shuffles and lays them out."""
+
+    @abstractmethod
+    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, num_valid: int,
                      transfer: HostTransfer) -> tuple[torch.Tensor | None, dict[str, Any]]:
-        """Apply the batch's ``scores`` (``(a + 1) / 2`` on the device) and compute its rewards.
+        """Apply the batch's ``scores`` (``(a + 1) / 2`` on the device; its first ``num_valid`` slots are
+        real samples, the rest pad the epoch's last batch) and compute its rewards.
 
         Adds ``sample_rewards`` and the env's scalar extras to ``transfer`` (each lands in the info
         by its name) and returns the loss weights of the SGD step (None: unweighted) and host-side
@@ -296,8 +301,9 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
         return self.trainer.step(fwd, weights)
 
     @abstractmethod
-    def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
-        """The state of a forwarded batch and whether its losses and features are all finite."""
+    def _observe(self, fwd: BatchForward, num_valid: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state of a forwarded batch (its first ``num_valid`` slots are real samples) and whether its
+        losses and features are all finite."""
 
     @abstractmethod
     def _run_end_info(self) -> dict[str, Any]:
@@ -313,10 +319,11 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _lay_out_epoch(self, epoch: int, indices: torch.Tensor | None = None) -> None:
-        """Shuffle ``indices`` (all samples when None) into the epoch's fixed-size batches and start
-        the epoch in the trainer (the shuffle and layout are booked as overhead)."""
+    def _lay_out_epoch(self, epoch: int) -> None:
+        """Shuffle the epoch's samples (:meth:`_epoch_indices`) into fixed-size batches and start the epoch in
+        the trainer (the shuffle and layout are booked as overhead)."""
         with self.trainer.ledger.timed("overhead"):
+            indices = self._epoch_indices(epoch)
             batches, self._num_padded = fixed_size_batches(self.trainer.shuffled_batches(indices, self.slots), self.slots)
             self._batches = torch.stack(batches)
             self._host_batches = self._batches.cpu().numpy()  # once per epoch, for info["batch_indices"]
@@ -351,7 +358,7 @@ class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
             self._fwd = self._forward(self._batches[self._pos])
         with self.trainer.ledger.timed("overhead"):
             if forward_next:
-                state, finite = self._observe(self._fwd)
+                state, finite = self._observe(self._fwd, self._num_valid(self._pos))
                 transfer.add("finite", finite)
                 transfer.add("observation", state)
             return transfer.to_host()  # the step's one device-to-host transfer

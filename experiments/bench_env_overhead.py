@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from envs.data_agent.env import DataAgentEnv
-from envs.episode import STATES
+from envs.core.state import STATES
 from experiments.cli import add_trainer_arguments, console_script, data_config, make_parser, trainer_config
 from experiments.run import RunConfig, env_kwargs
 from experiments.run.env_overhead import episode_overhead, overhead_markdown

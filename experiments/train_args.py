@@ -18,7 +18,7 @@ from envs.cover_select.env import DEGREE_NORMS, DIFFICULTIES
 from envs.cover_select.rewards import COVER_REWARDS
 from envs.data_agent.env import DATA_AGENT_SELECTIONS
 from envs.data_agent.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
-from envs.episode import STATES
+from envs.core.state import STATES
 from experiments.cli import add_output_arguments, add_trainer_arguments, data_config, make_parser, trainer_config
 from experiments.run import ALL_ENV_OPTIONS, ENV_IDS, RunConfig, load_run_config
 

@@ -183,3 +183,30 @@ def test_data_agent_draws_its_subset_from_the_run_seed_unless_the_data_seed_fixe
     per_run = subsets({"train_size": 100})
     fixed = subsets({"train_size": 100, "seed": 4})
     assert not torch.equal(*per_run) and torch.equal(*fixed)
+
+
+@pytest.mark.parametrize("env_id", OPTIONS)
+def test_scores_are_one_read_only_property_with_one_error_before_reset(env_id):
+    env = gym.make(env_id, **TINY, **OPTIONS[env_id]).unwrapped
+    with pytest.raises(RuntimeError, match=r"scores read before reset\(\): there is no episode yet"):
+        env.scores
+    with pytest.raises(AttributeError):
+        env.scores = torch.zeros(60)
+    env.reset(seed=0)
+    assert env.scores.shape == (60,) and bool(((env.scores >= 0) & (env.scores <= 1)).all())
+
+
+@pytest.mark.parametrize("env_id", OPTIONS)
+def test_hooks_are_told_how_many_slots_are_real_samples(env_id, monkeypatch):
+    """The base passes ``num_valid`` to the hooks: 16 on full batches, 12 on each epoch's last (60 = 3 * 16 + 12)."""
+    env = gym.make(env_id, **TINY, **OPTIONS[env_id]).unwrapped
+    seen = {"score": [], "observe": []}
+    score, observe = env._score_batch, env._observe
+    monkeypatch.setattr(env, "_score_batch", lambda fwd, s, n, t: seen["score"].append(n) or score(fwd, s, n, t))
+    monkeypatch.setattr(env, "_observe", lambda fwd, n: seen["observe"].append(n) or observe(fwd, n))
+    env.reset(seed=0)
+    truncated = False
+    while not truncated:
+        _, _, _, truncated, _ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    assert seen["score"] == [16, 16, 16, 12] * 2
+    assert seen["observe"] == [16, 16, 16, 12] * 2  # reset observes the first batch, the last step none

@@ -246,39 +246,44 @@ class CoverSelectEnv(BatchEpisodeEnv):
         self.trainer = Trainer(self.data, self.model_name, self.config, seed=self._seed, track_samples=track)
         self._attach_reference(self.trainer, self.model_name, self.data_config.seed_for(0))
         self._generator = torch.Generator(device=dev).manual_seed(self._tie_seed)
-        self.scores = torch.ones(n, device=dev)  #: the score vector d
+        self._d = torch.ones(n, device=dev)  #: the score vector d (read as ``scores``)
         self._num_selected = torch.full((), n, dtype=torch.long, device=dev)
         self.features = torch.zeros(n, self.feature_dim, device=dev)  #: latest training feature of each sample
         self.degrees = torch.zeros(n, device=dev)  #: ε-cover degrees used by the current epoch's rewards
         self.epsilons = torch.zeros(self.data.num_classes, device=dev)  #: per-class eps behind ``degrees``
         self._epochs_done = 0
 
-    _TENSORS = ("scores", "_num_selected", "features", "degrees", "epsilons")
+    #: checkpointed tensors: the name in the checkpoint -> the attribute
+    _TENSORS = {"scores": "_d", "_num_selected": "_num_selected", "features": "features", "degrees": "degrees",
+                "epsilons": "epsilons"}
 
     def _method_state(self) -> dict[str, Any]:
         return {"seed": self._seed, "tie_seed": self._tie_seed, "generator": self._generator.get_state(),
-                "epochs_done": self._epochs_done, **{name: getattr(self, name).clone() for name in self._TENSORS}}
+                "epochs_done": self._epochs_done,
+                **{key: getattr(self, attr).clone() for key, attr in self._TENSORS.items()}}
 
     def _restore_method_state(self, state: dict[str, Any]) -> None:
         self._new_run(state["seed"], state["tie_seed"])
         self._generator.set_state(state["generator"])
         self._epochs_done = state["epochs_done"]
-        for name in self._TENSORS:
-            getattr(self, name).copy_(state[name])
+        for key, attr in self._TENSORS.items():
+            getattr(self, attr).copy_(state[key])
 
-    def _begin_epoch(self, epoch: int) -> None:
-        self._lay_out_epoch(epoch)  # the selection run trains on all samples every epoch
+    def _current_scores(self) -> torch.Tensor:
+        return self._d
 
-    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, padded: np.ndarray,
+    def _epoch_indices(self, epoch: int) -> torch.Tensor | None:
+        return None  # the selection run trains on all samples every epoch
+
+    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, num_valid: int,
                      transfer: HostTransfer) -> tuple[torch.Tensor | None, dict[str, Any]]:
         """Write the scores of the batch's samples (not of its padded slots) into ``d``; the rewards,
         the ratio term and rho go to the host."""
-        valid = self._num_valid(self._pos)
-        new, idx = scores[:valid], fwd.idx[:valid]
-        self._num_selected += (new > 0.5).sum() - (self.scores[idx] > 0.5).sum()
-        self.scores[idx] = new
+        new, idx = scores[:num_valid], fwd.idx[:num_valid]
+        self._num_selected += (new > 0.5).sum() - (self._d[idx] > 0.5).sum()
+        self._d[idx] = new
         ratio = self._num_selected / self.num_samples
-        d = self.scores[fwd.idx]
+        d = self._d[fwd.idx]
         losses = fwd.losses.detach()
         if self.difficulty == "reducible_loss":
             losses = losses - self.trainer.store.reference_loss[fwd.idx]
@@ -293,11 +298,10 @@ class CoverSelectEnv(BatchEpisodeEnv):
         if not last:
             self._update_degrees()
 
-    def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
+    def _observe(self, fwd: BatchForward, num_valid: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the batch's features in the buffer; return the batch's state and whether loss and features are finite."""
-        valid = self._num_valid(self._pos)
-        self.features[fwd.idx[:valid]] = fwd.features.detach()[:valid]
-        return self._batch_state(fwd, self.state, self.scores, selecting=False)
+        self.features[fwd.idx[:num_valid]] = fwd.features.detach()[:num_valid]
+        return self._batch_state(fwd, self.state, selecting=False)
 
     def _run_end_info(self) -> dict[str, Any]:
         return {"coreset": self.coreset(), "coreset_meta": self.coreset_meta()}

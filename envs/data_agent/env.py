@@ -208,11 +208,8 @@ class DataAgentEnv(BatchEpisodeEnv):
                 "full_backprop": self.config.epochs * self.num_samples, "final_test": self._final_test,
                 "noisy_kept_fraction": self._noisy_kept_fraction()}
 
-    @property
-    def scores(self) -> torch.Tensor:
-        """Every training sample's latest score in [0, 1] (1.0 until first scored), on the device."""
-        if self.selector is None:
-            raise RuntimeError("scores read before reset()")
+    def _current_scores(self) -> torch.Tensor:
+        """Every training sample's latest score in [0, 1] (1.0 until first scored)."""
         return self.selector.scores
 
     # --- internals ------------------------------------------------------------------------------
@@ -252,19 +249,18 @@ class DataAgentEnv(BatchEpisodeEnv):
             self._data_key = key
         return self._data
 
-    def _begin_epoch(self, epoch: int) -> None:
-        if self.candidates:  # every sample is a candidate once per epoch
+    def _epoch_indices(self, epoch: int) -> torch.Tensor | None:
+        """The selector's plan of the epoch; in candidate mode every sample is a candidate once per epoch."""
+        if self.candidates:
             every = torch.arange(self.num_samples, device=self.device)
             self._plan = EpochPlan(every, torch.ones(self.num_samples, device=self.device), pruned=True)
-            self._lay_out_epoch(epoch)
-            return
-        with self.trainer.ledger.timed("overhead"):
-            self._plan: EpochPlan = self.selector.plan(epoch)
-            if self._plan.pruned and self._has_noise:
-                self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._plan.indices].float().mean())
-        self._lay_out_epoch(epoch, self._plan.indices)
+            return None
+        self._plan: EpochPlan = self.selector.plan(epoch)
+        if self._plan.pruned and self._has_noise:
+            self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._plan.indices].float().mean())
+        return self._plan.indices
 
-    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, padded: np.ndarray,
+    def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, num_valid: int,
                      transfer: HostTransfer) -> tuple[torch.Tensor, dict[str, Any]]:
         """Record the batch's scores for the selector; the reward and its ``lambda`` go to the host."""
         plan = self._plan
@@ -277,7 +273,7 @@ class DataAgentEnv(BatchEpisodeEnv):
         transfer.add("lambda", lam)
         if self.candidates:
             ranked = scores.clone()
-            ranked[self._num_valid(self._pos):] = -1.0  # padded slots (repeats) are never chosen
+            ranked[num_valid:] = -1.0  # padded slots (repeats) are never chosen
             self._chosen = fwd.idx[top_share(ranked, self.config.batch_size)]
             if self._has_noise:
                 self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._chosen].float().mean())
@@ -299,10 +295,10 @@ class DataAgentEnv(BatchEpisodeEnv):
             return self.trainer.step(fwd, weights)
         return self.trainer.step(self.trainer.forward(self._chosen, record=False))
 
-    def _observe(self, fwd: BatchForward) -> tuple[torch.Tensor, torch.Tensor]:
+    def _observe(self, fwd: BatchForward, num_valid: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
         selecting = self.candidates or self.selector.is_pruned(self.trainer.epoch)
-        return self._batch_state(fwd, self.state, self.selector.scores, selecting)
+        return self._batch_state(fwd, self.state, selecting)
 
     def _noisy_kept_fraction(self) -> float | None:
         """With label noise: the mean share of noisy samples among those kept in pruned epochs."""
