@@ -22,8 +22,9 @@ from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor
 from agents.presets import eval_policy_kwargs
 from envs.cover_select.env import CoverSelectEnv
 from envs.data_agent.env import DataAgentEnv
+from tiny import tiny_env
 
-TINY = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=16, epochs=2), data=dict(train_size=160), device="cpu")
+TINY = tiny_env()
 ENV_IDS = ("DataAgent-v0", "CoverSelect-v0")
 
 

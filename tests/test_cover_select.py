@@ -18,10 +18,10 @@ from envs.methods.coreset import (coreset_size_bounds, coreset_subset, load_core
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, select_coreset
 from envs.methods.cover import class_members, cover_degrees
 from envs.methods.reward_terms import RunningBatchNormalizer, difficulty
+from tiny import tiny_env
 
 # digits, 10 classes x 10 samples; 16 per batch: 7 batches per epoch, the last one 4 real + 12 padded
-TINY = dict(dataset="digits", trainer=dict(batch_size=16, epochs=2, lr=0.05), data=dict(train_size=100), keep_ratio=0.3,
-            device="cpu")
+TINY = tiny_env(dataset="digits", train_size=100, trainer={"lr": 0.05}, keep_ratio=0.3)
 
 
 def make(trainer: dict | None = None, data: dict | None = None, **kw) -> CoverSelectEnv:

@@ -17,8 +17,9 @@ from envs.core.store import SIGNAL_NAMES
 from envs.data_agent.env import DataAgentEnv
 from envs.data_agent.rewards import CompositeReward
 from envs.methods.selection import AnnealedTopKSelector
+from tiny import tiny_env
 
-TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2), device="cpu")
+TINY = tiny_env(train_size=64)
 
 
 def _tiny(trainer: dict | None = None, data: dict | None = None) -> dict:

@@ -25,11 +25,11 @@ from envs.core.checkpoint import load_checkpoint, save_checkpoint
 from envs.core.distributed import ReplicatedEnv, World
 from envs.data_agent.env import DataAgentEnv
 from experiments import run, train
+from tiny import tiny_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # 256 samples in batches of 32: 2 pruned epochs of 4 batches, then a full epoch of 8 (16 steps)
-ENV = dict(dataset="digits", model="mlp", data={"train_size": 256}, trainer={"batch_size": 32, "epochs": 3},
-           anneal=0.67, state="both", device="cpu")
+ENV = tiny_env(dataset="digits", train_size=256, batch_size=32, epochs=3, anneal=0.67, state="both")
 STEPS = 16
 ACTIONS = np.random.default_rng(7).uniform(-1, 1, (STEPS, 32)).astype(np.float32)
 COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")

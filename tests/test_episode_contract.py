@@ -11,9 +11,10 @@ import envs  # noqa: F401  (registers the env ids)
 from envs.core.data import DataConfig
 from envs.core.trainer import TrainerConfig
 from envs.episode import LEDGER_COUNTERS, HostTransfer
+from tiny import tiny_env
 
 # 60 samples in batches of 16: every epoch's last batch holds 12 samples and 4 padded slots
-TINY = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=16, epochs=2), data=dict(train_size=60), device="cpu")
+TINY = tiny_env(train_size=60)
 OPTIONS = {"DataAgent-v0": dict(keep_ratio=1.0, anneal=0.0), "CoverSelect-v0": dict(keep_ratio=0.3)}
 EVERY = {"batch_indices", "padded", "ledger", "backprop_fraction"}
 AFTER_A_STEP = EVERY | {"epoch", "sample_rewards", "train_loss", "lr"}

@@ -20,11 +20,12 @@ import envs  # noqa: F401
 import experiments.run.training as training
 import experiments.train as train
 from envs import CoverSelectEnv, DataAgentEnv
+from tiny import tiny_env
 
 FUZZ = settings(derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 BATCH = 8
-ENV_KW = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=BATCH, epochs=2), device="cpu")
+ENV_KW = tiny_env(train_size=64, batch_size=BATCH)
 
 # --- actions ------------------------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ import torch
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import envs
+from tiny import tiny_env
 
-KW = dict(dataset="synthetic", model="cnn", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=1), device="cpu")
+KW = tiny_env(model="cnn", train_size=64, epochs=1)
 # (env, start method, vector envs): fork, the default that hung, on both envs and both vector envs; spawn
 # (seconds to start a fresh worker) once. SubprocVecEnv's default, forkserver, after torch work in the
 # parent: tests/test_agents.py::test_envs_pickle_and_run_in_spawned_subprocesses
@@ -60,7 +61,7 @@ if __name__ == "__main__":
 def test_async_and_subproc_vector_envs_work_with_fork_and_spawn_after_torch_work(tmp_path):
     script = tmp_path / "parallel.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:

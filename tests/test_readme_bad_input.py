@@ -28,11 +28,11 @@ from envs.core.trainer import Trainer
 from envs.methods.baselines.dynamic import make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import run_proxy, select_coreset
 from experiments import benchmark, full_data, gpu_report, prepare_gpu
+from tiny import tiny_cli, tiny_env
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
-TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "3",
-        "--reference", "none", "--no-progress"]
-SMALL = dict(dataset="synthetic", model="mlp", trainer=dict(batch_size=32, epochs=1), device="cpu")
+TINY = tiny_cli(epochs=3, extra=("--reference", "none", "--no-progress"))
+SMALL = tiny_env(train_size=None, batch_size=32, epochs=1)
 
 
 def table_rows() -> list[tuple[str, str]]:

@@ -19,9 +19,9 @@ from envs.cover_select.rewards import COVER_REWARDS, make_cover_reward
 from envs.data_agent.env import DataAgentEnv
 from envs.data_agent.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES, make_data_agent_reward
 from experiments.train import build_parser
+from tiny import tiny_env
 
-TINY = dict(dataset="synthetic", model="mlp", trainer={"batch_size": 16, "epochs": 2}, data={"train_size": 160},
-            device="cpu")
+TINY = tiny_env()
 PRESETS = [(algo, env_id) for algo in ALGOS for env_id in yaml.safe_load((HYPERPARAMS_DIR / f"{algo}.yml").read_text())]
 
 

@@ -20,6 +20,7 @@ from envs.core.checkpoint import CheckpointDir
 from envs.core.models import MODEL_NAMES
 from experiments.run.full_data import run_full_data
 from experiments.train import main
+from tiny import tiny_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # runs of a few seconds: a kill right after the first (epoch 1) checkpoint lands mid-run. Data Agent uses the
@@ -54,6 +55,7 @@ def _outputs(folder: Path, algo: type) -> tuple[dict, np.ndarray, dict]:
     return metrics, np.load(folder / "scores.npy"), params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, sig", [("data-agent-ppo", signal.SIGKILL), ("cover-select-a2c", signal.SIGTERM)])
 def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, case, sig):
     args = [*RUNS[case], *COMMON]
@@ -87,8 +89,7 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, case
     assert not (folder / "checkpoints").exists()  # a finished run leaves nothing to resume
 
 
-TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "3",
-        "--reference", "none", "--no-progress"]
+TINY = tiny_cli(epochs=3, extra=("--reference", "none", "--no-progress"))
 
 
 def _stop_after_first_checkpoint(tmp_path: Path, monkeypatch, argv: list[str] = TINY) -> Path:

@@ -10,8 +10,9 @@ import torch
 
 from agents.rllib import make_rllib_env, register_rllib_envs
 from envs import ENV_IDS
+from tiny import tiny_env
 
-TINY = dict(dataset="synthetic", model="mlp", trainer=dict(epochs=2, batch_size=64), device="cpu")  # 512 samples: 8 batches an epoch
+TINY = tiny_env(train_size=None, batch_size=64)  # 512 samples: 8 batches an epoch
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ from envs.methods.baselines.dynamic import ScoredTopK
 from envs.methods.ranking import interpolated_quantile
 from envs.methods.selection import AnnealedTopKSelector
 from experiments import benchmark
+from tiny import tiny_env
 
-TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=64), trainer=dict(batch_size=16, epochs=2), device="cpu")
+TINY = tiny_env(train_size=64)
 
 
 def _batch(seed: int, b: int = 20, c: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,9 +12,9 @@ from stable_baselines3 import PPO
 
 from envs.methods.coreset import coreset_size_bounds, load_coreset
 from experiments.train import main
+from tiny import tiny_cli
 
-TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",
-        "--no-progress"]
+TINY = tiny_cli()
 
 
 def test_data_agent_run_writes_everything_and_counts_cost_against_full_data(tmp_path, capsys):

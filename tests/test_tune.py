@@ -17,9 +17,9 @@ optuna = pytest.importorskip("optuna", reason="optuna is the optional 'zoo' extr
 from experiments.run import RunConfig  # noqa: E402
 from experiments.train import main as train  # noqa: E402
 from experiments.tune import CHOICES, NET_ARCHS, main, preset_params, sample_batch_policy  # noqa: E402
+from tiny import tiny_cli
 
-TINY = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",
-        "--device", "cpu"]
+TINY = tiny_cli(extra=("--device", "cpu"))
 CASES = [("ppo", "DataAgent-v0"), ("a2c", "DataAgent-v0"), ("ppo", "CoverSelect-v0"), ("a2c", "CoverSelect-v0")]
 
 

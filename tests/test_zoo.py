@@ -19,10 +19,10 @@ pytest.importorskip("rl_zoo3", reason="rl_zoo3 is the optional 'zoo' extra (pip 
 from rl_zoo3.enjoy import enjoy  # noqa: E402
 from rl_zoo3.exp_manager import ExperimentManager  # noqa: E402
 from rl_zoo3.train import train as zoo_train  # noqa: E402
+from tiny import tiny_cli, tiny_env
 
-TINY = dict(dataset="synthetic", model="mlp", data=dict(train_size=160), trainer=dict(batch_size=16, epochs=2), device="cpu")
-TINY_CLI = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",
-            "--device", "cpu", "--no-progress", "--reference", "none"]
+TINY = tiny_env()
+TINY_CLI = tiny_cli(extra=("--device", "cpu", "--no-progress", "--reference", "none"))
 ZOO_ENV_KWARGS = [f"{k}:{v!r}" for k, v in TINY.items()]  # Zoo evaluates each value as Python
 # Zoo builds PPO with the file's batch_size (full batch for the env defaults) before the hook re-derives it
 pytestmark = pytest.mark.filterwarnings("ignore:You have specified a mini-batch size:UserWarning")
