@@ -26,6 +26,7 @@ from envs.core.ledger import format_ledger
 from envs.core.models import MODEL_NAMES
 from envs.core.schedules import SCHEDULES
 from envs.core.trainer import TrainerConfig
+from experiments.run.ray_tasks import RayOptions
 
 
 def plain(text: str) -> str:
@@ -182,3 +183,22 @@ def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
     return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
                       holdout=args.holdout, trusted=args.trusted)
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ray``, ``--ray-cpus`` and ``--ray-retries``."""
+    g = parser.add_argument_group("Ray (each run a task on a local instance or a cluster)")
+    g.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="run each run as a Ray task: local (a private instance), auto (the cluster this machine "
+                        "joined with `ray start`) or a cluster's HOST:PORT; default: one run after another in this process")
+    g.add_argument("--ray-cpus", type=int, default=1, help="CPU threads per run (a --device cuda run also gets 1 GPU)")
+    g.add_argument("--ray-retries", type=int, default=2, help="restarts of a run whose worker died")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions | None:
+    """The parsed ``--ray`` options (None without ``--ray``); raises ``ValueError`` on bad values."""
+    if args.ray is None:
+        return None
+    options = RayOptions(args.ray, args.device, args.ray_cpus, args.ray_retries)
+    options.validate()
+    return options

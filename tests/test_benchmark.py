@@ -7,6 +7,7 @@ import json
 import pytest
 
 from experiments import benchmark
+from experiments.run import benchmark as bench
 
 
 def test_dynamic_suite_end_to_end_and_resume(tmp_path, capsys):
@@ -14,7 +15,7 @@ def test_dynamic_suite_end_to_end_and_resume(tmp_path, capsys):
             "--seeds", "0", "--keep-ratios", "0.3", "0.6", "--out", str(tmp_path)]
     table = benchmark.main(argv)
     lines = (tmp_path / "runs.jsonl").read_text().splitlines()
-    methods = benchmark.DEFAULT_METHODS["dynamic"]  # baselines, Data Agent (paper, recommended variant) and its controls
+    methods = bench.DEFAULT_METHODS["dynamic"]  # baselines, Data Agent (paper, recommended variant) and its controls
     assert len(lines) == 2 * len(methods) - 1  # full data runs once, whatever the ratio
     for name in ("runs.csv", "summary.json", "summary.md", "accuracy_vs_cost.png", "accuracy_vs_ratio.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -48,7 +49,7 @@ def test_static_suite_end_to_end(tmp_path):
     table = benchmark.main(["--suite", "static", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
                             "--train-size", "400", "--keep-ratios", "0.5", "--out", str(tmp_path)])
     recs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert {r["method"] for r in recs} == set(benchmark.RUNNERS["static"])
+    assert {r["method"] for r in recs} == set(bench.RUNNERS["static"])
     for r in recs:
         if r["method"].startswith("rlselector"):  # the agent's coreset: target ratio within ±1%
             assert abs(r["backprop"] - 200) <= 4 and r["selection_backprop"] >= 400

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from experiments import benchmark
-from experiments.ray_runs import RayOptions, RunFailure, run_on_ray
+from experiments.run.ray_tasks import RayOptions, RunFailure, run_on_ray
 
 RESULT_FIELDS = ("key", "method", "ratio", "seed", "top1", "top5", "backprop", "forwarded", "selection_backprop",
                  "noisy_kept_fraction", "config")

@@ -16,6 +16,7 @@ import yaml
 import experiments.run.training as training
 from envs.core.trainer import TrainerConfig
 from experiments import benchmark
+from experiments.run.benchmark import methods
 from experiments.cli import plain
 from experiments.run import RunConfig, env_kwargs, load_run_config, run_training
 from experiments.train import build_parser, run_config
@@ -74,10 +75,10 @@ def test_every_trainer_option_reaches_the_env_and_the_baselines_from_the_benchma
     with pytest.raises(SystemExit):  # no records: "every run failed"
         benchmark.main([*DATA, *trainer_flags(CHANGED), "--methods", "random,dataagent_ppo", "--out", str(tmp_path)])
     by_method = {s.method: s for s in specs}
-    assert benchmark._trainer(by_method["random"]).config == TrainerConfig(**CHANGED)
+    assert methods._trainer(by_method["random"]).config == TrainerConfig(**CHANGED)
     seen = _capture_env(monkeypatch)
     with pytest.raises(_Reached):
-        benchmark.run_data_agent(by_method["dataagent_ppo"])
+        methods.run_data_agent(by_method["dataagent_ppo"], methods.RunCache())
     assert seen[0].config == TrainerConfig(**CHANGED)
 
 

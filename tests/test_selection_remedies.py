@@ -17,6 +17,7 @@ from envs.methods.baselines.dynamic import ScoredTopK
 from envs.methods.ranking import interpolated_quantile
 from envs.methods.selection import AnnealedTopKSelector
 from experiments import benchmark
+from experiments.run import benchmark as bench
 from tiny import tiny_env
 
 TINY = tiny_env(train_size=64)
@@ -151,7 +152,7 @@ def _records() -> list[dict]:
 
 
 def test_matched_cost_interpolates_the_reference_at_each_runs_cost():
-    rows = {(r["method"], r["ratio"]): r for r in benchmark.matched_cost(_records(), references=("random",))}
+    rows = {(r["method"], r["ratio"]): r for r in bench.matched_cost(_records(), references=("random",))}
     # random at 0.5 is halfway between (0.4, 80) and (0.6, 84): 82 -> +2 points, the same for both seeds
     assert rows[("agent", 0.4)]["vs_random"] == pytest.approx(2.0)
     assert rows[("agent", 0.4)]["vs_random_std"] == pytest.approx(0.0)
@@ -161,7 +162,7 @@ def test_matched_cost_interpolates_the_reference_at_each_runs_cost():
 
 
 def test_savings_within_tolerance_of_full_data():
-    rows = {r["method"]: r for r in benchmark.savings_within(_records())}
+    rows = {r["method"]: r for r in bench.savings_within(_records())}
     full = 90.2
     # agent: mean curve (0.5, 84.2), (0.8, 89.7), (1.0, full); within 0.3 -> 89.9 between 0.8 and 1.0
     x = 0.8 + (full - 0.3 - 89.7) / (full - 89.7) * 0.2
@@ -173,10 +174,10 @@ def test_savings_within_tolerance_of_full_data():
 
 
 def test_every_data_agent_method_names_a_policy_and_a_variant():
-    for method in benchmark.DATA_AGENT_METHODS:
-        policy, variant = benchmark.data_agent_method(method)
-        assert policy in benchmark.DATA_AGENT_POLICIES and benchmark.data_agent_method_name(policy, variant) == method
-        options = benchmark.DATA_AGENT_VARIANTS[variant]
+    for method in bench.DATA_AGENT_METHODS:
+        policy, variant = bench.data_agent_method(method)
+        assert policy in bench.DATA_AGENT_POLICIES and bench.data_agent_method_name(policy, variant) == method
+        options = bench.DATA_AGENT_VARIANTS[variant]
         env_options = {k: v for k, v in options.items() if k != "hyperparams"}
         if env_options.pop("reference", False):  # the benchmark gives such a variant its cell's reference model
             env_options["reference"] = {"kind": "halves", "epochs": 1, "cache": False}
@@ -187,12 +188,12 @@ def test_every_data_agent_method_names_a_policy_and_a_variant():
             for key, value in overrides.items():
                 if key != "policy_kwargs":
                     assert getattr(agent, key) == value
-    assert set(benchmark.DEFAULT_METHODS["dynamic"]) <= set(benchmark.RUNNERS["dynamic"])
+    assert set(bench.DEFAULT_METHODS["dynamic"]) <= set(bench.RUNNERS["dynamic"])
 
 
 def test_controls_and_equal_cost_tables_in_a_tiny_suite(tmp_path):
-    variant = benchmark.RECOMMENDED_VARIANT
-    methods = ["full", "random", "stale", "infobatch", *(benchmark.data_agent_method_name(p, variant) for p in ("const", "randact"))]
+    variant = bench.RECOMMENDED_VARIANT
+    methods = ["full", "random", "stale", "infobatch", *(bench.data_agent_method_name(p, variant) for p in ("const", "randact"))]
     text = benchmark.main(["--suite", "dynamic", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--anneal", "0.5",
                            "--seeds", "0", "--keep-ratios", "0.3", "0.6", "--prune-ratios", "0.9", "--methods", ",".join(methods),
                            "--out", str(tmp_path)])
@@ -236,7 +237,7 @@ def test_control_margins_compare_a_learned_policy_with_controls_on_the_same_sele
                  _rec("dataagent_randact_soft", seed, 0.5, 82.0), _rec("stale", seed, 0.5, 83.0),
                  _rec("dataagent_const", seed, 0.5, 99.0),  # another selection (top-k): not soft's control
                  _rec("dataagent_ppo_budget", seed, 0.5, 84.0)]  # top-k like the paper: const is its control
-    rows = {r["method"]: r for r in benchmark.control_margins(recs)}
+    rows = {r["method"]: r for r in bench.control_margins(recs)}
     soft = rows["dataagent_ppo_soft"]
     assert soft["vs_const"] == pytest.approx(1.0) and soft["vs_randact"] == pytest.approx(1.5)
     assert soft["vs_stale"] == pytest.approx(0.5) and soft["vs_const_std"] == pytest.approx(2 ** 0.5 / 2)

@@ -13,7 +13,7 @@ so the default install does not need it (``pip install -e ".[ray]"``).
 
 from __future__ import annotations
 
-import argparse
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -56,25 +56,6 @@ class RunFailure:
     details: str
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--ray``, ``--ray-cpus`` and ``--ray-retries``."""
-    g = parser.add_argument_group("Ray (each run a task on a local instance or a cluster)")
-    g.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
-                   help="run each run as a Ray task: local (a private instance), auto (the cluster this machine "
-                        "joined with `ray start`) or a cluster's HOST:PORT; default: one run after another in this process")
-    g.add_argument("--ray-cpus", type=int, default=1, help="CPU threads per run (a --device cuda run also gets 1 GPU)")
-    g.add_argument("--ray-retries", type=int, default=2, help="restarts of a run whose worker died")
-
-
-def ray_options(args: argparse.Namespace) -> RayOptions | None:
-    """The parsed ``--ray`` options (None without ``--ray``); raises ``ValueError`` on bad values."""
-    if args.ray is None:
-        return None
-    options = RayOptions(args.ray, args.device, args.ray_cpus, args.ray_retries)
-    options.validate()
-    return options
-
-
 def _connect(address: str) -> bool:
     """Connect to Ray unless already connected; True when this call started the connection."""
     import ray
@@ -88,8 +69,8 @@ def _connect(address: str) -> bool:
         # need to be installed on the nodes
         import agents
         import envs
-        import experiments
 
+        experiments = sys.modules[__name__.split(".")[0]]  # this module's own top-level package, already imported
         ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [envs, agents, experiments]})
     return True
 
