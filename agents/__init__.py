@@ -6,14 +6,14 @@ trained policy (or a baseline) in any training loop."""
 from agents.adapters import PerSampleVecEnv
 from agents.distributions import SampleBetaDistribution, SampleGaussianDistribution
 from agents.policies import BatchOfSamplesPolicy, PooledCriticExtractor, SampleFlattenExtractor, SampleRowsExtractor
-from agents.presets import (ALGOS, MODES, agent_kwargs, env_id_of, episode_steps, hyperparams_file, load_hyperparams,
-                            make_agent, preset_mode)
+from agents.presets import (ALGOS, LAYOUTS, agent_kwargs, env_id_of, episode_steps, hyperparams_file, load_hyperparams,
+                            make_agent, preset_layout)
 from agents.resume import agent_state, load_agent_state
 from agents.selector import Selector, load_policy
 
 __all__ = [
-    "ALGOS", "MODES", "BatchOfSamplesPolicy", "PerSampleVecEnv", "PooledCriticExtractor", "SampleBetaDistribution",
+    "ALGOS", "LAYOUTS", "BatchOfSamplesPolicy", "PerSampleVecEnv", "PooledCriticExtractor", "SampleBetaDistribution",
     "SampleFlattenExtractor", "SampleGaussianDistribution", "SampleRowsExtractor", "Selector", "agent_kwargs", "agent_state",
     "env_id_of", "episode_steps", "hyperparams_file", "load_agent_state", "load_hyperparams", "load_policy", "make_agent",
-    "preset_mode",
+    "preset_layout",
 ]

@@ -4,7 +4,7 @@ The hyper-parameters live only in ``agents/hyperparams/{algo}.yml``: RL Zoo hype
 (one entry per env id) that ``rl_zoo3.train --conf-file`` reads as they are. This module reads an
 entry the way Zoo does (policy by import path, ``policy_kwargs`` as a Python expression,
 ``lin_<start>`` schedules, the :mod:`agents.zoo` hooks) and adapts what depends on the env it is
-given: the layout (``mode``) and a rollout never longer than one episode (one training run).
+given: the agent layout and a rollout never longer than one episode (one training run).
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ if TYPE_CHECKING:
 
 #: The algorithm presets: name -> SB3 on-policy class (its policy must be an ``ActorCriticPolicy``). To add
 #: one, add ``"name": SomeClass`` here and its RL Zoo file ``agents/hyperparams/<name>.yml`` (one entry per
-#: env id); make_agent, ``experiments.train --algo``, ``tune`` and ``compare_modes`` read this dict.
+#: env id); make_agent, ``experiments.train --algo``, ``tune`` and ``compare_layouts`` read this dict.
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C}
 #: the folder of the preset files (a package resource, so an installed wheel finds them)
 HYPERPARAMS_DIR: Traversable = files("agents") / "hyperparams"
-MODES = ("batch", "per_sample")
+LAYOUTS = ("batch", "per_sample")
 #: the hook paths of the presets (see agents.zoo)
 PER_SAMPLE_WRAPPER = "agents.zoo.per_sample"
 ADJUSTMENTS = "agents.zoo.PresetAdjustments"
@@ -80,7 +80,7 @@ def load_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
     return copy.deepcopy(table[env_id])
 
 
-def preset_mode(entry: dict[str, Any]) -> str:
+def preset_layout(entry: dict[str, Any]) -> str:
     """``per_sample`` when the entry wraps its env with the per-sample hook, else ``batch``."""
     return "per_sample" if entry.get("vec_env_wrapper") == PER_SAMPLE_WRAPPER else "batch"
 
@@ -155,15 +155,15 @@ def with_overrides(entry: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def with_mode(entry: dict[str, Any], mode: str) -> dict[str, Any]:
-    """``entry`` in the other layout when ``mode`` differs from the entry's: ``batch`` uses
+def with_layout(entry: dict[str, Any], layout: str) -> dict[str, Any]:
+    """``entry`` in the other layout when ``layout`` differs from the entry's: ``batch`` uses
     :class:`BatchOfSamplesPolicy` on the env itself, ``per_sample`` SB3's ``MlpPolicy`` on the per-sample
     hook (without BatchOfSamplesPolicy's own options). The rest of the entry stays."""
-    if _choice("mode", mode, MODES) == preset_mode(entry):
+    if _choice("layout", layout, LAYOUTS) == preset_layout(entry):
         return copy.deepcopy(entry)
     out = copy.deepcopy(entry)
     kwargs = eval_policy_kwargs(out.get("policy_kwargs", {}))
-    if mode == "batch":
+    if layout == "batch":
         out.pop("vec_env_wrapper", None)
         out["policy"] = BATCH_POLICY
     else:
@@ -230,14 +230,14 @@ def episode_steps(env: gym.Env | VecEnv) -> int | None:
     return int(value)
 
 
-def make_agent(algo: str, env: gym.Env | VecEnv, mode: str | None = None, *, env_id: str | None = None,
+def make_agent(algo: str, env: gym.Env | VecEnv, layout: str | None = None, *, env_id: str | None = None,
                **overrides: Any) -> BaseAlgorithm:
     """An SB3 agent with the paper preset of ``env``'s id for ``algo`` (a name in :data:`ALGOS`).
 
     :param algo: a name in :data:`ALGOS` (``ppo``, ``a2c``)
     :param env: a batch env (``DataAgent-v0``, ``CoverSelect-v0`` or any env with their interface);
-        in ``batch`` mode also a ``VecEnv`` of such envs
-    :param mode: ``batch``: :class:`BatchOfSamplesPolicy` on the ``(B, D)`` env, trained on the
+        in ``batch`` layout also a ``VecEnv`` of such envs
+    :param layout: ``batch``: :class:`BatchOfSamplesPolicy` on the ``(B, D)`` env, trained on the
         batch-mean reward; ``per_sample``: SB3's ``MlpPolicy`` on :class:`PerSampleVecEnv`, one
         sub-env per batch position, trained on per-sample rewards. ``None``: the preset's layout
         (``batch`` for a ``VecEnv``, which the adapter cannot wrap)
@@ -249,10 +249,10 @@ def make_agent(algo: str, env: gym.Env | VecEnv, mode: str | None = None, *, env
     """
     algo = algo.lower()
     entry = load_hyperparams(algo, env_id or env_id_of(env))
-    entry = with_overrides(with_mode(entry, mode or ("batch" if isinstance(env, VecEnv) else preset_mode(entry))), overrides)
-    if preset_mode(entry) == "per_sample":
+    entry = with_overrides(with_layout(entry, layout or ("batch" if isinstance(env, VecEnv) else preset_layout(entry))), overrides)
+    if preset_layout(entry) == "per_sample":
         if isinstance(env, VecEnv):
-            raise ValueError("mode='per_sample' wraps ONE env in PerSampleVecEnv; pass a gym.Env, not a VecEnv")
+            raise ValueError("layout='per_sample' wraps ONE env in PerSampleVecEnv; pass a gym.Env, not a VecEnv")
         venv: gym.Env | VecEnv = VecMonitor(PerSampleVecEnv(env))
         num_envs = venv.num_envs
     else:

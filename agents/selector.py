@@ -36,8 +36,8 @@ from agents.policies import BatchOfSamplesPolicy
 from envs.core.batches import fixed_size_batches, shuffled_split
 from envs.core.store import SIGNAL_NAMES, SampleStore
 from envs.core.state import batch_state, check_state
-from envs.methods.baselines.dynamic import PER_BATCH_BASELINES, PER_EPOCH_BASELINES, DynamicSelector, dynamic_selector
-from envs.methods.selection import AnnealedTopKSelector, EpochPlan
+from envs.methods.baselines.dynamic import PER_BATCH_BASELINES, PER_EPOCH_BASELINES, DynamicBaseline, DynamicSetup, make_dynamic_baseline
+from envs.methods.selection import AnnealedTopKPlanner, EpochPlan
 
 
 def load_policy(path: str | Path, batch_size: int, device: torch.device | str = "cpu") -> ActorCriticPolicy:
@@ -55,7 +55,7 @@ def load_policy(path: str | Path, batch_size: int, device: torch.device | str = 
     if len(obs_space.shape) == 2:
         if not issubclass(cls, BatchOfSamplesPolicy):
             raise ValueError(f"agent {str(path)!r} reads whole batches with {cls.__name__}, tied to one batch size; "
-                             "valid: a per-sample agent (--mode per_sample) or BatchOfSamplesPolicy")
+                             "valid: a per-sample agent (--layout per_sample) or BatchOfSamplesPolicy")
         dim = obs_space.shape[1]
         obs_space = gym.spaces.Box(-np.inf, np.inf, (batch_size, dim), np.float32)
         act_space = gym.spaces.Box(-1.0, 1.0, (batch_size,), np.float32)
@@ -80,22 +80,22 @@ def _check_sizes(num_samples: int, epochs: int, batch_size: int) -> None:
 class AgentRule:
     """Data Agent's selection driven by a policy: every forwarded sample gets the score
     ``(action + 1) / 2``; each pruned epoch keeps the top ``keep_ratio`` by score
-    (:class:`~envs.methods.selection.AnnealedTopKSelector`, as in ``DataAgent-v0``)."""
+    (:class:`~envs.methods.selection.AnnealedTopKPlanner`, as in ``DataAgent-v0``)."""
 
-    def __init__(self, policy: ActorCriticPolicy, state: str, selector: AnnealedTopKSelector):
+    def __init__(self, policy: ActorCriticPolicy, state: str, planner: AnnealedTopKPlanner):
         check_state(state)
         dim = policy_state_dim(policy)
         if state == "signals" and dim != len(SIGNAL_NAMES):
             raise ValueError(f"the agent reads {dim} values per sample, but state='signals' has {len(SIGNAL_NAMES)}; "
                              "valid: an agent trained with --state signals")
-        self.policy, self.state, self.selector = policy, state, selector
-        self.store = None if state == "features" else SampleStore(selector.num_samples, selector.device)
+        self.policy, self.state, self.planner = policy, state, planner
+        self.store = None if state == "features" else SampleStore(planner.num_samples, planner.device)
         self.needs = {"features": ("features",), "signals": ("logits", "labels"),
                       "both": ("features", "logits", "labels")}[state]
         self.per_sample = len(policy.observation_space.shape) == 1
 
     def plan(self, epoch: int) -> EpochPlan:
-        return self.selector.plan(epoch)
+        return self.planner.plan(epoch)
 
     @torch.no_grad()
     def observe(self, idx: torch.Tensor, losses: torch.Tensor, logits: torch.Tensor | None,
@@ -103,8 +103,8 @@ class AgentRule:
         if self.store is not None:
             self.store.update(idx, losses, logits, labels, epoch)
         num_classes = 0 if logits is None else logits.shape[1]
-        state = batch_state(self.state, features, self.store, idx, self.selector.scores, epoch, progress,
-                            self.selector.is_pruned(epoch), num_classes)
+        state = batch_state(self.state, features, self.store, idx, self.planner.scores, epoch, progress,
+                            self.planner.is_pruned(epoch), num_classes)
         if state.shape[1] != policy_state_dim(self.policy):
             raise ValueError(f"the agent reads {policy_state_dim(self.policy)} values per sample, but state={self.state!r} "
                              f"of this model gives {state.shape[1]}; valid: an agent trained on a model with "
@@ -114,13 +114,13 @@ class AgentRule:
         if not self.per_sample:
             obs = obs[None]
         actions = self.policy.get_distribution(obs).get_actions(deterministic=True).reshape(-1).clamp(-1.0, 1.0)
-        self.selector.update(idx, (actions.to(self.selector.device) + 1.0) * 0.5)
+        self.planner.update(idx, (actions.to(self.planner.device) + 1.0) * 0.5)
 
 
 class BaselineRule:
     """A dynamic baseline (:mod:`envs.methods.baselines.dynamic`) ranking from per-sample statistics."""
 
-    def __init__(self, method: DynamicSelector, store: SampleStore, needs: tuple[str, ...]):
+    def __init__(self, method: DynamicBaseline, store: SampleStore, needs: tuple[str, ...]):
         self.method, self.store, self.needs = method, store, needs
 
     def plan(self, epoch: int) -> EpochPlan:
@@ -177,7 +177,7 @@ class Selector(Sampler[int]):
         :param loss_weight: loss weight of kept samples in pruned epochs (``None``: ``1 / keep_ratio``)
         :param state: the agent's state, ``features``, ``signals`` or ``both``; ``None``: read from the
             ``config.yml`` beside the zip (``features`` without one)
-        :param selection: ``topk``, ``soft`` or ``importance`` (:class:`~envs.methods.selection.AnnealedTopKSelector`);
+        :param selection: ``topk``, ``soft`` or ``importance`` (:class:`~envs.methods.selection.AnnealedTopKPlanner`);
             ``None``: the run's, from ``config.yml`` (else ``topk``)
         :param refresh: share of the budget re-admitted at random; ``None``: the run's (else 0)
         :param temperature: ``soft`` selection's temperature; ``None``: the run's (else 1)
@@ -196,16 +196,16 @@ class Selector(Sampler[int]):
             state = trained_with.get("state") or "features"
         given = {"selection": selection, "refresh": refresh, "temperature": temperature}
         chosen = {k: v if v is not None else trained_with.get(k) for k, v in given.items()}
-        selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, loss_weight, device=device,
+        planner = AnnealedTopKPlanner(num_samples, epochs, keep_ratio, anneal, loss_weight, device=device,
                                         **{k: v for k, v in chosen.items() if v is not None})
-        if selector.pruned_epochs > 0 and selector.num_kept < batch_size:
-            raise ValueError(f"keep_ratio={keep_ratio!r} keeps {selector.num_kept} of {num_samples} samples, fewer than "
+        if planner.pruned_epochs > 0 and planner.num_kept < batch_size:
+            raise ValueError(f"keep_ratio={keep_ratio!r} keeps {planner.num_kept} of {num_samples} samples, fewer than "
                              f"batch_size={batch_size}; valid range: keep_ratio >= {batch_size / num_samples:.4g}")
         # DataAgent-v0's reset(seed=s) draws its tie-breaking seed first from np_random(s)
         rng, _ = np_random(seed)
-        selector.generator = torch.Generator(device=selector.device).manual_seed(int(rng.integers(2**63 - 1)))
-        rule = AgentRule(load_policy(path, batch_size, device), state, selector)
-        return cls(rule, num_samples, epochs, batch_size, torch.Generator(device=selector.device).manual_seed(seed))
+        planner.generator = torch.Generator(device=planner.device).manual_seed(int(rng.integers(2**63 - 1)))
+        rule = AgentRule(load_policy(path, batch_size, device), state, planner)
+        return cls(rule, num_samples, epochs, batch_size, torch.Generator(device=planner.device).manual_seed(seed))
 
     @classmethod
     def from_baseline(cls, name: str, num_samples: int, num_classes: int, epochs: int, batch_size: int, *,
@@ -226,8 +226,9 @@ class Selector(Sampler[int]):
             raise ValueError(f"baseline {name!r} is invalid; valid choices: {', '.join(PER_EPOCH_BASELINES)} "
                              f"(a drop-in selector plans epochs; {', '.join(PER_BATCH_BASELINES)} choose per batch)")
         generator = torch.Generator(device=torch.device(device)).manual_seed(seed)
-        method = dynamic_selector(name, num_samples, num_classes, epochs, device=device, generator=generator, **options)
-        # what update() must be given besides the losses: the baseline says (DynamicSelector.needs)
+        method = make_dynamic_baseline(name, DynamicSetup(num_samples, num_classes, epochs, device=device, generator=generator,
+                                                           **options))
+        # what update() must be given besides the losses: the baseline says (DynamicBaseline.needs)
         return cls(BaselineRule(method, SampleStore(num_samples, device), getattr(method, "needs", ())), num_samples,
                    epochs, batch_size, generator)
 
@@ -314,7 +315,7 @@ class Selector(Sampler[int]):
         """An agent selector's latest per-sample scores in [0, 1] (1.0 until first scored)."""
         if not isinstance(self.rule, AgentRule):
             raise AttributeError("a baseline selector has no per-sample scores; only agent selectors do")
-        return self.rule.selector.scores
+        return self.rule.planner.scores
 
     def backprop_fraction(self) -> float:
         """Samples back-propagated so far / those of ``epochs`` full-data epochs (``epochs * N``)."""

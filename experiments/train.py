@@ -2,7 +2,7 @@
 
     python -m experiments.train                                   # DataAgent-v0 + PPO on digits, 10 epochs
     python -m experiments.train --env CoverSelect-v0 --algo a2c --keep-ratio 0.3
-    python -m experiments.train --mode per_sample --epochs 30 --out runs/da
+    python -m experiments.train --layout per_sample --epochs 30 --out runs/da
     python -m experiments.train --load-agent runs/da/agent.zip --no-learn --seed 1   # reuse a trained policy
     python -m experiments.train --resume runs/da                  # continue a killed or interrupted run
 
@@ -74,7 +74,7 @@ def format_run(name: str, run: dict[str, Any]) -> str:
 def print_results(result: RunResult) -> None:
     """The run's results, as the README shows them."""
     c, metrics, run = result.config, result.metrics, result.metrics["run"]
-    print(f"{c.env} / {c.algo} ({result.mode}{', no learning' if c.no_learn else ''}) on {c.dataset}/{c.model}, "
+    print(f"{c.env} / {c.algo} ({result.layout}{', no learning' if c.no_learn else ''}) on {c.dataset}/{c.model}, "
           f"{c.trainer.epochs} epochs, {result.num_samples} training samples, seed {c.seed}, {result.device}")
     print(format_run("agent run", run))
     reference = metrics.get("reference")

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from agents import ALGOS, MODES
+from agents import ALGOS, LAYOUTS
 from envs.core.reference import REFERENCE_KINDS
 from envs.cover_select.env import DEGREE_NORMS, DIFFICULTIES
 from envs.cover_select.rewards import COVER_REWARDS
@@ -32,7 +32,7 @@ def build_parser(doc: str | None = None) -> argparse.ArgumentParser:
     g = parser.add_argument_group("agent")
     g.add_argument("--env", choices=ENV_IDS, default="DataAgent-v0", help="the environment")
     g.add_argument("--algo", choices=tuple(ALGOS), default="ppo", help="the SB3 algorithm")
-    g.add_argument("--mode", choices=MODES, default=None, help="agent layout (default: the preset's)")
+    g.add_argument("--layout", choices=LAYOUTS, default=None, help="agent layout (default: the preset's)")
     g.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override preset SB3 arguments, values read as YAML")
     g.add_argument("--agent-device", default="cpu", help="device of the agent's networks")
@@ -102,7 +102,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed arguments (``ValueError`` for a bad ``--hyperparams`` pair)."""
-    return RunConfig(env=args.env, algo=args.algo, mode=args.mode, seed=args.seed, dataset=args.dataset,
+    return RunConfig(env=args.env, algo=args.algo, layout=args.layout, seed=args.seed, dataset=args.dataset,
                      data=data_config(args), model=args.model, device=args.device, trainer=trainer_config(args),
                      env_options={**{name: getattr(args, name) for name in ALL_ENV_OPTIONS
                                      if name != "reference" and getattr(args, name) is not None},

@@ -6,7 +6,7 @@ test accuracy at a fixed back-propagated budget.
 Why not Zoo's ``-optimize``: its objective is the agent's evaluation reward, while what the papers
 optimise is the inner model's accuracy for what it trained on. A trial here is one run of the run
 library (``experiments.run``, what ``experiments.train`` runs) per seed of the batch-of-samples agent
-(``--mode batch``) with sampled ``--hyperparams`` overrides of the preset (:func:`sample_batch_policy`), so the best trial is an
+(``--layout batch``) with sampled ``--hyperparams`` overrides of the preset (:func:`sample_batch_policy`), so the best trial is an
 ``experiments.train`` command, printed at the end. Trial 0 is the preset itself, the yardstick.
 
 The budget: the env options (``--keep-ratio``, ``--anneal``, ``--epochs``, ``--batch-size``...) fix
@@ -33,7 +33,7 @@ import optuna
 import yaml
 
 from agents import ALGOS, load_hyperparams
-from agents.presets import algo_parameters, eval_policy_kwargs, with_mode
+from agents.presets import algo_parameters, eval_policy_kwargs, with_layout
 from envs.core.files import write_json
 from experiments.cli import HelpFormatter, console_script, plain
 from experiments.run import ENV_IDS, RunConfig, run_training
@@ -84,8 +84,8 @@ def sample_batch_policy(trial: optuna.Trial, algo: str) -> dict[str, Any]:
 
 
 def preset_params(algo: str, env_id: str) -> dict[str, Any]:
-    """The preset of ``env_id`` in batch mode, as the parameters :func:`sample_batch_policy` samples."""
-    entry = with_mode(load_hyperparams(algo, env_id), "batch")
+    """The preset of ``env_id`` in batch layout, as the parameters :func:`sample_batch_policy` samples."""
+    entry = with_layout(load_hyperparams(algo, env_id), "batch")
     policy = eval_policy_kwargs(entry["policy_kwargs"])
     names = ["n_steps", "gamma", "gae_lambda", "ent_coef", *(PPO_OPTIONS if _has_ppo_options(algo) else ())]
     return {"learning_rate": entry["learning_rate"], "net_arch": "-".join(map(str, policy["net_arch"]["pi"])),
@@ -102,7 +102,7 @@ def yaml_value(value: Any) -> str:
 
 def train_command(train_argv: list[str], seed: int, overrides: dict[str, Any]) -> list[str]:
     """The ``experiments.train`` arguments of one run of a trial: the command printed to reproduce it."""
-    return [*train_argv, "--mode", "batch", "--seed", str(seed), "--reference", "none", "--checkpoint-every", "0",
+    return [*train_argv, "--layout", "batch", "--seed", str(seed), "--reference", "none", "--checkpoint-every", "0",
             "--no-progress", "--hyperparams", *(f"{k}={yaml_value(v)}" for k, v in overrides.items())]
 
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     for flag, value in (("--trials", args.trials), ("--startup-trials", args.startup_trials)):
         if value < 1:
             parser.error(f"{flag}={value} is invalid; valid: an integer >= 1")
-    owned = {"--env", "--algo", "--mode", "--seed", "--hyperparams", "--out", "--reference", "--resume", "--load-agent",
+    owned = {"--env", "--algo", "--layout", "--seed", "--hyperparams", "--out", "--reference", "--resume", "--load-agent",
              "--no-learn", "--checkpoint-every"}
     taken = sorted(owned & {a.partition("=")[0] for a in rest})
     if taken:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         base.validate()
     except ValueError as err:
         parser.error(str(err))
-    base = dataclasses.replace(base, mode="batch", reference=False, checkpoint_every=0, progress=False)
+    base = dataclasses.replace(base, layout="batch", reference=False, checkpoint_every=0, progress=False)
     out: Path = args.out or Path("runs") / f"tune_{args.env}_{args.algo}"
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,4 +1,4 @@
-"""make_agent presets, SB3 training on both envs in both modes, other algorithms, SubprocVecEnv, the README example."""
+"""make_agent presets, SB3 training on both envs in both layouts, other algorithms, SubprocVecEnv, the README example."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import envs  # noqa: F401  (registers the env ids)
 from agent_helpers import FakeBatchEnv, learn_and_record
-from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor, env_id_of, make_agent, preset_mode
+from agents import BatchOfSamplesPolicy, PerSampleVecEnv, SampleFlattenExtractor, env_id_of, make_agent, preset_layout
 from agents.presets import eval_policy_kwargs
 from envs.cover_select.env import CoverSelectEnv
 from envs.data_agent.env import DataAgentEnv
@@ -60,7 +60,7 @@ def test_paper_values_of_the_two_main_presets():
     da, rs = yaml_entry("ppo", "DataAgent-v0"), yaml_entry("a2c", "CoverSelect-v0")
     assert ([da[k] for k in ("n_steps", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef")]
             == [10, 4, 0.99, 0.95, 0.2, 0.0])
-    assert (preset_mode(da), preset_mode(rs)) == ("per_sample", "batch")  # the measured better layouts
+    assert (preset_layout(da), preset_layout(rs)) == ("per_sample", "batch")  # the measured better layouts
     assert da["normalize_advantage"] is False
     assert eval_policy_kwargs(da["policy_kwargs"])["net_arch"] == {"pi": [128, 128], "vf": [128, 128]}
     assert ([rs[k] for k in ("n_steps", "gamma", "gae_lambda", "ent_coef", "vf_coef", "use_rms_prop")]
@@ -103,7 +103,7 @@ def test_overrides_replace_and_merge():
     assert math.isclose(decayed.lr_schedule(1.0), 1e-3) and math.isclose(decayed.lr_schedule(0.0), 1e-4)
     assert decayed.policy.activation_fn is torch.nn.Tanh
     for bad, match in [(dict(algo="sac"), "algo"), (dict(env_id="CartPole-v1"), "no ppo preset"),
-                       (dict(mode="per_batch"), "mode"), (dict(learning_rate="exp_1e-3"), "learning_rate"),
+                       (dict(layout="per_batch"), "layout"), (dict(learning_rate="exp_1e-3"), "learning_rate"),
                        (dict(n_minibatches=0), "n_minibatches"), (dict(algo="a2c", n_minibatches=2), "PPO's rollout"), (dict(normalize=True), "normalize"),
                        (dict(vec_env_wrapper="rl_zoo3.wrappers.HistoryWrapper"), "vec_env_wrapper"),
                        (dict(callback=["rl_zoo3.callbacks.RawStatisticsCallback"]), "callback"),
@@ -120,12 +120,12 @@ def test_env_id_from_spec_or_entry_point():
         env_id_of(FakeBatchEnv())
 
 
-@pytest.mark.parametrize("mode", ["batch", "per_sample"])
+@pytest.mark.parametrize("layout", ["batch", "per_sample"])
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_sb3_trains_on_both_envs_with_finite_losses(env_id, algo, mode):
+def test_sb3_trains_on_both_envs_with_finite_losses(env_id, algo, layout):
     env = gym.make(env_id, **TINY)
-    agent = make_agent(algo, env, mode, seed=0)
+    agent = make_agent(algo, env, layout, seed=0)
     steps = env.unwrapped.episode_steps  # 2 epochs of 10 batches of 16: 320 sample steps
     records = learn_and_record(agent, steps * agent.get_env().num_envs)
     losses = ["train/value_loss", "train/policy_gradient_loss" if algo == "ppo" else "train/policy_loss"]

@@ -16,7 +16,7 @@ from envs.core.batches import fixed_size_batches
 from envs.core.store import SIGNAL_NAMES
 from envs.data_agent.env import DataAgentEnv
 from envs.data_agent.rewards import CompositeReward
-from envs.methods.selection import AnnealedTopKSelector
+from envs.methods.selection import AnnealedTopKPlanner
 from tiny import tiny_env
 
 TINY = tiny_env(train_size=64)
@@ -169,7 +169,7 @@ def test_bad_actions_raise_and_out_of_range_is_clipped():
     a = np.full(16, 5.0, dtype=np.float32)
     a[0] = -7.0
     env.step(a)
-    scores = env.selector.scores[idx]
+    scores = env.planner.scores[idx]
     assert float(scores[0]) == 0.0 and bool((scores[1:] == 1.0).all())
 
 
@@ -250,7 +250,7 @@ def test_ledger_matches_the_analytic_count_with_padding():
     assert env.episode_steps == len(paddings) + 1 == len(calls)
     kept = math.floor(keep * n)
     want = 2 * math.ceil(kept / b) * b + 2 * math.ceil(n / b) * b
-    assert want == 2 * 32 + 2 * 64 == env.selector.backprop_count(b)
+    assert want == 2 * 32 + 2 * 64 == env.planner.backprop_count(b)
     assert info["ledger"]["samples_backpropagated"] == want
     # one forward per trained batch: state and reward reuse the training forward pass
     assert info["ledger"]["samples_forwarded"] == want
@@ -291,14 +291,14 @@ def test_end_of_run_info_and_evaluate():
 
 def test_selector_ties_are_random_and_reproducible():
     def kept(seed):
-        sel = AnnealedTopKSelector(10, 2, keep_ratio=0.5, generator=torch.Generator().manual_seed(seed))
+        sel = AnnealedTopKPlanner(10, 2, keep_ratio=0.5, generator=torch.Generator().manual_seed(seed))
         sel.update(torch.tensor([0, 1]), torch.tensor([0.0, 0.0]))
         return sel.plan(0).indices.tolist()
 
     assert 0 not in kept(0) and 1 not in kept(0) and len(kept(0)) == 5
     assert kept(0) == kept(0)
     assert len({tuple(sorted(kept(s))) for s in range(8)}) > 1
-    sel = AnnealedTopKSelector(10, 8, keep_ratio=0.3, anneal=0.875)
+    sel = AnnealedTopKPlanner(10, 8, keep_ratio=0.3, anneal=0.875)
     assert sel.pruned_epochs == 7 and sel.is_pruned(6) and not sel.is_pruned(7)
     assert sel.loss_weight == pytest.approx(1 / 0.3) and sel.num_kept == 3
 

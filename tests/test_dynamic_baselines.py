@@ -10,7 +10,7 @@ from envs.core.data import load_dataset
 from envs.core.store import SampleStore
 from envs.core.trainer import Trainer, TrainerConfig
 from envs.data_agent.rewards import CompositeReward
-from envs.methods.baselines.dynamic import PER_EPOCH_BASELINES, InfoBatch, ScoredTopK, composite_score, make_dynamic_selector, run_dynamic
+from envs.methods.baselines.dynamic import PER_EPOCH_BASELINES, InfoBatch, ScoredTopK, DynamicSetup, composite_score, make_dynamic_baseline, run_dynamic
 
 
 def store_with(losses: torch.Tensor, entropies: torch.Tensor | None = None) -> SampleStore:
@@ -109,14 +109,14 @@ def test_bad_options():
     ds = load_dataset("synthetic")
     t = Trainer(ds, "mlp", TrainerConfig(epochs=2))
     with pytest.raises(ValueError, match="valid choices: full, random"):
-        make_dynamic_selector("gradmatch", t)
+        make_dynamic_baseline("gradmatch", DynamicSetup.of(t))
 
 
 @pytest.mark.parametrize("method", PER_EPOCH_BASELINES)
 def test_every_method_runs_on_the_shared_trainer_and_ledger(method):
     ds = load_dataset("synthetic")
     t = Trainer(ds, "mlp", TrainerConfig(epochs=4, batch_size=64), seed=0)
-    out = run_dynamic(t, make_dynamic_selector(method, t, keep_ratio=0.5, anneal=0.5))
+    out = run_dynamic(t, make_dynamic_baseline(method, DynamicSetup.of(t, keep_ratio=0.5, anneal=0.5)))
     n = ds.num_train
     kept = [round(f * n) for f in out["kept_fraction"]]
     assert out["ledger"]["samples_backpropagated"] == sum(kept)  # the ledger counts exactly what trained

@@ -10,7 +10,7 @@ from envs.core.data import load_dataset
 from envs.core.models import build_model
 from envs.core.reference import ReferenceConfig, attach_reference, load_reference
 from envs.core.trainer import Trainer, TrainerConfig
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, PER_BATCH_BASELINES, make_dynamic_selector, run_dynamic
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, PER_BATCH_BASELINES, DynamicSetup, make_dynamic_baseline, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
 
 
@@ -35,7 +35,7 @@ def test_every_dynamic_baseline_trains_fastnet(tiny, method):
         attach_reference(trainer, load_reference(tiny, "fastnet", config, ReferenceConfig(kind="halves", cache=False),
                                                  {"seed": 0}))
     before = [p.detach().clone() for p in trainer.model.parameters()]
-    out = run_dynamic(trainer, make_dynamic_selector(method, trainer, keep_ratio=0.5, anneal=0.5))
+    out = run_dynamic(trainer, make_dynamic_baseline(method, DynamicSetup.of(trainer, keep_ratio=0.5, anneal=0.5)))
     kept = sum(round(f * tiny.num_train) for f in out["kept_fraction"])
     assert out["ledger"]["samples_backpropagated"] == kept > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))

@@ -15,7 +15,7 @@ from envs.core.data import DataConfig, load_dataset
 from envs.core.reference import ReferenceConfig, attach_reference, load_reference
 from envs.core.store import REFERENCE_SIGNAL_NAMES, SIGNAL_NAMES
 from envs.core.trainer import Trainer, TrainerConfig
-from envs.methods.baselines.dynamic import make_dynamic_selector, run_dynamic
+from envs.methods.baselines.dynamic import DynamicSetup, make_dynamic_baseline, run_dynamic
 from envs.methods.baselines.static import run_proxy, select_coreset
 
 NOISY = dict(noise="symmetric", noise_rate=0.4)
@@ -93,8 +93,8 @@ def test_rholoss_keeps_less_noise_than_random_and_its_costs_are_counted():
     for method in ("random", "rholoss", "proxy_loss"):
         trainer = Trainer(data, "mlp", config, seed=0)
         attach_reference(trainer, ref)
-        out[method] = run_dynamic(trainer, make_dynamic_selector(method, trainer, keep_ratio=0.5, anneal=1.0,
-                                                                 candidate_factor=2))
+        out[method] = run_dynamic(trainer, make_dynamic_baseline(method, DynamicSetup.of(
+            trainer, keep_ratio=0.5, anneal=1.0, candidate_factor=2)))
     n, ledger = data.num_train, out["rholoss"]["ledger"]
     assert out["rholoss"]["noisy_kept_fraction"] < out["random"]["noisy_kept_fraction"] - 0.05
     assert ledger["samples_backpropagated"] == out["random"]["ledger"]["samples_backpropagated"]  # equal budget

@@ -25,7 +25,7 @@ from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
 from envs.core.data import FASHION_MNIST_DIRS, DataConfig
 from envs.core.reference import ReferenceConfig, load_reference
 from envs.core.trainer import Trainer
-from envs.methods.baselines.dynamic import make_dynamic_selector, run_dynamic
+from envs.methods.baselines.dynamic import DynamicSetup, make_dynamic_baseline, run_dynamic
 from envs.methods.baselines.static import run_proxy, select_coreset
 from experiments import benchmark, full_data, gpu_report, prepare_gpu
 from tiny import tiny_cli, tiny_env
@@ -123,7 +123,7 @@ def _diverging_run() -> str:
 def _rholoss_without_reference() -> str:
     trainer = Trainer(load_dataset("synthetic"), "mlp", TrainerConfig(batch_size=64, epochs=1))
     with pytest.raises(ValueError) as info:
-        run_dynamic(trainer, make_dynamic_selector("rholoss", trainer, candidate_factor=2))
+        run_dynamic(trainer, make_dynamic_baseline("rholoss", DynamicSetup.of(trainer, candidate_factor=2)))
     return _message(info.value)
 
 

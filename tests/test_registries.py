@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from agent_helpers import FakeBatchEnv, learn_and_record
-from agents import ALGOS, MODES, make_agent
+from agents import ALGOS, LAYOUTS, make_agent
 from agents.presets import HYPERPARAMS_DIR
 from envs.cover_select.env import CoverSelectEnv
 from envs.cover_select.rewards import COVER_REWARDS, make_cover_reward
@@ -73,11 +73,11 @@ def test_every_algorithm_has_its_preset_file():
     assert {env_id for _, env_id in PRESETS} == {"DataAgent-v0", "CoverSelect-v0"}  # every env has presets
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(("algo", "env_id"), PRESETS)
-def test_every_algorithm_preset_builds_and_learns_in_both_layouts(algo, env_id, mode):
+def test_every_algorithm_preset_builds_and_learns_in_both_layouts(algo, env_id, layout):
     env = FakeBatchEnv(batch_size=8, episode_steps=20)
-    agent = make_agent(algo, env, mode, env_id=env_id, seed=0, n_steps=4)
+    agent = make_agent(algo, env, layout, env_id=env_id, seed=0, n_steps=4)
     assert type(agent) is ALGOS[algo]
     records = learn_and_record(agent, 8 * agent.get_env().num_envs)
     assert records and all(np.isfinite(v) for r in records for k, v in r.items() if k.startswith("train/"))

@@ -109,7 +109,7 @@ def test_a_run_from_python_writes_its_folder_and_resumes_from_its_record(tmp_pat
                        trainer=TrainerConfig(batch_size=16, epochs=2), env_options={"keep_ratio": 0.5},
                        out=tmp_path / "run", checkpoint_every=0, progress=False)
     result = run_training(config)
-    assert result.mode == "per_sample" and result.num_samples == 160 and result.folder == tmp_path / "run"
+    assert result.layout == "per_sample" and result.num_samples == 160 and result.folder == tmp_path / "run"
     assert result.metrics["run"]["ledger"]["samples_backpropagated"] == (5 + 10) * 16
     assert result.metrics["reference"]["backprop_fraction"] == 1.0
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"agent.zip", "config.yml", "metrics.json", "scores.npy", "tb"}

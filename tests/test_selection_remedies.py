@@ -15,7 +15,7 @@ from envs.data_agent.env import DataAgentEnv
 from envs.data_agent.rewards import CompositeReward, make_data_agent_reward
 from envs.methods.baselines.dynamic import ScoredTopK
 from envs.methods.ranking import interpolated_quantile
-from envs.methods.selection import AnnealedTopKSelector
+from envs.methods.selection import AnnealedTopKPlanner
 from experiments import benchmark
 from experiments.run import benchmark as bench
 from tiny import tiny_env
@@ -63,8 +63,8 @@ def test_selection_options_are_checked(kwargs, match):
         DataAgentEnv(**TINY, **kwargs)
 
 
-def _selector(**kw) -> AnnealedTopKSelector:
-    return AnnealedTopKSelector(1000, 4, keep_ratio=0.2, generator=torch.Generator().manual_seed(0), **kw)
+def _selector(**kw) -> AnnealedTopKPlanner:
+    return AnnealedTopKPlanner(1000, 4, keep_ratio=0.2, generator=torch.Generator().manual_seed(0), **kw)
 
 
 def test_soft_selection_favours_high_scores_but_keeps_every_sample_a_chance():

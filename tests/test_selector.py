@@ -43,9 +43,9 @@ ENV_OPTIONS = dict(trainer=dict(batch_size=BATCH, epochs=EPOCHS, lr=0.05, schedu
                    keep_ratio=0.5, anneal=0.75, device="cpu")
 
 
-def save_agent(tmp_path: Path, env: DataAgentEnv, mode: str) -> Path:
-    agent = make_agent("ppo", env, mode, seed=1)
-    path = tmp_path / mode / "agent.zip"
+def save_agent(tmp_path: Path, env: DataAgentEnv, layout: str) -> Path:
+    agent = make_agent("ppo", env, layout, seed=1)
+    path = tmp_path / layout / "agent.zip"
     path.parent.mkdir()
     agent.save(path)
     return path
@@ -84,17 +84,17 @@ def own_loop(net: nn.Module, x: np.ndarray, y: np.ndarray, selector: Selector, e
     return batches, model
 
 
-@pytest.mark.parametrize("state, mode, selection", [
+@pytest.mark.parametrize("state, layout, selection", [
     ("features", "per_sample", {}), ("signals", "batch", {}), ("both", "per_sample", {}),
     ("signals", "per_sample", {"selection": "soft", "refresh": 0.25, "temperature": 0.5}),
     ("features", "batch", {"selection": "importance", "refresh": 0.5}),
 ])
-def test_a_hand_written_loop_selects_exactly_as_the_env(tmp_path, state, mode, selection):
+def test_a_hand_written_loop_selects_exactly_as_the_env(tmp_path, state, layout, selection):
     x, y = user_data()
     torch.manual_seed(0)
     net = UserNet()
     env = DataAgentEnv((x, y), net, state=state, **ENV_OPTIONS, **selection)
-    path = save_agent(tmp_path, env, mode)
+    path = save_agent(tmp_path, env, layout)
     expected = env_run(env, path, seed=7)
     # the env holds out 20% for testing: the loop trains on the same 256 samples
     data = env.trainer.dataset

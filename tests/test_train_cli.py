@@ -35,7 +35,7 @@ def test_data_agent_run_writes_everything_and_counts_cost_against_full_data(tmp_
     config = yaml.safe_load((out / "config.yml").read_text())
     preset = yaml.safe_load((files("agents") / "hyperparams" / "ppo.yml").read_text())["DataAgent-v0"]
     assert config["hyperparams"] == preset and config["env_kwargs"]["data"]["train_size"] == 160
-    assert config["mode"] == "per_sample"  # the preset's default layout on DataAgent-v0
+    assert config["layout"] == "per_sample"  # the preset's default layout on DataAgent-v0
     assert config["effective"] == {"n_steps": 10, "num_envs": 16, "episode_steps": 15, "batch_size": 160}
 
     agent = PPO.load(out / "agent.zip", device="cpu")

@@ -4,7 +4,7 @@ Why this shape: in Data Agent the agent scores every sample of every mini-batch 
 trains on, and the scores decide which samples the next epochs train on. One environment step is
 therefore one mini-batch, one episode one whole training run, and the environment only glues the
 shared :class:`~envs.core.trainer.Trainer`, a reward object (:mod:`envs.data_agent.rewards`) and the epoch
-selector (:mod:`envs.methods.selection`) together: one forward pass per batch feeds the state, the
+planner (:mod:`envs.methods.selection`) together: one forward pass per batch feeds the state, the
 reward and the gradient.
 """
 
@@ -26,9 +26,9 @@ from envs.core.trainer import BatchForward, Trainer, TrainerConfig
 from envs.data_agent.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
 from envs.methods.candidates import check_candidate_factor, top_share
-from envs.methods.selection import SELECTIONS, AnnealedTopKSelector, EpochPlan
+from envs.methods.selection import SELECTIONS, AnnealedTopKPlanner, EpochPlan
 
-#: the per-epoch selections of :class:`AnnealedTopKSelector`, and the per-batch candidate mode
+#: the per-epoch selections of :class:`AnnealedTopKPlanner`, and the per-batch candidate mode
 DATA_AGENT_SELECTIONS = (*SELECTIONS, "candidates")
 
 
@@ -41,7 +41,7 @@ class DataAgentEnv(BatchEpisodeEnv):
     (default ``1 / keep_ratio``, as the Data Agent code does); the remaining epochs train on all
     ``N`` samples with weight 1. ``selection="soft"`` draws the kept set with probabilities from the
     scores instead, and ``refresh`` re-admits a random share of the budget from the left-out samples
-    (:class:`envs.methods.selection.AnnealedTopKSelector`). The episode ends with ``truncated=True`` (never ``terminated``)
+    (:class:`envs.methods.selection.AnnealedTopKPlanner`). The episode ends with ``truncated=True`` (never ``terminated``)
     after the last batch of the last epoch.
 
     **Step.** The observation describes batch ``t`` (already forwarded in train mode, graph kept).
@@ -170,7 +170,7 @@ class DataAgentEnv(BatchEpisodeEnv):
         self._check_batch_size(smallest=2)
         # checks the selection options and the kept-set size before any episode runs
         self._selection_options = dict(selection=selection, refresh=refresh, temperature=temperature)
-        probe = AnnealedTopKSelector(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu",
+        probe = AnnealedTopKPlanner(self.num_samples, epochs, keep_ratio, anneal, loss_weight, device="cpu",
                                      **self._selection_options)
         smallest = probe.num_kept if probe.pruned_epochs > 0 else self.num_samples
         if smallest < batch_size:
@@ -182,7 +182,7 @@ class DataAgentEnv(BatchEpisodeEnv):
         state_dim = self._state_dim(state, feature_dim)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.slots, state_dim), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.slots,), dtype=np.float32)
-        self.selector: AnnealedTopKSelector | None = None
+        self.planner: AnnealedTopKPlanner | None = None
 
     # --- results --------------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class DataAgentEnv(BatchEpisodeEnv):
         """Steps of one episode (one training run): an agent's ``total_timesteps`` for one run."""
         if self.candidates:
             return self.config.epochs * math.ceil(self.num_samples / self.slots)
-        probe = AnnealedTopKSelector(self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight)
+        probe = AnnealedTopKPlanner(self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight)
         return probe.backprop_count(self.config.batch_size) // self.config.batch_size
 
     def evaluate(self) -> dict[str, float]:
@@ -210,12 +210,12 @@ class DataAgentEnv(BatchEpisodeEnv):
 
     def _current_scores(self) -> torch.Tensor:
         """Every training sample's latest score in [0, 1] (1.0 until first scored)."""
-        return self.selector.scores
+        return self.planner.scores
 
     # --- internals ------------------------------------------------------------------------------
 
     def _new_run(self, run_seed: int, tie_seed: int) -> None:
-        """A fresh trainer and selector for the run ``run_seed`` (tie-breaking from ``tie_seed``)."""
+        """A fresh trainer and epoch planner for the run ``run_seed`` (tie-breaking from ``tie_seed``)."""
         self._run_seed = run_seed
         data = self._load_data(run_seed)
         self._has_noise = bool(data.noisy_mask.any())
@@ -223,19 +223,19 @@ class DataAgentEnv(BatchEpisodeEnv):
         track = self.state != "features" or self.reference is not None
         self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=track)
         self._attach_reference(self.trainer, self.model_name, self.data_config.seed_for(run_seed))
-        self.selector = AnnealedTopKSelector(
+        self.planner = AnnealedTopKPlanner(
             self.num_samples, self.config.epochs, self.keep_ratio, self.anneal, self.loss_weight, device=self.device,
             generator=torch.Generator(device=self.device).manual_seed(tie_seed), **self._selection_options)
 
     def _method_state(self) -> dict[str, Any]:
         plan = self._plan
-        return {"run_seed": self._run_seed, "selector": self.selector.state_dict(),
+        return {"run_seed": self._run_seed, "selector": self.planner.state_dict(),
                 "noisy_kept": [t.clone() for t in self._noisy_kept],
                 "plan": {"indices": plan.indices.clone(), "weights": plan.weights.clone(), "pruned": plan.pruned}}
 
     def _restore_method_state(self, state: dict[str, Any]) -> None:
         self._new_run(state["run_seed"], 0)
-        self.selector.load_state_dict(state["selector"])
+        self.planner.load_state_dict(state["selector"])
         self._noisy_kept = [t.to(self.device) for t in state["noisy_kept"]]
         p = state["plan"]
         self._plan = EpochPlan(p["indices"].to(self.device), p["weights"].to(self.device), p["pruned"])
@@ -250,21 +250,21 @@ class DataAgentEnv(BatchEpisodeEnv):
         return self._data
 
     def _epoch_indices(self, epoch: int) -> torch.Tensor | None:
-        """The selector's plan of the epoch; in candidate mode every sample is a candidate once per epoch."""
+        """The planner's plan of the epoch; in candidate mode every sample is a candidate once per epoch."""
         if self.candidates:
             every = torch.arange(self.num_samples, device=self.device)
             self._plan = EpochPlan(every, torch.ones(self.num_samples, device=self.device), pruned=True)
             return None
-        self._plan: EpochPlan = self.selector.plan(epoch)
+        self._plan: EpochPlan = self.planner.plan(epoch)
         if self._plan.pruned and self._has_noise:
             self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._plan.indices].float().mean())
         return self._plan.indices
 
     def _score_batch(self, fwd: BatchForward, scores: torch.Tensor, num_valid: int,
                      transfer: HostTransfer) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Record the batch's scores for the selector; the reward and its ``lambda`` go to the host."""
+        """Record the batch's scores for the planner; the reward and its ``lambda`` go to the host."""
         plan = self._plan
-        self.selector.update(fwd.idx, scores)
+        self.planner.update(fwd.idx, scores)
         losses = fwd.losses.detach()
         if self._reducible_reward:
             losses = losses - self.trainer.store.reference_loss[fwd.idx]
@@ -297,7 +297,7 @@ class DataAgentEnv(BatchEpisodeEnv):
 
     def _observe(self, fwd: BatchForward, num_valid: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The state of a forwarded batch and whether its losses and features are all finite."""
-        selecting = self.candidates or self.selector.is_pruned(self.trainer.epoch)
+        selecting = self.candidates or self.planner.is_pruned(self.trainer.epoch)
         return self._batch_state(fwd, self.state, selecting)
 
     def _noisy_kept_fraction(self) -> float | None:

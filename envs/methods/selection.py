@@ -35,7 +35,7 @@ SELECTIONS = ("topk", "soft", "importance")
 SELECTION_OPTIONS = ("selection", "refresh", "temperature")  # how the kept set follows from the scores
 
 
-class AnnealedTopKSelector:
+class AnnealedTopKPlanner:
     """Keep ``floor(keep_ratio * N)`` samples chosen by score in each of the first
     ``floor(anneal * epochs)`` epochs, then all samples with weight 1 (InfoBatch's annealing).
 

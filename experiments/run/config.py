@@ -1,6 +1,6 @@
 """What one run is: :class:`RunConfig`, the env's keywords it gives and the identity a checkpoint must match.
 
-Why one module: every caller (the train CLI, the benchmark, compare_modes, tune, own_loop) describes a
+Why one module: every caller (the train CLI, the benchmark, compare_layouts, tune, own_loop) describes a
 run with the same object, and :func:`env_kwargs` is the one place where it becomes env constructor
 keywords, so a change of the envs' signatures is adapted here alone.
 """
@@ -40,13 +40,17 @@ def yaml_ready(value: Any) -> Any:
     return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
+#: run options renamed since a ``config.yml`` could have recorded them: old name -> new name
+RENAMED = {"mode": "layout"}
+
+
 @dataclass
 class RunConfig:
     """One run of an SB3 agent and the inner model together (one run = one episode of the env).
 
     :param env: ``DataAgent-v0`` or ``CoverSelect-v0``
     :param algo: ``ppo`` or ``a2c``
-    :param mode: agent layout, ``batch`` or ``per_sample`` (None: the preset's)
+    :param layout: agent layout, ``batch`` or ``per_sample`` (None: the preset's)
     :param seed: seeds the agent, the inner model and (CoverSelect-v0) the training subset
     :param dataset: a dataset name of ``envs.core.data.load_dataset``
     :param data: the data options (subset, label noise, folder: a :class:`DataConfig` or a dict of its
@@ -69,7 +73,7 @@ class RunConfig:
 
     env: str = "DataAgent-v0"
     algo: str = "ppo"
-    mode: str | None = None
+    layout: str | None = None
     seed: int = 0
     dataset: str = "digits"
     data: DataConfig = field(default_factory=DataConfig)
@@ -118,6 +122,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """The config :meth:`as_dict` wrote."""
+        values = {RENAMED.get(k, k): v for k, v in values.items()}  # a config.yml written before a rename still loads
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

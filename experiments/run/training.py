@@ -1,6 +1,6 @@
 """Run the agent and the inner model together, and the full-data reference beside it.
 
-Why a library: the train CLI, the benchmark, compare_modes, tune and own_loop all run the same thing;
+Why a library: the train CLI, the benchmark, compare_layouts, tune and own_loop all run the same thing;
 they describe it with a :class:`~experiments.run.config.RunConfig` and call :func:`run_training`, so no
 option is lost on the way through an argument list. Bad options raise ``ValueError`` (or
 ``FileNotFoundError`` for missing data) naming the option; a CLI shows the message as its error.
@@ -24,7 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
 
 import envs  # noqa: F401  (registers the env ids)
-from agents import episode_steps, load_hyperparams, make_agent, preset_mode
+from agents import episode_steps, load_hyperparams, make_agent, preset_layout
 from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
 from envs.core.distributed import ReplicatedEnv, is_leader, world_size
 from envs.core.files import write_json
@@ -51,7 +51,7 @@ class RunResult:
     """A finished run.
 
     :param config: the run's configuration
-    :param mode: the agent layout it used (the preset's when the config left it open)
+    :param layout: the agent layout it used (the preset's when the config left it open)
     :param num_samples: training samples of the inner model
     :param device: the inner model's device
     :param metrics: what ``metrics.json`` holds: ``run``, and ``reference`` and ``coreset`` when there are any
@@ -59,7 +59,7 @@ class RunResult:
     """
 
     config: RunConfig
-    mode: str
+    layout: str
     num_samples: int
     device: str
     metrics: dict[str, Any]
@@ -126,10 +126,10 @@ def _check(config: RunConfig, resume: bool, checkpoints: CheckpointDir) -> None:
                          f"{config.folder}, or pick another --out (or delete {checkpoints.folder} to start over)")
 
 
-def _build_agent(config: RunConfig, env: gym.Env, mode: str) -> BaseAlgorithm:
+def _build_agent(config: RunConfig, env: gym.Env, layout: str) -> BaseAlgorithm:
     """The SB3 agent of the run, from its preset, the overrides and (``load_agent``) a saved policy."""
     try:
-        agent = make_agent(config.algo, env, mode, seed=config.seed, device=config.agent_device,
+        agent = make_agent(config.algo, env, layout, seed=config.seed, device=config.agent_device,
                            tensorboard_log=None if config.no_learn else str(config.folder / "tb"), **config.hyperparams)
     except (TypeError, ValueError, ZeroDivisionError, AssertionError) as err:
         if not config.hyperparams:  # the presets always build: anything else is a bug, and its traceback is wanted
@@ -172,14 +172,14 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     except FileNotFoundError as err:  # the data's own message names the files, not the option
         raise FileNotFoundError(f"dataset={config.dataset!r}: {err}") from None
     hyperparams = load_hyperparams(config.algo, config.env)
-    mode = config.mode or preset_mode(hyperparams)
-    agent = _build_agent(config, env, mode)
+    layout = config.layout or preset_layout(hyperparams)
+    agent = _build_agent(config, env, layout)
     base = env.unwrapped
     steps = episode_steps(env)
     if steps is None:
         raise ValueError(f"{config.env} does not report episode_steps, so one run's length is unknown")
     num_envs = agent.get_env().num_envs
-    record = {"run": config.as_dict(), "env": config.env, "env_kwargs": yaml_ready(options), "algo": config.algo, "mode": mode,
+    record = {"run": config.as_dict(), "env": config.env, "env_kwargs": yaml_ready(options), "algo": config.algo, "layout": layout,
               "seed": config.seed, "agent_device": config.agent_device, "hyperparams": hyperparams,
               "overrides": config.hyperparams,
               "effective": {"n_steps": agent.n_steps, "num_envs": num_envs, "episode_steps": steps,
@@ -224,7 +224,7 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
         # finished: nothing left to resume, and the same folder may start a new run
         shutil.rmtree(checkpoints.folder, ignore_errors=True)
         agent_done.unlink(missing_ok=True)
-    return RunResult(config, mode, base.num_samples, str(base.device), metrics, folder)
+    return RunResult(config, layout, base.num_samples, str(base.device), metrics, folder)
 
 
 def run_agent(config: RunConfig, agent: BaseAlgorithm, checkpointer: RunCheckpointer, tracker: RunTracker,

@@ -3,7 +3,7 @@
 Why here: these methods need no agent. Each epoch they rank samples from the per-sample statistics that
 the trainer already records on every training forward pass (:class:`envs.core.store.SampleStore`), so
 ranking costs no extra forward pass. Every top-k method reuses Data Agent's own mechanism
-(:class:`envs.methods.selection.AnnealedTopKSelector`: keep ``floor(keep_ratio * N)``, weight kept losses by
+(:class:`envs.methods.selection.AnnealedTopKPlanner`: keep ``floor(keep_ratio * N)``, weight kept losses by
 ``1/keep_ratio``, anneal to full data after ``anneal * epochs``). A comparison with Data Agent therefore
 differs only in *who* is kept. InfoBatch has its own mechanics (below).
 
@@ -42,13 +42,13 @@ from envs.core.store import SampleStore
 from envs.core.trainer import Trainer
 from envs.methods.candidates import CandidateRanker, ProxyLoss, RhoLoss, train_candidate_epoch
 from envs.methods.reward_terms import composite_signal
-from envs.methods.selection import AnnealedTopKSelector, EpochPlan
+from envs.methods.selection import AnnealedTopKPlanner, EpochPlan
 
 
-class DynamicSelector(Protocol):
+class DynamicBaseline(Protocol):
     """Chooses each epoch's samples and loss weights from the per-sample store.
 
-    A selector may also have ``needs``: the forward-pass outputs besides the losses that its store must be
+    A baseline may also have ``needs``: the forward-pass outputs besides the losses that its store must be
     updated with (``"logits"`` for the entropy, ``"labels"``...); the drop-in :class:`agents.Selector`
     asks its caller for them. None: the losses suffice."""
 
@@ -86,7 +86,7 @@ class ScoredTopK:
         self.method, self.num_classes, self.ucb_c, self.epsilon = method, num_classes, ucb_c, epsilon
         self.needs = ("logits",) if method == "composite" else ()  # the composite score reads the entropy
         self.generator = generator
-        self.selector = AnnealedTopKSelector(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
+        self.planner = AnnealedTopKPlanner(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
 
     def scores(self, store: SampleStore) -> torch.Tensor:
         """This epoch's score of every sample (the highest are kept)."""
@@ -96,9 +96,9 @@ class ScoredTopK:
         return TOPK_SCORES[self.method](self, store, rand)
 
     def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
-        if self.selector.is_pruned(epoch):
-            self.selector.update(torch.arange(store.num_samples, device=store.last_loss.device), self.scores(store))
-        return self.selector.plan(epoch)
+        if self.planner.is_pruned(epoch):
+            self.planner.update(torch.arange(store.num_samples, device=store.last_loss.device), self.scores(store))
+        return self.planner.plan(epoch)
 
 
 def composite_score(losses: torch.Tensor, entropies: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -115,7 +115,7 @@ def composite_score(losses: torch.Tensor, entropies: torch.Tensor, num_classes: 
 def _epsgreedy_scores(topk: ScoredTopK, store: SampleStore, rand: torch.Tensor) -> torch.Tensor:
     """The greedy top by last loss scores 2, ``epsilon`` of the budget drawn at random from the rest 1, others -1."""
     loss = _unseen_first(store.last_loss)
-    k = topk.selector.num_kept
+    k = topk.planner.num_kept
     explore = int(round(topk.epsilon * k))
     greedy = torch.argsort(loss, descending=True)[: k - explore]
     bonus = torch.full_like(loss, float("inf"))
@@ -136,7 +136,7 @@ def _ucb_scores(topk: ScoredTopK, store: SampleStore, rand: torch.Tensor) -> tor
 #: score of each top-k method: ``(the ScoredTopK, the store, one uniform draw per sample) -> scores``
 TOPK_SCORES: dict[str, Callable[[ScoredTopK, SampleStore, torch.Tensor], torch.Tensor]] = {
     "random": lambda topk, store, rand: rand,
-    # never trained (-1) first; equal epochs keep the selector's random order
+    # never trained (-1) first; equal epochs keep the planner's random order
     "stale": lambda topk, store, rand: -store.last_epoch.float(),
     "loss_topk": lambda topk, store, rand: _unseen_first(store.last_loss),
     "ucb": _ucb_scores,
@@ -225,18 +225,25 @@ class DynamicSetup:
     generator: torch.Generator | None = None
     candidate_factor: float = 10.0
 
+    @classmethod
+    def of(cls, trainer: Trainer, **options: Any) -> DynamicSetup:
+        """The setup of ``trainer``'s run: its sizes, device and shuffling generator (which draws the baseline's
+        random numbers too), with the baseline ``options`` (the fields after ``epochs``)."""
+        return cls(trainer.dataset.num_train, trainer.dataset.num_classes, trainer.config.epochs, device=trainer.device,
+                   generator=trainer.generator, **options)
+
 
 def _scored_topk(method: str, s: DynamicSetup) -> ScoredTopK:
     return ScoredTopK(method, s.num_samples, s.num_classes, s.epochs, s.keep_ratio, s.anneal, s.ucb_c, s.epsilon,
                       s.device, s.generator)
 
 
-#: The dynamic baselines: name -> factory building the selector from a :class:`DynamicSetup`.
-#: To add one, write a class with ``plan(epoch, store) -> EpochPlan`` (:class:`DynamicSelector`) and add
-#: ``"name": lambda s: MySelector(s.num_samples, ...)`` here: :func:`dynamic_selector`, the benchmark, the
+#: The dynamic baselines: name -> factory building the baseline from a :class:`DynamicSetup`.
+#: To add one, write a class with ``plan(epoch, store) -> EpochPlan`` (:class:`DynamicBaseline`) and add
+#: ``"name": lambda s: MySelector(s.num_samples, ...)`` here: :func:`make_dynamic_baseline`, the benchmark, the
 #: drop-in selector and the CLIs' choices all read this dict. A score for Data Agent's top-k mechanism is
 #: one :data:`TOPK_SCORES` entry instead: every top-k score is registered here under its name.
-DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicSelector]] = {
+DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicBaseline]] = {
     "full": lambda s: FullData(s.num_samples, s.device),
     **{m: functools.partial(_scored_topk, m) for m in TOPK_SCORES},
     "infobatch": lambda s: InfoBatch(s.num_samples, s.epochs, s.prune_ratio, s.anneal, device=s.device,
@@ -250,30 +257,20 @@ PER_BATCH_BASELINES = ("rholoss", "proxy_loss")
 PER_EPOCH_BASELINES = tuple(m for m in DYNAMIC_BASELINES if m not in PER_BATCH_BASELINES)
 
 
-def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
-                          prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1,
-                          candidate_factor: float = 10.0) -> DynamicSelector | CandidateRanker:
-    """Build a registered dynamic baseline for ``trainer``'s training set (its shuffling generator draws the
-    baseline's random numbers too)."""
-    return dynamic_selector(method, trainer.dataset.num_train, trainer.dataset.num_classes, trainer.config.epochs,
-                            keep_ratio=keep_ratio, anneal=anneal, prune_ratio=prune_ratio, ucb_c=ucb_c, epsilon=epsilon,
-                            device=trainer.device, generator=trainer.generator, candidate_factor=candidate_factor)
+def make_dynamic_baseline(method: str, setup: DynamicSetup) -> DynamicBaseline | CandidateRanker:
+    """Build a registered dynamic baseline (:data:`DYNAMIC_BASELINES`): the one factory the benchmark, the tests and
+    the drop-in selector of :mod:`agents.selector` (any training loop, no trainer) use.
 
-
-def dynamic_selector(method: str, num_samples: int, num_classes: int, epochs: int, *, keep_ratio: float = 0.5,
-                     anneal: float = 0.875, prune_ratio: float = 0.5, ucb_c: float = 1.0, epsilon: float = 0.1,
-                     device: torch.device | str = "cpu", generator: torch.Generator | None = None,
-                     candidate_factor: float = 10.0) -> DynamicSelector | CandidateRanker:
-    """Build a registered dynamic baseline (:data:`DYNAMIC_BASELINES`) for a training set of ``num_samples``
-    (no trainer needed: the drop-in selector of :mod:`agents.selector` uses it in any training loop)."""
+    :param method: a key of :data:`DYNAMIC_BASELINES`
+    :param setup: the run's sizes and the baseline's options (:meth:`DynamicSetup.of` builds it from a trainer)
+    """
     if method not in DYNAMIC_BASELINES:
         raise ValueError(f"unknown dynamic method {method!r}; valid choices: {', '.join(DYNAMIC_BASELINES)}")
-    return DYNAMIC_BASELINES[method](DynamicSetup(num_samples, num_classes, epochs, keep_ratio, anneal, prune_ratio,
-                                                  ucb_c, epsilon, device, generator, candidate_factor))
+    return DYNAMIC_BASELINES[method](setup)
 
 
-def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, progress: bool = False) -> dict[str, Any]:
-    """Train ``trainer`` for its configured epochs under ``selector``; returns test metrics, the ledger and
+def run_dynamic(trainer: Trainer, baseline: DynamicBaseline | CandidateRanker, progress: bool = False) -> dict[str, Any]:
+    """Train ``trainer`` for its configured epochs under ``baseline``; returns test metrics, the ledger and
     the kept fraction of each epoch (with label noise, also the mean share of noisy samples among those kept
     in pruned epochs, or, per batch, among those back-propagated). Ranking time is booked as overhead in the
     ledger; a per-batch method's candidate forwards under ``candidates``. ``wall_seconds`` includes the
@@ -289,15 +286,15 @@ def run_dynamic(trainer: Trainer, selector: DynamicSelector | CandidateRanker, p
     noisy = trainer.dataset.noisy_mask
     has_noise = bool(noisy.any())
     for epoch in tqdm(range(trainer.config.epochs), desc="epochs", disable=not progress, leave=False):
-        if not hasattr(selector, "plan"):  # a per-batch ranker (envs.methods.candidates)
-            _, chosen = train_candidate_epoch(trainer, selector)
+        if not hasattr(baseline, "plan"):  # a per-batch ranker (envs.methods.candidates)
+            _, chosen = train_candidate_epoch(trainer, baseline)
             kept.append(len(chosen) / store.num_samples)
             trained.append(chosen)
             if has_noise:
                 noisy_kept.append(noisy[chosen].float().mean())
             continue
         with trainer.ledger.timed("overhead"):
-            plan = selector.plan(epoch, store)
+            plan = baseline.plan(epoch, store)
             if has_noise and plan.pruned:
                 noisy_kept.append(noisy[plan.indices].float().mean())
         kept.append(len(plan.indices) / store.num_samples)

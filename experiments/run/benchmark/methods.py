@@ -34,7 +34,7 @@ import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.reference import ReferenceConfig, ReferenceScores, attach_reference, load_reference
 from envs.core.trainer import Trainer, resolve_device
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
+from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSetup, make_dynamic_baseline, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset, with_reference
 from envs.methods.coreset import train_and_evaluate
 from envs.methods.diagnosis import diagnose_coreset
@@ -128,9 +128,10 @@ def run_dynamic_baseline(spec: RunSpec, cache: RunCache) -> dict[str, Any]:
     reference = _reference(spec, trainer) if spec.method == "rholoss" else None
     if reference is not None:
         attach_reference(trainer, reference)
-    selector = make_dynamic_selector(spec.method, trainer, keep_ratio=spec.ratio, prune_ratio=1.0 - spec.ratio,
-                                     anneal=spec.config.anneal, candidate_factor=1.0 / spec.ratio)
-    out = run_dynamic(trainer, selector)
+    baseline = make_dynamic_baseline(spec.method, DynamicSetup.of(
+        trainer, keep_ratio=spec.ratio, prune_ratio=1.0 - spec.ratio, anneal=spec.config.anneal,
+        candidate_factor=1.0 / spec.ratio))
+    out = run_dynamic(trainer, baseline)
     return out if reference is None else {**out, "reference_top1": reference.top1}
 
 

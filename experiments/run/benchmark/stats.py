@@ -15,7 +15,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKSelector
+from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKPlanner
 from experiments.run.benchmark.methods import CONTROL_POLICIES, DATA_AGENT_VARIANTS, data_agent_method
 
 SELECTION_FIELDS = ("selection_backprop_fraction", "selection_seconds", "payoff_trainings")
@@ -142,7 +142,7 @@ def savings_within(records: list[dict[str, Any]], tolerances: tuple[float, ...] 
     return out
 
 
-_SELECTOR_DEFAULTS = {name: inspect.signature(AnnealedTopKSelector).parameters[name].default for name in SELECTION_OPTIONS}
+_SELECTOR_DEFAULTS = {name: inspect.signature(AnnealedTopKPlanner).parameters[name].default for name in SELECTION_OPTIONS}
 
 
 def _selection_signature(variant: str) -> tuple:
