@@ -14,13 +14,9 @@ import yaml
 
 from agents import ALGOS, LAYOUTS
 from envs.core.reference import REFERENCE_KINDS
-from envs.cover_select.env import DEGREE_NORMS, DIFFICULTIES
-from envs.cover_select.rewards import COVER_REWARDS
-from envs.data_agent.env import DATA_AGENT_SELECTIONS
-from envs.data_agent.rewards import DATA_AGENT_REWARDS, REWARD_BASELINES
-from envs.core.state import STATES
 from experiments.cli import add_output_arguments, add_trainer_arguments, data_config, make_parser, trainer_config
 from experiments.run import ALL_ENV_OPTIONS, ENV_IDS, RunConfig, load_run_config
+from experiments.run.env_options import EnvOption, env_options
 
 OUTPUTS = "agent.zip, config.yml, metrics.json, scores.npy, tb/, checkpoints/ while unfinished, coreset.npy + .json " \
           "(CoverSelect-v0)"
@@ -39,42 +35,7 @@ def build_parser(doc: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--load-agent", type=Path, default=None, help="start from this saved agent (.zip)")
     g.add_argument("--no-learn", action="store_true", help="with --load-agent: act with the policy, no updates")
     add_trainer_arguments(parser)
-    s = parser.add_argument_group("selection (both envs)")
-    s.add_argument("--keep-ratio", type=float, default=None,
-                   help="fraction of training samples kept: per pruned epoch (DataAgent-v0) or the coreset's "
-                        "size (CoverSelect-v0) (env default 0.5)")
-    s.add_argument("--reward", choices=(*DATA_AGENT_REWARDS, *COVER_REWARDS), default=None,
-                   help=f"reward: {' | '.join(DATA_AGENT_REWARDS)} (DataAgent-v0, default composite); "
-                        f"{' | '.join(COVER_REWARDS)} (CoverSelect-v0, default cover)")
-    s.add_argument("--state", choices=STATES, default=None,
-                   help="agent state (env default features); signals and both gain the reference's columns with "
-                        "--reference-model")
-    e = parser.add_argument_group("DataAgent-v0")
-    e.add_argument("--anneal", type=float, default=None, help="fraction of epochs with selection (env default 0.875)")
-    e.add_argument("--reward-baseline", choices=REWARD_BASELINES, default=None,
-                   help="subtracted from the reward signal: none (the paper's), batch_mean, keep_quantile (env default none)")
-    e.add_argument("--selection", choices=DATA_AGENT_SELECTIONS, default=None,
-                   help="kept set from the scores: topk (the paper's), soft (a score-weighted draw) or importance "
-                        "(keep probability from the score, 1/probability weights); candidates: per batch, the top "
-                        "share of --candidate-factor x the batch trains at once (env default topk)")
-    e.add_argument("--refresh", type=float, default=None,
-                   help="share of each pruned epoch's budget re-admitted at random from the left-out samples (env default 0)")
-    e.add_argument("--temperature", type=float, default=None, help="soft selection's temperature (env default 1)")
-    e.add_argument("--loss-weight", type=float, default=None,
-                   help="loss weight of the kept samples in pruned epochs (env default 1 / keep ratio)")
-    e.add_argument("--candidate-factor", type=float, default=None,
-                   help="selection candidates: candidates forwarded per trained sample (env default 2)")
-    c = parser.add_argument_group("CoverSelect-v0")
-    c.add_argument("--difficulty", choices=DIFFICULTIES, default=None,
-                   help="what cover_difficulty reads (env default loss; reducible_loss needs --reference-model)")
-    c.add_argument("--epsilon", default=None, help="ε rule: mean | median | quantile:<q> | <float> (env default mean)")
-    c.add_argument("--train-on", choices=("all", "selected"), default=None,
-                   help="selection-model training data (env default all)")
-    c.add_argument("--ratio-scale", type=float, default=None, help="weight of the ratio reward (env default 1)")
-    c.add_argument("--degree-norm", choices=DEGREE_NORMS, default=None,
-                   help="ε-cover degrees as they are (none, env default) or ranked within their class (rank)")
-    c.add_argument("--class-budget", action="store_true", default=None,
-                   help="the coreset keeps the class proportions (the top scores of each class)")
+    s = add_env_arguments(parser)
     o = add_output_arguments(parser, None, f"{OUTPUTS} (default: runs/<env>_<algo>_s<seed>)")
     o.add_argument("--reference", choices=("full", "none"), default="full", help="also run full-data training")
     s.add_argument("--reference-model", choices=REFERENCE_KINDS, default=None,
@@ -87,6 +48,41 @@ def build_parser(doc: str | None = None) -> argparse.ArgumentParser:
     k.add_argument("--resume", type=Path, default=None, metavar="DIR",
                    help="continue the run saved in DIR (its --out) with the options in DIR/config.yml")
     return parser
+
+
+#: env options with a flag of their own elsewhere: ``reference`` is ``--reference-model``
+OWN_FLAGS = ("reference",)
+
+
+def _describe(option: EnvOption) -> str:
+    default = "" if option.default is None else f" (default {option.default})"
+    return f"{option.help}{default}"
+
+
+def add_env_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """One flag per env method option, generated from the envs' constructors (:mod:`experiments.run.env_options`):
+    options of both envs in one group, each env's own in its group. Every flag defaults to None, which leaves the
+    env's default; returns the group of shared options."""
+    per_env = {env_id: env_options(env_id) for env_id in ENV_IDS}
+    groups = {"both": parser.add_argument_group("selection (both envs)"),
+              **{env_id: parser.add_argument_group(env_id) for env_id in ENV_IDS}}
+    for name in ALL_ENV_OPTIONS:
+        if name in OWN_FLAGS:
+            continue
+        owners = {env_id: options[name] for env_id, options in per_env.items() if name in options}
+        first = next(iter(owners.values()))
+        if len(owners) == 1:
+            group, text = groups[next(iter(owners))], _describe(first)
+        else:
+            group = groups["both"]
+            text = "; ".join(f"{env_id}: {_describe(option)}" for env_id, option in owners.items())
+        flag = f"--{name.replace('_', '-')}"
+        if first.kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
+        choices = tuple(dict.fromkeys(c for option in owners.values() for c in option.choices or ())) or None
+        group.add_argument(flag, type=first.kind, choices=choices, default=None, help=text)
+    return groups["both"]
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

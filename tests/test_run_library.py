@@ -167,3 +167,9 @@ def test_the_readme_run_library_example_runs_as_written(tmp_path, monkeypatch, c
     assert (tmp_path / "runs" / "library" / "metrics.json").is_file()
     top1, reference = map(float, capsys.readouterr().out.split())
     assert 0 <= top1 <= 100 and 0 <= reference <= 100
+
+
+def test_a_config_yml_written_before_the_layout_rename_still_loads():
+    assert RunConfig.from_dict({"mode": "batch"}).layout == "batch"
+    with pytest.raises(ValueError, match=r"unknown run options \['modus'\]"):
+        RunConfig.from_dict({"modus": "batch"})

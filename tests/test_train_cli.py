@@ -149,3 +149,27 @@ def test_bad_agent_files_are_named_for_what_they_are(tmp_path, capsys):
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"load_agent={tmp_path / name}: {message}" in err
         assert "does not fit" not in err and ".zip.zip" not in err
+
+
+@pytest.mark.parametrize("env_id", ["DataAgent-v0", "CoverSelect-v0"])
+def test_every_env_option_has_a_flag_generated_from_the_constructor_that_reaches_the_env(env_id):
+    """The flags follow the envs' signatures: an option added to an env gets its flag, type and choices."""
+    import inspect
+
+    from envs.data_agent.env import DataAgentEnv
+    from envs.cover_select.env import CoverSelectEnv
+    from experiments.run import env_kwargs
+    from experiments.train_args import OWN_FLAGS, build_parser, run_config
+
+    cls = {"DataAgent-v0": DataAgentEnv, "CoverSelect-v0": CoverSelectEnv}[env_id]
+    keywords = [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    options = {a.dest: a for a in build_parser()._actions}
+    owned = {"trainer", "data", "device", *OWN_FLAGS}
+    assert [k for k in keywords if k not in owned and k not in options] == []
+    assert set(options["state"].choices) == {"features", "signals", "both"}
+    value = {"DataAgent-v0": ["--temperature", "0.5"], "CoverSelect-v0": ["--quantile-samples", "64"]}[env_id]
+    args = build_parser().parse_args([*tiny_cli(), "--env", env_id, *value])
+    kw = env_kwargs(run_config(args))
+    name = value[0][2:].replace("-", "_")
+    assert kw[name] == type(getattr(cls, "__init__").__kwdefaults__[name])(value[1])
+    assert "reward_norm" not in kw  # an option left out keeps the env's default

@@ -27,6 +27,7 @@ from envs.core.data import DataConfig
 from envs.core.own_model import model_feature_dim, model_label
 from envs.core.reference import ReferenceConfig
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
+from envs.core.state import STATES
 from envs.cover_select.rewards import COVER_REWARDS, CoverReward, make_cover_reward
 from envs.episode import BatchEpisodeEnv, HostTransfer
 from envs.methods.coreset import class_quotas, select_by_score
@@ -147,6 +148,9 @@ class CoverSelectEnv(BatchEpisodeEnv):
     """
 
     scores_padded_slots = False
+    #: the valid names of each string option (what a command line offers)
+    option_choices = {"train_on": TRAIN_ON, "reward": COVER_REWARDS, "degree_norm": DEGREE_NORMS, "state": STATES,
+                      "difficulty": DIFFICULTIES}
 
     def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *,
                  trainer: TrainerConfig | Mapping[str, Any] | None = None, data: DataConfig | Mapping[str, Any] | None = None,

@@ -23,7 +23,9 @@ from envs.core.data import DataConfig, DeviceDataset
 from envs.core.own_model import model_feature_dim
 from envs.core.reference import ReferenceConfig
 from envs.core.trainer import BatchForward, Trainer, TrainerConfig
-from envs.data_agent.rewards import BatchReward, check_reward_baseline, make_data_agent_reward
+from envs.core.state import STATES
+from envs.data_agent.rewards import (DATA_AGENT_REWARDS, REWARD_BASELINES, BatchReward, check_reward_baseline,
+                                       make_data_agent_reward)
 from envs.episode import BatchEpisodeEnv, HostTransfer
 from envs.methods.candidates import check_candidate_factor, top_share
 from envs.methods.selection import SELECTIONS, AnnealedTopKPlanner, EpochPlan
@@ -134,6 +136,10 @@ class DataAgentEnv(BatchEpisodeEnv):
         in the ledger under ``reference``
     :param candidate_factor: ``selection="candidates"``: candidates per trained sample, >= 1
     """
+
+    #: the valid names of each string option (what a command line offers)
+    option_choices = {"state": STATES, "reward": DATA_AGENT_REWARDS, "reward_baseline": REWARD_BASELINES,
+                      "selection": DATA_AGENT_SELECTIONS}
 
     def __init__(self, dataset: str | Any = "digits", model: str | nn.Module = "mlp", *,
                  trainer: TrainerConfig | Mapping[str, Any] | None = None, data: DataConfig | Mapping[str, Any] | None = None,

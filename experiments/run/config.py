@@ -17,14 +17,10 @@ from envs import ENV_IDS
 from envs.core.checks import coerce_options
 from envs.core.data import DataConfig
 from envs.core.trainer import TrainerConfig
+from experiments.run.env_options import env_options
 
-#: the method options of each env
-ENV_OPTIONS: dict[str, tuple[str, ...]] = {
-    "DataAgent-v0": ("keep_ratio", "anneal", "state", "reward", "reward_baseline", "selection", "refresh", "temperature",
-                     "candidate_factor", "reference", "loss_weight"),
-    "CoverSelect-v0": ("keep_ratio", "epsilon", "train_on", "reward", "ratio_scale", "degree_norm", "class_budget",
-                       "state", "difficulty", "reference"),
-}
+#: the method options of each env, read from its constructor (:mod:`experiments.run.env_options`)
+ENV_OPTIONS: dict[str, tuple[str, ...]] = {env_id: tuple(env_options(env_id)) for env_id in ENV_IDS}
 
 
 #: every env method option name, each once (both envs' together)
