@@ -3,6 +3,8 @@ every CLI that trains, runs are config objects, and every console script answers
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 import importlib
 import re
@@ -164,9 +166,10 @@ def test_the_readme_run_library_example_runs_as_written(tmp_path, monkeypatch, c
     block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
     monkeypatch.chdir(tmp_path)  # the example writes runs/library
     exec(compile(block, "docs/running.md", "exec"), {"__name__": "readme"})
-    assert (tmp_path / "runs" / "library" / "metrics.json").is_file()
+    metrics = json.loads((tmp_path / "runs" / "library" / "metrics.json").read_text())
     top1, reference = map(float, capsys.readouterr().out.split())
-    assert 0 <= top1 <= 100 and 0 <= reference <= 100
+    assert (top1, reference) == (metrics["run"]["test"]["top1"], metrics["reference"]["test"]["top1"])
+    assert metrics["run"]["backprop_fraction"] < 1.0 and reference > 20.0  # selected at 0.3; the reference learnt digits
 
 
 def test_a_config_yml_written_before_the_layout_rename_still_loads():

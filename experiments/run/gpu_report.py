@@ -80,14 +80,18 @@ class ReportSizes:
     models: tuple[str, ...] = ("resnet18", "fastnet")
     study_model: str = "fastnet"
     batch_size: int = 512
+    # the device part: the bf16 matmul ceiling
     matmul_n: int = 8192
     matmul_iters: int = 50
+    # the throughput part
     warmup: int = 10
     batches: int = 40
     repeats: int = 3
+    # the env part
     env_train_size: int | None = 10_240
     env_epochs: int = 2
     sync_steps: int = 20
+    # the study
     study_train_size: int | None = None
     study_max_epochs: int = 10
     study_ratios: tuple[float, ...] = (0.3, 0.5)
