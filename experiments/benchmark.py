@@ -56,6 +56,7 @@ import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset, with_reference
@@ -137,7 +138,8 @@ def _data_config(spec: RunSpec) -> DataConfig:
     """The spec's data options, seeded by its seed (a holdout only when the benchmark sets one)."""
     c = spec.config
     return DataConfig(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"], root=c["data_root"],
-                      holdout=c.get("holdout"), trusted=c.get("trusted", False), seed=spec.seed)
+                      holdout=c.get("holdout"), trusted=c.get("trusted", False), seed=spec.seed,
+                      **{k: c[k] for k in ("vocab_size", "seq_len") if k in c})
 
 
 def _trainer(spec: RunSpec) -> Trainer:
@@ -757,12 +759,14 @@ def main(argv: list[str] | None = None) -> str:
               "trainer": trainer_config(args).as_dict()}
     # learnability options join the configuration (and the run keys) only when set: earlier runs keep their keys
     config.update({k: v for k, v in (("holdout", args.holdout), ("trusted", args.trusted)) if v})
+    config.update({k: v for k, v, default in (("vocab_size", args.vocab_size, DEFAULT_VOCAB_SIZE),
+                                              ("seq_len", args.seq_len, DEFAULT_SEQ_LEN)) if v != default})
     reference = {k: v for k, v in (("kind", args.reference), ("epochs", args.reference_epochs)) if v is not None}
     if reference:
         config["reference"] = reference
     try:
         TrainerConfig(**config["trainer"]).validate()
-        DataConfig(holdout=args.holdout, trusted=args.trusted).validate()
+        DataConfig(holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size, seq_len=args.seq_len).validate()
         ReferenceConfig(**_reference_options(RunSpec(args.suite, "", 0.5, 0, config))).validate()
         if config.get("reference", {}).get("kind") == "holdout" and not args.holdout:
             raise ValueError("--reference holdout needs --holdout; valid: --holdout <fraction in (0, 0.5]>, or --reference halves")
