@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from envs.core.data import DeviceDataset
-from envs.core.models import MODEL_MODALITIES, build_model, check_modality
+from envs.core.models import MODEL_MODALITIES, TEXT_MODELS, build_model, check_modality
 
 
 class FeatureModel(nn.Module):
@@ -74,7 +74,7 @@ class FeatureModel(nn.Module):
 def _check_registry_inputs(name: str, data: DeviceDataset) -> None:
     """A registry model takes its modality's inputs (images, the text sets' token ids, ``mlp``: float vectors);
     an unknown name is left to :func:`build_model`'s error."""
-    if name in MODEL_MODALITIES:
+    if name in MODEL_MODALITIES and (data.modality == "text" or name in TEXT_MODELS):
         check_modality(name, data.modality)
     if data.modality == "tensor" and not data.train_x.is_floating_point():
         raise ValueError(f"model {name!r} takes images or float vectors, but these inputs are {data.train_x.dtype}; "

@@ -108,7 +108,7 @@ def read_tsv(path: Path, header: bool, labels: tuple[str, ...]) -> tuple[list[st
         texts.append(parts[0])
         ys.append(ids[parts[1]])
     if not texts:
-        raise ValueError(f"{path}:{len(lines)}: no data lines; valid: text<TAB>label lines"
+        raise ValueError(f"{path}:{max(len(lines), 1)}: no data lines; valid: text<TAB>label lines"
                          + (" after a header line" if header else ""))
     return texts, np.asarray(ys, dtype=np.int64)
 
