@@ -15,7 +15,7 @@ import envs.core.data
 import envs.core.text
 from agents import Selector
 from envs import CoverSelectEnv, DataAgentEnv, load_dataset
-from envs.core.models import TEXT_MODELS
+from envs.core.models import TEXT_MODELS, build_model
 from envs.core.trainer import Trainer, TrainerConfig
 from experiments import benchmark
 
@@ -69,6 +69,23 @@ def test_a_corrupted_cache_is_rebuilt_never_trusted(text_slices, capsys):
     assert torch.equal(text("sst2", text_slices).train_x, ds.train_x)
 
 
+@pytest.mark.parametrize("name, dim", [("bow", 128), ("textcnn", 300), ("transformer", 128)])
+def test_text_models_return_logits_and_features_and_ignore_padding(name, dim):
+    torch.manual_seed(0)
+    model = build_model(name, (12,), 3, vocab_size=50).eval()
+    ids = torch.randint(1, 50, (5, 12))
+    ids[:, 7:] = 0  # padding
+    logits, feats = model(ids)
+    assert logits.shape == (5, 3) and feats.shape == (5, dim) == (5, model.feature_dim)
+    assert torch.allclose(model.head(feats), logits, atol=1e-5)
+    with torch.no_grad():
+        model.embed.weight[0] = torch.randn(model.embed.weight.shape[1])  # what a padding id embeds to
+    # the mean pools (bow, transformer) leave padding out; the CNN's windows see it
+    assert torch.allclose(model(ids)[0], logits, atol=1e-5) == (name != "textcnn")
+    empty = model(torch.zeros(2, 12, dtype=torch.long))[0]  # an empty text gives finite logits
+    assert torch.isfinite(empty).all()
+
+
 @pytest.mark.parametrize("model", TEXT_MODELS)
 @pytest.mark.parametrize("env_id", ["DataAgent-v0", "CoverSelect-v0"])
 def test_every_text_model_runs_in_both_envs(text_slices, model, env_id):
@@ -102,8 +119,6 @@ def test_a_baseline_of_each_suite_runs_on_text(text_slices, tmp_path, suite, met
 
 def test_the_drop_in_selector_trains_a_text_model(text_slices):
     ds = text("sst2", text_slices)
-    from envs.core.models import build_model
-
     model = build_model("bow", ds.input_shape, ds.num_classes, ds.vocab_size)
     selector = Selector.from_baseline("loss_topk", num_samples=ds.num_train, num_classes=2, epochs=3, batch_size=16,
                                       keep_ratio=0.5, anneal=0.67, seed=0)
