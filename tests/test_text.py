@@ -146,3 +146,11 @@ def test_own_strings_take_the_tokenizer_route_in_the_env():
     while not done:
         _, _, _, done, info = env.step(np.zeros(16, np.float32))
     assert info["final_test"]["top1"] >= 75  # the first word gives the label away
+
+
+def test_a_hugging_face_text_dataset_takes_the_same_route():
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is an optional extra: pip install datasets")
+    texts = ["good", "bad", "fine", "awful"] * 10
+    hf = datasets.Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0] * 10})
+    ds = load_dataset(datasets.DatasetDict(train=hf, test=hf.select(range(8))), vocab_size=40, seq_len=4)
+    assert (ds.modality, ds.input_shape, ds.num_train, ds.num_test) == ("text", (4,), 40, 8)
