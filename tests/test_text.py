@@ -30,7 +30,7 @@ def text(name: str, root, **kw) -> envs.core.data.DeviceDataset:
 @pytest.mark.parametrize("name, classes", [("sst2", 2), ("agnews", 4)])
 def test_text_sets_load_as_padded_ids_and_later_loads_read_the_cache(text_slices, monkeypatch, name, classes):
     ds = text(name, text_slices)
-    assert (ds.modality, ds.train_x.dtype, ds.input_shape, ds.num_train, ds.num_test) == ("text", torch.int64, (SEQ,), 240, 80)
+    assert (ds.modality, ds.train_x.dtype, ds.input_shape, ds.num_train, ds.num_test) == ("text", torch.int64, (SEQ,), 256, 80)
     assert ds.num_classes == classes and set(ds.train_y.tolist()) == set(range(classes))
     assert 0 <= int(ds.train_x.min()) and int(ds.train_x.max()) < ds.vocab_size <= VOCAB
     assert bool((ds.train_x[:, 0] != 0).all())  # every text has a first token; padding (0) only at the end
@@ -47,7 +47,7 @@ def test_text_sets_load_as_padded_ids_and_later_loads_read_the_cache(text_slices
 def test_options_key_the_cache_and_subsets_and_noise_apply(text_slices):
     short = text("agnews", text_slices, train_size=40, noise="symmetric", noise_rate=0.25, seed=3)
     assert short.num_train == 40 and int(short.noisy_mask.sum()) == 10
-    full = torch.bincount(text("agnews", text_slices).train_y) / 240 * 40
+    full = torch.bincount(text("agnews", text_slices).train_y) / 256 * 40
     assert (torch.bincount(short.train_y_true) - full).abs().max() < 1  # stratified
     other = load_dataset("agnews", root=str(text_slices), vocab_size=VOCAB, seq_len=SEQ + 8)
     assert other.input_shape == (SEQ + 8,)
@@ -129,8 +129,7 @@ def test_the_drop_in_selector_trains_a_text_model(text_slices):
             loss = selector.update(idx, F.cross_entropy(logits, yb, reduction="none"), logits, features)
             assert torch.isfinite(loss)
             loss.backward()
-    # half the samples (120, padded to 8 batches of 16) in two epochs of three, all 240 in the last
-    assert selector.backprop_fraction() == pytest.approx((128 + 128 + 240) / 720)
+    assert selector.backprop_fraction() == pytest.approx(2 / 3)  # half the samples in two epochs of three
 
 
 def test_own_strings_take_the_tokenizer_route_in_the_env():
