@@ -56,7 +56,7 @@ import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
-from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE, TEXT_DATASETS
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset, with_reference
@@ -757,6 +757,8 @@ def main(argv: list[str] | None = None) -> str:
               "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
               "score_epochs": min(args.score_epochs, args.epochs),
               "trainer": trainer_config(args).as_dict()}
+    if config["trainer"]["augment"] is None and args.dataset not in TEXT_DATASETS:
+        config["trainer"]["augment"] = True  # what the data's default means on images: earlier runs keep their keys
     # learnability options join the configuration (and the run keys) only when set: earlier runs keep their keys
     config.update({k: v for k, v in (("holdout", args.holdout), ("trusted", args.trusted)) if v})
     config.update({k: v for k, v, default in (("vocab_size", args.vocab_size, DEFAULT_VOCAB_SIZE),

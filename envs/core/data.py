@@ -43,7 +43,6 @@ from envs.core.own_data import describe, is_own_source, is_text, own_splits
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE, TEXT_DATASETS, TEXT_SETS, check_text_options, load_text, tokenize_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", *TEXT_DATASETS, "imagefolder:<path>")
-MODALITIES = ("image", "text", "tensor")
 NOISE_TYPES = ("symmetric", "asymmetric")
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 CACHE_DIR = Path(os.environ.get("DATA_SELECT_GYM_CACHE", Path.home() / ".cache" / "data-select-gym"))
