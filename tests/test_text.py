@@ -107,7 +107,7 @@ def test_every_text_model_runs_in_both_envs(text_slices, model, env_id):
         assert np.isfinite(reward)
 
 
-@pytest.mark.parametrize("suite, methods", [("dynamic", "random,infobatch"), ("static", "random,el2n")])
+@pytest.mark.parametrize("suite, methods", [("dynamic", "random,infobatch,proxy_loss"), ("static", "random,el2n")])
 def test_a_baseline_of_each_suite_runs_on_text(text_slices, tmp_path, suite, methods):
     benchmark.main(["--suite", suite, "--methods", methods, "--dataset", "sst2", "--data-root", str(text_slices),
                     "--vocab-size", str(VOCAB), "--seq-len", str(SEQ), "--model", "bow", "--batch-size", "16",

@@ -18,6 +18,8 @@ MODEL_NAMES = (*IMAGE_MODELS, *TEXT_MODELS)
 # which inputs each model takes (envs.core.data.DeviceDataset.modality); "tensor": own float vectors
 MODEL_MODALITIES = {**{name: ("image",) for name in IMAGE_MODELS}, "mlp": ("image", "tensor"),
                     **{name: ("text",) for name in TEXT_MODELS}}
+# the cheapest model of each modality: what a proxy model defaults to
+SMALLEST_MODEL = {"image": "mlp", "tensor": "mlp", "text": "bow"}
 
 
 class MLP(nn.Module):
