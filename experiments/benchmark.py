@@ -22,6 +22,7 @@ from pathlib import Path
 
 from envs.core.data import DataConfig
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig
+from envs.core.text import TEXT_DATASETS
 from experiments.cli import (add_output_arguments, add_ray_arguments, add_seeds_argument, add_trainer_arguments,
                              console_script, make_parser, ray_options, trainer_config)
 from experiments.run.benchmark import DEFAULT_METHODS, RUNNERS, BenchConfig, RunSpec, execute, write_outputs
@@ -69,13 +70,16 @@ def main(argv: list[str] | None = None) -> str:
         if not ok:
             parser.error(f"{name}={value} is invalid; valid: {valid}")
     reference = {k: v for k, v in (("kind", args.reference), ("epochs", args.reference_epochs)) if v is not None}
+    trainer = trainer_config(args).as_dict()
+    if trainer["augment"] is None and args.dataset not in TEXT_DATASETS:
+        trainer["augment"] = True  # what the data's default means on images: earlier runs keep their keys
     try:
         config = BenchConfig(dataset=args.dataset, data_root=args.data_root, model=args.model, train_size=args.train_size,
                              noise=args.noise, noise_rate=args.noise_rate, device=args.device, anneal=args.anneal,
-                             score_epochs=min(args.score_epochs, args.epochs), trainer=trainer_config(args).as_dict(),
-                             holdout=args.holdout, trusted=args.trusted, reference=reference)
+                             score_epochs=min(args.score_epochs, args.epochs), trainer=trainer, holdout=args.holdout,
+                             trusted=args.trusted, reference=reference, vocab_size=args.vocab_size, seq_len=args.seq_len)
         config.trainer_config().validate()
-        DataConfig(holdout=args.holdout, trusted=args.trusted).validate()
+        DataConfig(holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size, seq_len=args.seq_len).validate()
         ReferenceConfig(**config.reference_options()).validate()
         if reference.get("kind") == "holdout" and not args.holdout:
             raise ValueError("--reference holdout needs --holdout; valid: --holdout <fraction in (0, 0.5]>, or --reference halves")

@@ -25,6 +25,7 @@ from envs.core.files import write_json
 from envs.core.ledger import format_ledger
 from envs.core.models import MODEL_NAMES
 from envs.core.schedules import SCHEDULES
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig
 from experiments.run.ray_tasks import RayOptions
 
@@ -76,7 +77,8 @@ def seed_value(text: str) -> int:
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Which data: dataset, its folder, subset size and label noise."""
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", default="digits", help="digits | synthetic | fashion-mnist | cifar10 | cifar100 | imagefolder:<path>")
+    g.add_argument("--dataset", default="digits",
+                   help="digits | synthetic | fashion-mnist | cifar10 | cifar100 | sst2 | agnews | imagefolder:<path>")
     add_data_root_argument(g)
     g.add_argument("--train-size", type=int, default=None, help="stratified subset of the training set (default: all)")
     g.add_argument("--noise", choices=("symmetric", "asymmetric"), default=None, help="label noise type")
@@ -85,6 +87,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                    help="hold out this class-stratified fraction of the training set, in (0, 0.5], never trained on "
                         "(a reference model's data, docs/learnability.md)")
     g.add_argument("--trusted", action="store_true", help="the holdout keeps clean labels")
+    g.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="text data: the subword tokenizer's vocabulary")
+    g.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN, help="text data: token ids per sample (padded or truncated)")
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -104,7 +108,7 @@ def add_trainer_config_arguments(parser: argparse.ArgumentParser | argparse._Arg
     helps = _field_help()
     for f in dataclasses.fields(TrainerConfig):
         flag, default = f"--{f.name.replace('_', '-')}", f.default
-        if isinstance(default, bool):
+        if isinstance(default, bool) or f.name == "augment":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=helps[f.name])
         elif f.name == "schedule":
             parser.add_argument(flag, choices=SCHEDULES, default=default, help=helps[f.name])
@@ -182,7 +186,7 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
     return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
-                      holdout=args.holdout, trusted=args.trusted)
+                      holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size, seq_len=args.seq_len)
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, seed=args.seed,
                                      data_seed=args.data_seed, device=args.device, train_size=args.train_size,
                                      noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
-                                     holdout=args.holdout, trusted=args.trusted,
+                                     holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size,
+                                     seq_len=args.seq_len,
                                      **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))

@@ -27,6 +27,27 @@ FASHION_MNIST = _data_folder("DATA_SELECT_GYM_FASHION_MNIST", *map(Path, FASHION
 CIFAR10_JPEG = _data_folder("DATA_SELECT_GYM_CIFAR10_JPEG", Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg")
 
 
+@pytest.fixture(scope="session")
+def text_slices(tmp_path_factory) -> Path:
+    """A folder with ``sst2/`` and ``agnews/`` holding the first lines of the shared copy's files (found as the
+    loaders find it, envs.core.text.TEXT_DIRS): 256 training and 80 test texts each, seconds to tokenise."""
+    from envs.core.text import TEXT_SETS, text_folder
+
+    out = tmp_path_factory.mktemp("text")
+    for name, spec in TEXT_SETS.items():
+        try:
+            source = text_folder(name, None)
+        except FileNotFoundError as err:
+            pytest.skip(f"needs the offline text copies (/work/shared/data/text): {err}")
+        (out / name).mkdir()
+        for file, rows in ((spec.train, 256), (spec.test, 80)):
+            lines = (source / file).read_text(encoding="utf-8").splitlines()
+            head, body = lines[: int(spec.header)], lines[int(spec.header):]
+            step = max(1, len(body) // rows)  # spread over the file: its classes may come in runs
+            (out / name / file).write_text("\n".join(head + body[::step][:rows]) + "\n", encoding="utf-8")
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     """Keep each test on the small machine's budget and deterministic."""

@@ -80,3 +80,18 @@ def test_bad_options_are_refused_naming_the_option(tmp_path, capsys, argv, messa
         benchmark.main([*argv, "--dataset", "synthetic", "--out", str(tmp_path)])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_every_committed_run_keeps_its_key_so_its_suite_resumes():
+    """The run key hashes the typed configuration's JSON form: every run committed under docs/benchmarks must get the
+    same key back, or rerunning its suite would train it again."""
+    from pathlib import Path
+
+    from experiments.run.benchmark import BenchConfig, RunSpec
+
+    records = [json.loads(line) for f in sorted((Path(__file__).resolve().parents[1] / "docs" / "benchmarks").rglob("runs.jsonl"))
+               for line in f.read_text().splitlines() if line.strip()]
+    records = [r for r in records if "suite" in r and "config" in r]
+    assert len(records) > 100
+    for r in records:
+        assert RunSpec(r["suite"], r["method"], r["ratio"], r["seed"], BenchConfig.from_dict(r["config"])).key == r["key"]

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ import torch.multiprocessing as mp
 
 from envs.core.checkpoint import load_checkpoint, save_checkpoint
 from envs.core.distributed import ReplicatedEnv, World
+from envs.core.models import TEXT_MODELS
 from envs.data_agent.env import DataAgentEnv
 from experiments import run, train
 from tiny import tiny_env
@@ -77,14 +79,15 @@ def _play(env: DataAgentEnv, obs: np.ndarray, first: int = 0,
     return record
 
 
-def _episode() -> dict[str, Any]:
-    env = DataAgentEnv(**ENV)
+def _episode(**options: Any) -> dict[str, Any]:
+    env = DataAgentEnv(**{**ENV, **options})
     return _play(env, env.reset(seed=0)[0])
 
 
-def _episode_and_resume(folder: Path, model: str = "mlp") -> dict[str, Any]:
-    """A whole episode, and its end again from rank 0's checkpoint of step 6, continued in a fresh env."""
-    env = DataAgentEnv(**{**ENV, "model": model})
+def _episode_and_resume(folder: Path, model: str = "mlp", **options: Any) -> dict[str, Any]:
+    """A whole episode, and its end again from rank 0's checkpoint of step 6, continued in a fresh env
+    (``options``: other env options than :data:`ENV`'s)."""
+    env = DataAgentEnv(**{**ENV, "model": model, **options})
 
     def checkpoint(t: int, obs: np.ndarray) -> None:
         if t == 6 and env.trainer.world.is_leader:
@@ -93,7 +96,7 @@ def _episode_and_resume(folder: Path, model: str = "mlp") -> dict[str, Any]:
     whole = _play(env, env.reset(seed=0)[0], before_step=checkpoint)
     dist.barrier()
     saved = load_checkpoint(folder / "env.pt")  # every rank reads rank 0's file
-    resumed_env = DataAgentEnv(**{**ENV, "model": model})
+    resumed_env = DataAgentEnv(**{**ENV, "model": model, **options})
     resumed_env.load_state_dict(saved["env"])
     return {"whole": whole, "resumed": _play(resumed_env, saved["obs"], first=6)}
 
@@ -150,6 +153,20 @@ def test_batch_norm_models_stay_identical_across_ranks_and_resume_exactly(tmp_pa
     _assert_identical(rank1["whole"], rank0["whole"])
     _assert_identical(rank0["resumed"], _tail(rank0["whole"], 6))
     _assert_identical(rank1["resumed"], _tail(rank1["whole"], 6))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", TEXT_MODELS)
+def test_text_models_on_two_ranks_equal_one_process_and_resume_exactly(tmp_path, monkeypatch, text_slices, model):
+    """The text models on 256 AG News texts (token ids sharded like images; the ranks tokenise into one cache)."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("DATA_SELECT_GYM_CACHE", str(tmp_path / "cache"))  # the ranks' cache, as this process's
+    text = dict(dataset="agnews", data={"train_size": 256, "root": str(text_slices), "vocab_size": 300, "seq_len": 16})
+    single = _episode(model=model, **text)
+    rank0, rank1 = _on_two_ranks(tmp_path, partial(_episode_and_resume, **text), tmp_path, model)
+    _assert_close(rank0["whole"], single)
+    _assert_identical(rank1["whole"], rank0["whole"])
+    _assert_identical(rank0["resumed"], _tail(rank0["whole"], 6))
 
 
 def test_a_world_shards_evenly_and_refuses_batches_that_do_not_split():

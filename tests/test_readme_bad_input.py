@@ -32,6 +32,7 @@ from tiny import tiny_cli, tiny_env
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 TINY = tiny_cli(epochs=3, extra=("--reference", "none", "--no-progress"))
+TEXTS = (["a good film", "a bad film", "good", "bad"] * 4, [1, 0, 1, 0] * 4)  # own text data
 SMALL = tiny_env(train_size=None, batch_size=32, epochs=1)
 
 
@@ -136,6 +137,17 @@ def _other_reference(tmp: Path) -> str:
     return _message(info.value)
 
 
+def _tsv(tmp: Path, name: str, files: dict[str, str]) -> str:
+    """A folder holding ``name/`` with valid TSVs but for ``files`` (file name -> content); returns the folder."""
+    folder = tmp / f"tsv-{len(list(tmp.glob('tsv-*')))}"
+    good = {"sst2": {"train.tsv": "sentence\tlabel\ngood\t1\n", "test.tsv": "sentence\tlabel\nbad\t0\n"},
+            "agnews": {"dev.tsv": "rain\tWorld\n", "test.tsv": "goal\tSports\n"}}[name]
+    (folder / name).mkdir(parents=True)
+    for file, text in {**good, **files}.items():
+        (folder / name / file).write_text(text)
+    return str(folder)
+
+
 def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
     """Table input cell -> the code that produces its error message (None: not on this machine)."""
     fresh = DataAgentEnv(**SMALL)
@@ -156,6 +168,21 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`fashion-mnist` without its files": _raises(
             lambda: load_dataset("fashion-mnist", root=str(tmp / "empty"))) if not any(
             Path(p).is_dir() for p in FASHION_MNIST_DIRS) else None,
+        # text
+        "`sst2` without its files (`--data-root empty/`)": _raises(lambda: load_dataset("sst2", root=str(tmp / "empty"))),
+        "a TSV line without exactly one tab": _raises(
+            lambda: load_dataset("sst2", root=_tsv(tmp, "sst2", {"train.tsv": "sentence\tlabel\ngood\t1\na\tb\t1\n"}))),
+        "a TSV line with an unknown label": _raises(
+            lambda: load_dataset("agnews", root=_tsv(tmp, "agnews", {"dev.tsv": "news\tWorld\nrain\tWeather\n"}))),
+        "an empty TSV (or a header only)": _raises(
+            lambda: load_dataset("sst2", root=_tsv(tmp, "sst2", {"train.tsv": "sentence\tlabel\ngood\t1\n",
+                                                                  "test.tsv": "sentence\tlabel\n"}))),
+        "`DataConfig(vocab_size=0)`": _raises(lambda: DataConfig(vocab_size=0).validate()),
+        "`DataConfig(seq_len=0)`": _raises(lambda: DataConfig(seq_len=0).validate()),
+        '`Trainer(text data, "cnn")`': _raises(lambda: Trainer(load_dataset(TEXTS, vocab_size=50, seq_len=4), "cnn")),
+        '`Trainer(digits, "bow")`': _raises(lambda: Trainer(load_dataset("digits"), "bow")),
+        "`TrainerConfig(augment=True)` on text": _raises(
+            lambda: Trainer(load_dataset(TEXTS, vocab_size=50, seq_len=4), "bow", TrainerConfig(augment=True))),
         # trainer and models
         '`build_model("vgg", ...)`': _raises(lambda: build_model("vgg", (1, 8, 8), 4)),
         '`TrainerConfig(schedule="step")`': _raises(lambda: TrainerConfig(schedule="step").validate()),

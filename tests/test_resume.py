@@ -17,7 +17,7 @@ import torch
 from stable_baselines3 import A2C, PPO
 
 from envs.core.checkpoint import CheckpointDir
-from envs.core.models import MODEL_NAMES
+from envs.core.models import MODEL_NAMES, TEXT_MODELS
 from experiments.run.full_data import run_full_data
 from experiments.train import main
 from tiny import tiny_cli
@@ -114,10 +114,15 @@ def _stop_after_first_checkpoint(tmp_path: Path, monkeypatch, argv: list[str] = 
 @pytest.mark.parametrize("model", MODEL_NAMES)
 @pytest.mark.parametrize("env_args", [["--algo", "a2c"], ["--env", "CoverSelect-v0", "--algo", "a2c"]],
                          ids=["DataAgent-v0", "CoverSelect-v0"])
-def test_every_model_resumes_to_exactly_the_uninterrupted_result_on_both_envs(tmp_path, monkeypatch, model, env_args):
+def test_every_model_resumes_to_exactly_the_uninterrupted_result_on_both_envs(tmp_path, monkeypatch, request, model,
+                                                                              env_args):
     """Stopped after the first checkpoint (as by SIGTERM) and resumed in-process: tiny runs, so that
-    even ResNet-18 takes seconds on a CPU; the subprocess kills above cover real signals."""
-    argv = ["--dataset", "synthetic", "--model", model, "--train-size", "16", "--batch-size", "8", "--epochs", "2",
+    even ResNet-18 takes seconds on a CPU; the subprocess kills above cover real signals. Text models
+    train on a slice of AG News (tests/conftest.py's ``text_slices``)."""
+    data = ["--dataset", "synthetic"] if model not in TEXT_MODELS else [
+        "--dataset", "agnews", "--data-root", str(request.getfixturevalue("text_slices")), "--vocab-size", "300",
+        "--seq-len", "16"]
+    argv = [*data, "--model", model, "--train-size", "16", "--batch-size", "8", "--epochs", "2",
             "--reference", "none", "--no-progress", "--hyperparams", "n_steps=2", "--seed", "1", *env_args]
     whole = main([*argv, "--out", str(tmp_path / "whole")])["run"]
     folder = _stop_after_first_checkpoint(tmp_path, monkeypatch, argv)

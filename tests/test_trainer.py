@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from envs.core.data import load_dataset
-from envs.core.models import MODEL_NAMES, build_model
+from envs.core.models import IMAGE_MODELS, MODEL_NAMES, build_model
 from envs.core.schedules import lr_at
 from envs.core.store import SampleStore
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
@@ -24,7 +24,7 @@ def make(ds, **kw):
     return Trainer(ds, kw.pop("model", "mlp"), TrainerConfig(**{"epochs": 3, "batch_size": 32, **kw}), seed=0)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", IMAGE_MODELS)  # text models: tests/test_text.py
 def test_models_return_logits_and_features(name):
     model = build_model(name, (3, 16, 16), 7)
     logits, feats = model(torch.randn(5, 3, 16, 16))

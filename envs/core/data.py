@@ -11,6 +11,8 @@ Every dataset is reached through :func:`load_dataset` by a registry name:
 ``fashion-mnist`` the original gz files (Debian ``dataset-fashion-mnist`` or torchvision's layout)
 ``cifar10``       torchvision's CIFAR-10 python format (downloads only with ``download=True``)
 ``cifar100``      torchvision's CIFAR-100 python format (idem)
+``sst2``, ``agnews`` sentence classification from the offline TSV copies, tokenised into padded ids
+                  (:mod:`envs.core.text`; ``vocab_size``, ``seq_len``)
 ``imagefolder:<path>`` any tree with ``train/<class>/*`` and ``test/<class>/*``, or a folder
                   holding ``train.zip`` and ``test.zip`` (or ``train.tar.xz`` and ``test.tar.xz``) of such
                   trees; decoded once and cached.
@@ -37,9 +39,10 @@ import torch
 
 from envs.core.checks import Options, is_count, is_real
 from envs.core.files import atomic_write
-from envs.core.own_data import describe, is_own_source, own_splits
+from envs.core.own_data import describe, is_own_source, is_text, own_splits
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE, TEXT_DATASETS, TEXT_SETS, check_text_options, load_text, tokenize_splits
 
-DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
+DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", *TEXT_DATASETS, "imagefolder:<path>")
 NOISE_TYPES = ("symmetric", "asymmetric")
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 CACHE_DIR = Path(os.environ.get("DATA_SELECT_GYM_CACHE", Path.home() / ".cache" / "data-select-gym"))
@@ -81,7 +84,7 @@ class Augmentation:
 class RawSplits:
     """Decoded data in host memory, before subsetting, noise and the move to the device."""
 
-    train_x: np.ndarray  # uint8 (N, C, H, W) images; own data may also be float32 or int64 of any shape
+    train_x: np.ndarray  # uint8 (N, C, H, W) images, int64 (N, seq_len) token ids (text); own data may also be float32 or int64 of any shape
     train_y: np.ndarray  # int64 (N,)
     test_x: np.ndarray
     test_y: np.ndarray
@@ -90,6 +93,7 @@ class RawSplits:
     std: tuple[float, ...]
     augmentation: Augmentation
     class_names: tuple[str, ...] = ()
+    vocab_size: int | None = None  # text: the tokenizer's vocabulary (``train_x`` holds its ids); None otherwise
 
 
 class DeviceDataset:
@@ -100,7 +104,8 @@ class DeviceDataset:
     ones, kept for analysis (e.g. the fraction of noisy samples a method kept). ``holdout_x``,
     ``holdout_y`` and ``holdout_y_true``: the samples :attr:`DataConfig.holdout` set aside, never in
     the training split (None without a holdout); only a reference model trains on them
-    (:meth:`holdout_split`).
+    (:meth:`holdout_split`). ``modality`` is ``image`` (uint8 images), ``text`` (padded token ids,
+    ``vocab_size`` of them) or ``tensor`` (other own inputs); the models check it.
     """
 
     def __init__(self, name: str, raw: RawSplits, device: torch.device, train_y_true: np.ndarray | None = None,
@@ -121,6 +126,8 @@ class DeviceDataset:
             self.holdout_x = torch.as_tensor(holdout[0]).to(device)
             self.holdout_y, self.holdout_y_true = (torch.as_tensor(h, dtype=torch.long).to(device) for h in holdout[1:])
         self.is_image = self.train_x.dtype == torch.uint8
+        self.vocab_size = raw.vocab_size
+        self.modality = "image" if self.is_image else "text" if raw.vocab_size is not None else "tensor"
         if self.is_image:
             c = self.train_x.shape[1]
             self._mean = torch.tensor(raw.mean, dtype=torch.float32, device=device).view(1, c, 1, 1) * 255.0
@@ -400,10 +407,23 @@ _LOADERS: dict[str, Callable[[str | None, bool], RawSplits]] = {
 }
 
 
-def _own_raw(source: Any) -> RawSplits:
+def _text_raw(name: str, root: str | None, vocab_size: int, seq_len: int) -> RawSplits:
+    """A registry text set, tokenised (no augmentation: text has none here)."""
+    t = load_text(name, root, vocab_size, seq_len, CACHE_DIR)
+    names = TEXT_SETS[name].class_names
+    return RawSplits(t.train_x, t.train_y, t.test_x, t.test_y, len(names), (), (), Augmentation(), names, t.vocab_size)
+
+
+def _own_raw(source: Any, vocab_size: int, seq_len: int) -> RawSplits:
     """A user's data (:mod:`envs.core.own_data`) as :class:`RawSplits`: uint8 images get per-channel
-    statistics of the training split; no augmentation (a user's data has no known invariances)."""
+    statistics of the training split, strings go through the text sets' tokenizer route
+    (:func:`envs.core.text.tokenize_splits`); no augmentation (a user's data has no known invariances)."""
     s = own_splits(source)
+    if is_text(s.train_x):
+        t = tokenize_splits(s.train_x.tolist(), s.train_y, s.test_x.tolist(), s.test_y, vocab_size, seq_len, CACHE_DIR,
+                            "own")
+        return RawSplits(t.train_x, t.train_y, t.test_x, t.test_y, s.num_classes, (), (), Augmentation(),
+                         vocab_size=t.vocab_size)
     if s.train_x.dtype == np.uint8:
         mean = tuple(float(v) / 255.0 for v in s.train_x.mean(axis=(0, 2, 3), dtype=np.float64))
         std = tuple(max(float(v), 1e-3) / 255.0 for v in s.train_x.std(axis=(0, 2, 3), dtype=np.float64))
@@ -412,10 +432,15 @@ def _own_raw(source: Any) -> RawSplits:
     return RawSplits(s.train_x, s.train_y, s.test_x, s.test_y, s.num_classes, mean, std, Augmentation())
 
 
-def load_raw(name: str | Any, root: str | None = None, download: bool = False) -> RawSplits:
-    """Decode a registered dataset, or read a user's data, into host arrays (no subsetting, no noise)."""
+def load_raw(name: str | Any, root: str | None = None, download: bool = False, vocab_size: int = DEFAULT_VOCAB_SIZE,
+             seq_len: int = DEFAULT_SEQ_LEN) -> RawSplits:
+    """Decode a registered dataset, or read a user's data, into host arrays (no subsetting, no noise);
+    text (``vocab_size``, ``seq_len``: :mod:`envs.core.text`) as padded token ids."""
+    check_text_options(vocab_size, seq_len)
     if is_own_source(name):
-        return _own_raw(name)
+        return _own_raw(name, vocab_size, seq_len)
+    if name in TEXT_DATASETS:
+        return _text_raw(name, root, vocab_size, seq_len)
     if isinstance(name, str) and name.startswith("imagefolder:"):
         return _load_imagefolder(name.split(":", 1)[1])
     if not (isinstance(name, str) and name in _LOADERS):
@@ -474,6 +499,8 @@ def load_dataset(
     download: bool = False,
     holdout: float | None = None,
     trusted: bool = False,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    seq_len: int = DEFAULT_SEQ_LEN,
 ) -> DeviceDataset:
     """Load a registered dataset, or your own data, onto ``device``.
 
@@ -488,10 +515,12 @@ def load_dataset(
     :param holdout: set aside this class-stratified fraction of the training set, in (0, 0.5]: never
         trained on, labelled (and noisy) like the rest; for a reference model (:mod:`envs.core.reference`)
     :param trusted: the holdout keeps its clean labels (a small trusted set)
+    :param vocab_size: text: the tokenizer's vocabulary size
+    :param seq_len: text: token ids per sample (padded or truncated)
     """
     DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=seed, holdout=holdout,
-               trusted=trusted).validate()
-    raw = load_raw(name, root=root, download=download)
+               trusted=trusted, vocab_size=vocab_size, seq_len=seq_len).validate()
+    raw = load_raw(name, root=root, download=download, vocab_size=vocab_size, seq_len=seq_len)
     name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
     if train_size is not None:
@@ -544,6 +573,8 @@ class DataConfig(Options):
     :param holdout: a class-stratified fraction of the training set in (0, 0.5] held out, never
         trained on (noisy like the rest); a reference model trains on it (:mod:`envs.core.reference`)
     :param trusted: the holdout keeps clean labels (a small trusted set, as JEST's curated reference data)
+    :param vocab_size: text data: the subword tokenizer's vocabulary size (:mod:`envs.core.text`)
+    :param seq_len: text data: token ids per sample, padded or truncated
     """
 
     keyword = "data"
@@ -554,6 +585,8 @@ class DataConfig(Options):
     seed: int | None = None
     holdout: float | None = None
     trusted: bool = False
+    vocab_size: int = DEFAULT_VOCAB_SIZE
+    seq_len: int = DEFAULT_SEQ_LEN
 
     def validate(self) -> None:
         """Check every option's type and range (``train_size``'s range needs the dataset: checked on loading)."""
@@ -572,6 +605,7 @@ class DataConfig(Options):
         for name, value, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
+        check_text_options(self.vocab_size, self.seq_len)
         if self.trusted and self.holdout is None:
             raise ValueError("trusted=True needs a holdout; valid: holdout=<fraction in (0, 0.5]> with it, or trusted=False")
 
@@ -595,5 +629,5 @@ class DataConfig(Options):
         seed = self.seed_for(run_seed)
         return load_dataset(name, device=device, train_size=self.train_size, noise=self.noise,
                             noise_rate=self.noise_rate, seed=seed, root=self.root, holdout=self.holdout,
-                            trusted=self.trusted)
+                            trusted=self.trusted, vocab_size=self.vocab_size, seq_len=self.seq_len)
 

@@ -12,7 +12,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-MODEL_NAMES = ("mlp", "cnn", "resnet18", "fastnet")
+IMAGE_MODELS = ("mlp", "cnn", "resnet18", "fastnet")
+TEXT_MODELS = ("bow", "textcnn", "transformer")
+MODEL_NAMES = (*IMAGE_MODELS, *TEXT_MODELS)
+# which inputs each model takes (envs.core.data.DeviceDataset.modality); "tensor": own float vectors
+MODEL_MODALITIES = {**{name: ("image",) for name in IMAGE_MODELS}, "mlp": ("image", "tensor"),
+                    **{name: ("text",) for name in TEXT_MODELS}}
+# the cheapest model of each modality: what a proxy model defaults to
+SMALLEST_MODEL = {"image": "mlp", "tensor": "mlp", "text": "bow"}
 
 
 class MLP(nn.Module):
@@ -109,18 +116,100 @@ class FastNet(nn.Module):
         return self.head(f), f
 
 
-_MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
+class BagOfWords(nn.Module):
+    """Mean of the token embeddings (padding left out) -> 256 -> 128 (features) -> classes: the fast CPU text model.
+
+    :param vocab_size: rows of the embedding (the tokenizer's vocabulary; id 0 is padding)
+    """
+
+    def __init__(self, seq_len: int, num_classes: int, vocab_size: int, dim: int = 128, feature_dim: int = 128):
+        super().__init__()
+        self.embed = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
+        self.body = nn.Sequential(nn.Linear(dim, 256), nn.ReLU(inplace=True), nn.Linear(256, feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.feature_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(self.embed(x))
+        return self.head(f), f
+
+
+class TextCNN(nn.Module):
+    """Kim's sentence CNN: embeddings -> 1-D convolutions of widths 3, 4, 5 (100 channels each) -> ReLU -> max over
+    positions -> 300-d features. Padded convolutions, so any ``seq_len`` >= 1 works."""
+
+    def __init__(self, seq_len: int, num_classes: int, vocab_size: int, dim: int = 128, channels: int = 100,
+                 widths: tuple[int, ...] = (3, 4, 5)):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, channels, w, padding=w // 2) for w in widths)
+        self.feature_dim = channels * len(widths)
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.embed(x).transpose(1, 2)  # (B, dim, L)
+        f = torch.cat([torch.relu(conv(e)).amax(dim=2) for conv in self.convs], dim=1)
+        return self.head(f), f
+
+
+class TextTransformer(nn.Module):
+    """A small encoder: token + learned position embeddings, 2 pre-norm layers (128-d, 4 heads, 256 feed-forward),
+    mean over the non-padding positions -> 128-d features. No dropout, so a resumed run repeats exactly."""
+
+    def __init__(self, seq_len: int, num_classes: int, vocab_size: int, dim: int = 128, layers: int = 2, heads: int = 4):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.positions = nn.Parameter(torch.zeros(1, seq_len, dim))
+        nn.init.normal_(self.positions, std=0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.feature_dim = dim
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pad = x == 0
+        pad[:, 0] = False  # an all-padding text (an empty string) still attends to one position
+        h = self.norm(self.encoder(self.embed(x) + self.positions, src_key_padding_mask=pad))
+        keep = (~pad).unsqueeze(2).to(h.dtype)
+        f = (h * keep).sum(1) / keep.sum(1)
+        return self.head(f), f
+
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "cnn": SmallCNN,
     "resnet18": ResNet18,
     "fastnet": FastNet,
+    "bow": BagOfWords,
+    "textcnn": TextCNN,
+    "transformer": TextTransformer,
 }
 
 
-def build_model(name: str, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """Build a registered model; it has a ``feature_dim`` attribute and returns ``(logits, features)``."""
+def check_modality(name: str, modality: str) -> None:
+    """A clear error when registry model ``name`` cannot take inputs of ``modality`` (``image``, ``text``, ``tensor``)."""
+    if modality not in MODEL_MODALITIES[name]:
+        valid = [m for m in MODEL_NAMES if modality in MODEL_MODALITIES[m]]
+        raise ValueError(f"model {name!r} does not take {modality} inputs; valid for {modality}: "
+                         + (", ".join(valid) if valid else "your own nn.Module"))
+
+
+def build_model(name: str, in_shape: tuple[int, ...], num_classes: int, vocab_size: int | None = None) -> nn.Module:
+    """Build a registered model; it has a ``feature_dim`` attribute and returns ``(logits, features)``.
+
+    :param name: one of :data:`MODEL_NAMES`
+    :param in_shape: one input's shape: ``(C, H, W)`` images, ``(seq_len,)`` token ids
+    :param num_classes: logits per sample
+    :param vocab_size: text models: the tokenizer's vocabulary size
+    """
     if not (isinstance(name, str) and name in _MODELS):
         raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODEL_NAMES)}")
+    if name in TEXT_MODELS:
+        if vocab_size is None or len(in_shape) != 1:
+            raise ValueError(f"model {name!r} needs token ids (seq_len,) and a vocabulary size, but these inputs have "
+                             f"shape {tuple(in_shape)}; valid for images: {', '.join(IMAGE_MODELS)}")
+        return _MODELS[name](in_shape[0], num_classes, vocab_size)
     if name != "mlp" and len(in_shape) != 3:
         raise ValueError(f"model {name!r} needs image inputs (C, H, W), but these inputs have shape {tuple(in_shape)}; "
                          "valid: model='mlp' or your own nn.Module")

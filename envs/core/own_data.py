@@ -15,7 +15,8 @@ A data source is one of:
   with ``"num_classes"``. Without ``"test"``, a fixed stratified 20% of the samples is held out
   for testing (the same rule as ``digits``).
 
-Inputs: ``uint8`` arrays of shape ``(N, C, H, W)`` or ``(N, H, W)`` are images and are normalised
+Inputs: a list or 1-D array of strings is text, tokenised like the registry text sets (a subword
+tokenizer trained on the training split, padded ids: :mod:`envs.core.text`); ``uint8`` arrays of shape ``(N, C, H, W)`` or ``(N, H, W)`` are images and are normalised
 per channel like the registry images; any other floating input (tabular vectors, images already
 normalised by a transform) is used as given in float32; other integer inputs (token ids) are used
 as given in int64. Labels must be integers in ``[0, num_classes)``; ``num_classes`` defaults to the
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-OWN_SOURCES = "(X, y) arrays or tensors, a torch Dataset of (input, label), a Hugging Face Dataset, or {'train': ..., 'test': ...}"
+OWN_SOURCES = "(X, y) arrays or tensors (X may be a list of strings), a torch Dataset of (input, label), a Hugging Face Dataset, or {'train': ..., 'test': ...}"
 TEST_FRACTION = 0.2
 LABEL_COLUMNS = ("label", "labels")
 
@@ -66,6 +67,11 @@ def _as_array(values: Any, what: str) -> np.ndarray:
         return np.asarray(values)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{what} cannot be read as an array ({err})") from None
+
+
+def is_text(x: np.ndarray) -> bool:
+    """Whether inputs are texts: a 1-D array of strings (what :func:`own_splits` gives for a list of strings)."""
+    return x.ndim == 1 and (x.dtype.kind == "U" or (x.dtype == object and all(isinstance(v, str) for v in x)))
 
 
 def _hf_columns(ds: Any) -> tuple[Any, Any]:
@@ -113,9 +119,9 @@ def _pair(source: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise ValueError(f"dataset of type {type(source).__name__} is invalid; valid: a registry name or {OWN_SOURCES}")
     x, y = _as_array(x, f"{split} inputs"), _as_array(y, f"{split} labels")
-    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
+    if (x.ndim < 2 and not is_text(x)) or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
         raise ValueError(f"{split} data has inputs of shape {x.shape} and labels of shape {y.shape}; valid: N >= 1 inputs "
-                         "(N, ...) and N labels (N,) of the same length")
+                         "(N, ...) or N strings, and N labels (N,) of the same length")
     if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0))):
         raise ValueError(f"{split} labels have dtype {y.dtype} with non-integer values; valid: integer class ids in [0, num_classes)")
     if y.min() < 0:
@@ -124,14 +130,17 @@ def _pair(source: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _as_inputs(x: np.ndarray) -> np.ndarray:
-    """uint8 images as (N, C, H, W); other floats as float32, other integers as int64."""
+    """uint8 images as (N, C, H, W); other floats as float32, other integers as int64, texts as an object array of str."""
+    if is_text(x):
+        return x.astype(object)
     if x.dtype == np.uint8 and x.ndim in (3, 4):
         return np.ascontiguousarray(x if x.ndim == 4 else x[:, None])
     if np.issubdtype(x.dtype, np.floating):
         return np.ascontiguousarray(x, dtype=np.float32)
     if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
         return np.ascontiguousarray(x, dtype=np.int64)
-    raise ValueError(f"inputs of dtype {x.dtype} are invalid; valid: numbers (uint8 images, floats, integer token ids)")
+    raise ValueError(f"inputs of dtype {x.dtype} are invalid; valid: numbers (uint8 images, floats, integer token ids) "
+                     "or a list of strings")
 
 
 def own_splits(source: Any) -> OwnSplits:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from envs.core.data import DeviceDataset
-from envs.core.models import build_model
+from envs.core.models import MODEL_MODALITIES, TEXT_MODELS, build_model, check_modality
 
 
 class FeatureModel(nn.Module):
@@ -72,7 +72,11 @@ class FeatureModel(nn.Module):
 
 
 def _check_registry_inputs(name: str, data: DeviceDataset) -> None:
-    if not (data.is_image or data.train_x.is_floating_point()):
+    """A registry model takes its modality's inputs (images, the text sets' token ids, ``mlp``: float vectors);
+    an unknown name is left to :func:`build_model`'s error."""
+    if name in MODEL_MODALITIES and (data.modality == "text" or name in TEXT_MODELS):
+        check_modality(name, data.modality)
+    if data.modality == "tensor" and not data.train_x.is_floating_point():
         raise ValueError(f"model {name!r} takes images or float vectors, but these inputs are {data.train_x.dtype}; "
                          "valid: your own nn.Module for integer inputs (token ids), e.g. with an nn.Embedding")
 
@@ -90,7 +94,7 @@ def make_model(model: str | nn.Module, data: DeviceDataset) -> nn.Module:
     """
     if isinstance(model, str):
         _check_registry_inputs(model, data)
-        return build_model(model, data.input_shape, data.num_classes)
+        return build_model(model, data.input_shape, data.num_classes, data.vocab_size)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model={model!r} is invalid; valid: a registry name or an nn.Module returning logits")
     wrapped = copy.deepcopy(model)
@@ -122,7 +126,7 @@ def model_feature_dim(model: str | nn.Module, data: DeviceDataset) -> int:
     if isinstance(model, str):
         _check_registry_inputs(model, data)
         with torch.device("meta"):
-            return build_model(model, data.input_shape, data.num_classes).feature_dim
+            return build_model(model, data.input_shape, data.num_classes, data.vocab_size).feature_dim
     return make_model(model, data).feature_dim
 
 

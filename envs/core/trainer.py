@@ -81,7 +81,8 @@ class TrainerConfig(Options):
     :param schedule: ``onecycle``, ``cosine`` or ``constant`` (progress-based, see ``envs.core.schedules``)
     :param label_smoothing: label smoothing of the training loss (test loss has none)
     :param amp: bf16 autocast of forward passes (meant for CUDA)
-    :param augment: apply the dataset's on-device augmentation to training batches
+    :param augment: the dataset's on-device augmentation of training batches; default: the data's own (crops and flips
+        for the image sets that have them, none for text, where True is refused)
     :param eval_batch_size: batch size of test-set evaluation
     """
 
@@ -96,7 +97,7 @@ class TrainerConfig(Options):
     schedule: str = "onecycle"
     label_smoothing: float = 0.1
     amp: bool = False
-    augment: bool = True
+    augment: bool | None = None
     eval_batch_size: int = 1024
 
     def validate(self) -> None:
@@ -111,7 +112,8 @@ class TrainerConfig(Options):
             ("eval_batch_size", self.eval_batch_size, is_count(self.eval_batch_size) and self.eval_batch_size >= 1,
              "an integer >= 1"),
             *((name, getattr(self, name), isinstance(getattr(self, name), bool), "True or False")
-              for name in ("nesterov", "amp", "augment")),
+              for name in ("nesterov", "amp")),
+            ("augment", self.augment, self.augment is None or isinstance(self.augment, bool), "None, True or False"),
         ]
         for name, value, ok, valid in checks:
             if not ok:
@@ -161,6 +163,9 @@ class Trainer:
                  seed: int = 0, track_samples: bool = True):
         self.config = config or TrainerConfig()
         self.config.validate()
+        if self.config.augment and dataset.modality == "text":
+            raise ValueError(f"augment=True is invalid for the text data {dataset.name!r}: text has no augmentation here; "
+                             "valid: None (the data's default) or False")
         self.dataset = dataset
         self.device = dataset.device
         self.model_name = model
@@ -219,7 +224,7 @@ class Trainer:
         """Training-mode forward pass of the samples ``idx`` (graph kept for :meth:`step`); ``record=False``
         leaves the store alone (the samples' statistics came from their :meth:`candidate_forward`)."""
         with self.ledger.timed("train"):
-            x, y = self.dataset.train_batch(idx, self.generator, augment=self.config.augment)
+            x, y = self.dataset.train_batch(idx, self.generator, augment=self.config.augment is not False)
             fwd = self._forward_inputs(idx, x, y)
         self.ledger.samples_forwarded += len(idx)
         if self.store is not None and record:

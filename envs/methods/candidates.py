@@ -20,6 +20,7 @@ from typing import Protocol
 import torch
 
 from envs.core.checks import is_real
+from envs.core.models import SMALLEST_MODEL
 from envs.core.trainer import BatchForward, DivergenceError, Trainer
 
 
@@ -74,11 +75,11 @@ class ProxyLoss:
     proxy's forward serves both its ranking and its own step; all of it is booked under ``reference``.
 
     :param factor: candidates per trained sample
-    :param model: the proxy's architecture (a registry name; ``mlp``, the smallest, by default)
+    :param model: the proxy's architecture (a registry name; None: the data's smallest, ``mlp``, or ``bow`` for text)
     :param seed: seeds the proxy's initialisation
     """
 
-    def __init__(self, factor: float = 10.0, model: str = "mlp", seed: int = 0):
+    def __init__(self, factor: float = 10.0, model: str | None = None, seed: int = 0):
         self.factor = check_candidate_factor(factor)
         self.model, self.seed = model, seed
         self.proxy: Trainer | None = None
@@ -87,7 +88,8 @@ class ProxyLoss:
         """Build the proxy on the first epoch; it follows the inner run's LR schedule step for step."""
         with trainer.ledger.timed("reference"):
             if self.proxy is None:
-                self.proxy = Trainer(trainer.dataset, self.model, trainer.config, seed=self.seed, track_samples=False)
+                model = self.model or SMALLEST_MODEL[trainer.dataset.modality]
+                self.proxy = Trainer(trainer.dataset, model, trainer.config, seed=self.seed, track_samples=False)
             self.proxy.begin_epoch(trainer.epoch, steps)
 
     def rank(self, trainer: Trainer, candidates: BatchForward) -> torch.Tensor:

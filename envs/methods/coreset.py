@@ -196,7 +196,8 @@ def load_coreset_data(path: str | os.PathLike, device: torch.device,
     indices, meta = load_coreset(path)
     data = DataConfig(train_size=meta.get("train_size"), noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0),
                       root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
-                      trusted=meta.get("trusted", False)).load(meta["dataset"], device)
+                      trusted=meta.get("trusted", False),
+                      **{k: meta[k] for k in ("vocab_size", "seq_len") if k in meta}).load(meta["dataset"], device)
     if data.num_train != meta["num_train"]:
         raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
                          f"was selected from {meta['num_train']}")

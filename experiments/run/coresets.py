@@ -16,6 +16,7 @@ import numpy as np
 
 from envs.core.data import DataConfig
 from envs.core.reference import ReferenceConfig, load_reference
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig, resolve_device
 from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
 
@@ -26,8 +27,8 @@ METHODS = tuple(STATIC_BASELINES)
 def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
                  seed: int = 0, data_seed: int = 0, device: str = "auto", train_size: int | None = None,
                  noise: str | None = None, noise_rate: float = 0.0, root: str | None = None,
-                 holdout: float | None = None, trusted: bool = False,
-                 **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
+                 holdout: float | None = None, trusted: bool = False, vocab_size: int = DEFAULT_VOCAB_SIZE,
+                 seq_len: int = DEFAULT_SEQ_LEN, **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Load the data, select a coreset with the static method ``method`` and return its indices and the metadata to
     save with them (what :func:`envs.methods.coreset.load_coreset_data` needs to rebuild the training set).
 
@@ -42,6 +43,8 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
     :param data_seed: seeds the ``train_size`` subset and the label noise
     :param holdout: hold out this stratified fraction of the training set (never in the coreset)
     :param trusted: the holdout keeps clean labels
+    :param vocab_size: text data: the tokenizer's vocabulary size
+    :param seq_len: text data: token ids per sample
     :param trainer_opts: :class:`~envs.core.trainer.TrainerConfig` fields of the proxy run
     """
     if method not in STATIC_BASELINES:
@@ -49,7 +52,7 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
     config = TrainerConfig(**trainer_opts)
     config.validate()
     data_options = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=data_seed,
-                              holdout=holdout, trusted=trusted)
+                              holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len)
     data = data_options.load(dataset, resolve_device(device))
     start = time.perf_counter()
     if STATIC_BASELINES[method].needs == "labels":
@@ -62,6 +65,6 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
         proxy = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed, reference=reference)
         coreset = select_coreset(method, proxy, keep_ratio, seed)
     meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, noise=noise,
-                        noise_rate=noise_rate, holdout=holdout, trusted=trusted,
+                        noise_rate=noise_rate, holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len,
                         wall_seconds=time.perf_counter() - start)
     return coreset.indices, meta

@@ -13,26 +13,31 @@ from tqdm import tqdm
 
 from envs.core.checkpoint import CheckpointDir, load_checkpoint, rng_state, set_rng_state
 from envs.core.data import DataConfig
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import Trainer, TrainerConfig, resolve_device
 
 
 def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0, device: str = "auto",
                   train_size: int | None = None, noise: str | None = None, noise_rate: float = 0.0,
                   root: str | None = None, data_seed: int | None = None, progress: bool = True,
+                  vocab_size: int = DEFAULT_VOCAB_SIZE, seq_len: int = DEFAULT_SEQ_LEN,
                   checkpoints: CheckpointDir | None = None, checkpoint_every: int = 1, **trainer_kw: Any) -> dict[str, Any]:
     """Train ``model`` on all of ``dataset`` and return test metrics, the ledger and the config.
 
     With ``checkpoints``, the run is saved there every ``checkpoint_every`` epochs and continues
     from the newest checkpoint it finds (exactly, on CPU); a checkpoint of another configuration is
     refused with :class:`envs.core.checkpoint.CheckpointError`. ``data_seed`` seeds the training subset and
-    label noise when given (else ``seed`` does)."""
+    label noise when given (else ``seed`` does). ``vocab_size`` and ``seq_len``: text data's tokenisation."""
     dev = resolve_device(device)
     config = TrainerConfig(**trainer_kw)
+    text = dict(vocab_size=vocab_size, seq_len=seq_len)
     data = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root,
-                      seed=data_seed).load(dataset, dev, run_seed=seed)
+                      seed=data_seed, **text).load(dataset, dev, run_seed=seed)
     trainer = Trainer(data, model, config, seed=seed)
     identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "noise": noise,
                 "noise_rate": noise_rate, "data_seed": data_seed, "trainer": config.as_dict()}
+    if data.modality == "text":  # only text has them: checkpoints of other data keep their identity
+        identity.update(text)
     elapsed = 0.0
     latest = checkpoints.latest() if checkpoints is not None else None
     if latest is not None:

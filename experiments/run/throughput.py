@@ -171,7 +171,7 @@ def time_plain(raw: RawSplits, model: str, config: TrainerConfig, *, batches: in
     layout = torch.channels_last if setup.channels_last else torch.contiguous_format
     pinned = setup.pinned and device.type == "cuda"
     seed_everything(seed)
-    dataset = plain_dataset(raw, config.augment)
+    dataset = plain_dataset(raw, config.augment is not False)
     net = build_model(model, tuple(raw.train_x.shape[1:]), raw.num_classes).to(device, memory_format=layout)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
                           nesterov=config.nesterov, weight_decay=config.weight_decay)

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envs.core.data import DataConfig
+from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig
 
-#: options that join :meth:`BenchConfig.as_dict` (and so the run keys) only when set
-OPTIONAL = ("holdout", "trusted", "reference")
+#: options that join :meth:`BenchConfig.as_dict` (and so the run keys) only when they differ from their default
+OPTIONAL = ("holdout", "trusted", "reference", "vocab_size", "seq_len")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class BenchConfig:
     :param holdout: the held-out fraction a reference model trains on (None: no holdout)
     :param trusted: the holdout keeps clean labels
     :param reference: the reference model's options (:class:`~envs.core.reference.ReferenceConfig` fields)
+    :param vocab_size: text data: the subword tokenizer's vocabulary
+    :param seq_len: text data: token ids per sample
     """
 
     dataset: str
@@ -52,13 +55,16 @@ class BenchConfig:
     holdout: float | None = None
     trusted: bool = False
     reference: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int = DEFAULT_VOCAB_SIZE
+    seq_len: int = DEFAULT_SEQ_LEN
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form (records and run keys): every field, the :data:`OPTIONAL` ones only when set."""
+        """The JSON form (records and run keys): every field, the :data:`OPTIONAL` ones only when not at their default."""
         out = {"dataset": self.dataset, "data_root": self.data_root, "model": self.model, "train_size": self.train_size,
                "noise": self.noise, "noise_rate": self.noise_rate, "device": self.device, "anneal": self.anneal,
                "score_epochs": self.score_epochs, "trainer": dict(self.trainer)}
-        out.update({name: getattr(self, name) for name in OPTIONAL if getattr(self, name)})
+        defaults = BenchConfig("", "", {})
+        out.update({name: getattr(self, name) for name in OPTIONAL if getattr(self, name) != getattr(defaults, name)})
         return out
 
     @classmethod
@@ -69,7 +75,8 @@ class BenchConfig:
     def data(self, seed: int) -> DataConfig:
         """The data options of a run with ``seed`` (its subset, noise and holdout are seeded by it)."""
         return DataConfig(train_size=self.train_size, noise=self.noise, noise_rate=self.noise_rate, root=self.data_root,
-                          holdout=self.holdout, trusted=self.trusted, seed=seed)
+                          holdout=self.holdout, trusted=self.trusted, seed=seed, vocab_size=self.vocab_size,
+                          seq_len=self.seq_len)
 
     def trainer_config(self, **changes: Any) -> TrainerConfig:
         """The inner training's options, with ``changes`` on top."""
