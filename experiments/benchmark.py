@@ -4,7 +4,9 @@
     python -m experiments.benchmark --suite static --dataset digits --keep-ratios 0.3 0.5 0.7 --seeds 0 1 2
 
 Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
-interrupted benchmark resumes where it stopped. At the end the script writes ``runs.csv``, ``summary.json`` and
+interrupted benchmark resumes where it stopped (or grows: more seeds, methods or ratios of the same suite and
+options). A folder that holds another benchmark is never mixed into: an unnamed one gives way to ``<folder>_1``,
+``_2``..., a named ``--out`` is refused unless ``--overwrite`` (which starts the suite afresh). At the end the script writes ``runs.csv``, ``summary.json`` and
 ``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png`` and ``accuracy_vs_ratio.png``.
 With ``--ray local|auto|HOST:PORT`` each run is a Ray task instead (``experiments.ray_runs``): same records,
 streamed into the same ``runs.jsonl``; runs that fail go to ``failed.jsonl`` and the next call retries them.
@@ -63,7 +65,7 @@ from envs.methods.coreset import train_and_evaluate
 from envs.methods.diagnosis import diagnose_coreset
 from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKSelector
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
-                             make_parser, trainer_config)
+                             make_parser, output_folder, trainer_config)
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 from experiments.run import RunConfig, env_kwargs, run_training
 
@@ -390,6 +392,33 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
             f.write(json.dumps(rec) + "\n")
         done[spec.key] = rec
     return [done[s.key] for s in specs if s.key in done]
+
+
+#: what a benchmark writes into its folder: an earlier benchmark's results
+BENCHMARK_OUTPUTS = ("runs.jsonl", "failed.jsonl", "runs.csv", "summary.json", "summary.md", "diagnosis.md")
+
+
+def continues(folder: Path, suite: str, config: dict[str, Any]) -> bool:
+    """Whether ``folder/runs.jsonl`` holds runs of this suite and these options: a rerun there continues it."""
+    log = folder / "runs.jsonl"
+    if not log.is_file():
+        return False
+    same = json.dumps(config, sort_keys=True)
+    records = (json.loads(line) for line in log.read_text().splitlines() if line.strip())
+    return any(r.get("suite") == suite and json.dumps(r.get("config"), sort_keys=True) == same for r in records)
+
+
+def benchmark_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, default: Path, suite: str,
+                     config: dict[str, Any]) -> Path:
+    """The folder of this benchmark: the one named (or the default) when it is new or continues this suite, a fresh
+    ``<default>_N`` when the default holds another benchmark; ``--overwrite`` starts the suite afresh there."""
+    folder = args.out or default
+    if continues(folder, suite, config) and not args.overwrite:
+        return folder
+    out = output_folder(parser, args, default, BENCHMARK_OUTPUTS, "benchmark")
+    for name in BENCHMARK_OUTPUTS if args.overwrite else ():
+        (out / name).unlink(missing_ok=True)
+    return out
 
 
 def _selection_cost(result: dict[str, Any], full: int) -> dict[str, Any]:
@@ -777,7 +806,8 @@ def main(argv: list[str] | None = None) -> str:
         return args.keep_ratios
 
     specs = [RunSpec(args.suite, m, r, s, config) for m in methods for r in ratios(m) for s in args.seeds]
-    out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
+    default = Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
+    out = benchmark_folder(parser, args, default, args.suite, config)
     try:
         records = execute(specs, out, progress=not args.no_progress, ray=ray)
     except RayResourceError as err:

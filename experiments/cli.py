@@ -26,6 +26,7 @@ from envs.core.ledger import format_ledger
 from envs.core.models import MODEL_NAMES
 from envs.core.schedules import SCHEDULES
 from envs.core.trainer import TrainerConfig
+from experiments.run.folders import choose_folder
 
 
 def plain(text: str) -> str:
@@ -137,14 +138,37 @@ def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> N
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default: Path | None, holds: str,
-                         progress: bool = True) -> argparse._ArgumentGroup:
-    """``--out FOLDER`` (``holds``: what the CLI writes there) and, for CLIs that show progress bars,
-    ``--no-progress``, the same in every CLI; returns their group."""
+                         progress: bool = True, overwrite: bool = True) -> argparse._ArgumentGroup:
+    """``--out FOLDER`` (``holds``: what the CLI writes there), ``--overwrite`` (for CLIs whose folder
+    :func:`output_folder` chooses; not for those that continue what their folder holds) and, for CLIs that show
+    progress bars, ``--no-progress``, the same in every CLI; returns their group."""
     g = parser.add_argument_group("output")
     g.add_argument("--out", type=Path, default=default, metavar="FOLDER", help=f"output folder: {holds}")
+    if overwrite:
+        g.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier run's results in --out (without it, a named --out holding results is "
+                            "refused and a default one gives way to <folder>_1, _2...)")
     if progress:
         g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return g
+
+
+def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, default: Path | None,
+                  outputs: tuple[str, ...], what: str = "run") -> Path | None:
+    """The folder this CLI writes ``outputs`` to (:func:`~experiments.run.folders.choose_folder`, with ``--out``,
+    ``--overwrite`` and the CLI's ``default``; None when neither is set: nothing written), or the parser's error.
+
+    :param default: the CLI's default folder (None: results are written only to a named ``--out``)
+    :param outputs: the names the CLI writes into the folder
+    :param what: what the folder holds, for the messages
+    """
+    if args.out is None and default is None:
+        return None
+    try:
+        return choose_folder(args.out, default if args.out is None else args.out, outputs, overwrite=args.overwrite,
+                             what=what)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def add_coreset_arguments(parser: argparse.ArgumentParser, random_help: str) -> None:

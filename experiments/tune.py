@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     for flag, value in (("--trials", args.trials), ("--startup-trials", args.startup_trials)):
         if value < 1:
             parser.error(f"{flag}={value} is invalid; valid: an integer >= 1")
-    owned = {"--env", "--algo", "--mode", "--seed", "--hyperparams", "--out", "--reference", "--resume", "--load-agent",
+    owned = {"--env", "--algo", "--mode", "--seed", "--hyperparams", "--out", "--overwrite", "--reference", "--resume",
+             "--load-agent",
              "--no-learn", "--checkpoint-every"}
     taken = sorted(owned & {a.partition("=")[0] for a in rest})
     if taken:

@@ -126,13 +126,14 @@ def test_a_stop_signal_during_the_reference_says_how_to_continue(tmp_path, monke
     assert (out / "agent_run.json").is_file()  # --resume continues with the reference alone
 
 
-def test_a_rerun_into_the_same_folder_says_it_replaces_the_earlier_run(tmp_path, capsys):
+def test_a_rerun_with_overwrite_says_it_replaces_the_earlier_run(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*TINY, "--reference", "none", "--out", str(out)]
     main(argv)
     capsys.readouterr()
-    main(argv)
-    assert f"note: {out} held an earlier run; this run replaces its agent.zip, tb, metrics.json" in capsys.readouterr().err
+    main([*argv, "--overwrite"])
+    assert f"note: --overwrite: {out} held an earlier run; this run replaces its agent.zip, tb, metrics.json" \
+        in capsys.readouterr().err
     assert [p.name for p in (out / "tb").iterdir()] == ["agent_1"]  # not agent_1 and agent_2
 
 

@@ -33,10 +33,13 @@ from envs.methods.coreset import save_coreset
 from experiments.run.full_data import run_full_data
 from experiments.run.checkpointing import RunCheckpointer, checkpoint_on_signals, exit_on_signals
 from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, yaml_ready
+from experiments.run.folders import choose_folder, found_outputs
 from experiments.run.tracking import RunCallback, RunTracker, act_without_learning, run_summary
 
-#: what a finished run leaves in its folder (``config.yml`` besides); a new run in the same folder replaces them
-RUN_OUTPUTS = ("agent.zip", "tb", "metrics.json", "scores.npy", "coreset.npy", "coreset.json", "agent_run.json")
+#: what a run leaves in its folder (``config.yml`` besides; ``checkpoints`` while unfinished): an earlier run's
+#: results, which a new run replaces only with ``overwrite``
+RUN_OUTPUTS = ("agent.zip", "tb", "metrics.json", "scores.npy", "coreset.npy", "coreset.json", "agent_run.json",
+               "checkpoints")
 
 
 def resume_command(folder: Path) -> str:
@@ -101,16 +104,16 @@ def load_run_config(folder: Path) -> RunConfig:
 
 
 def clear_earlier_run(folder: Path) -> list[str]:
-    """Remove an earlier run's outputs from ``folder`` and return their names: a new run replaces them
-    (without this, ``tb/`` would keep every earlier run's logs beside the new one)."""
-    found = [name for name in RUN_OUTPUTS if (folder / name).exists()]
+    """Remove an earlier run's outputs from ``folder`` and return their names: a run with ``overwrite`` replaces
+    them (without this, ``tb/`` would keep every earlier run's logs beside the new one)."""
+    found = found_outputs(folder, RUN_OUTPUTS)
     for name in found:
         path = folder / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return found
 
 
-def _check(config: RunConfig, resume: bool, checkpoints: CheckpointDir) -> None:
+def _check(config: RunConfig, resume: bool) -> None:
     """Refuse a configuration that cannot run, before anything is built (after :meth:`RunConfig.validate`)."""
     try:
         resolve_device(config.agent_device)
@@ -121,9 +124,9 @@ def _check(config: RunConfig, resume: bool, checkpoints: CheckpointDir) -> None:
         raise ValueError(f"load_agent={config.load_agent}: {problem}; valid: an agent.zip saved by experiments.train")
     if config.no_learn and resume:
         raise ValueError("resume continues learning runs; no_learn runs are not checkpointed")
-    if not resume and not config.no_learn and checkpoints.steps():
-        raise ValueError(f"{config.folder} holds checkpoints of an unfinished run; continue it with --resume "
-                         f"{config.folder}, or pick another --out (or delete {checkpoints.folder} to start over)")
+    if not resume and config.out is not None and not config.overwrite and (config.out / "checkpoints").is_dir():
+        raise ValueError(f"{config.out} holds checkpoints of an unfinished run; continue it with --resume "
+                         f"{config.out}, or pick another --out (or pass --overwrite to start over)")
 
 
 def _build_agent(config: RunConfig, env: gym.Env, mode: str) -> BaseAlgorithm:
@@ -154,13 +157,17 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     be the recorded one). A stop signal raises :class:`~experiments.run.checkpointing.RunInterrupted`
     after the checkpoint is saved.
 
-    :param config: the run
+    :param config: the run; a new run's ``out`` becomes the folder it writes to
+        (:func:`~experiments.run.folders.choose_folder`: never over an earlier run's results unasked)
     :param resume: continue the unfinished run in ``config.folder``
     """
     config.validate()
+    _check(config, resume)
+    if not resume:
+        config.out = choose_folder(config.out, config.default_folder, RUN_OUTPUTS, overwrite=config.overwrite,
+                                   reads=config.load_agent)
     folder = config.folder
     checkpoints = CheckpointDir(folder / "checkpoints", keep=config.keep_checkpoints)
-    _check(config, resume, checkpoints)
     # the env is created and the agent is run here, and only here. Under torchrun every rank runs
     # this function in the same order (the inner model trains with DDP); only rank 0's agent acts
     # (ReplicatedEnv repeats its calls on the other ranks) and only rank 0 writes or prints.
@@ -189,9 +196,10 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     identity = checkpoint_identity(record)
     folder.mkdir(parents=True, exist_ok=True)
     if not resume and leader:
-        replaced = clear_earlier_run(folder)
+        replaced = clear_earlier_run(folder)  # only with overwrite: choose_folder refused or moved on otherwise
         if replaced:
-            print(f"note: {folder} held an earlier run; this run replaces its {', '.join(replaced)}", file=sys.stderr)
+            print(f"note: --overwrite: {folder} held an earlier run; this run replaces its {', '.join(replaced)}",
+                  file=sys.stderr)
         (folder / "config.yml").write_text(yaml.safe_dump(record, sort_keys=False))
     tracker = RunTracker(steps, f"{config.env}/{config.algo} {config.dataset}/{config.model}", progress)
     checkpointer = RunCheckpointer(checkpoints, identity, env, tracker, config.checkpoint_every)
