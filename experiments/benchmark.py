@@ -784,7 +784,10 @@ def main(argv: list[str] | None = None) -> str:
               "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
               "score_epochs": min(args.score_epochs, args.epochs),
               "trainer": trainer_config(args).as_dict()}
-    # learnability options join the configuration (and the run keys) only when set: earlier runs keep their keys
+    # learnability options and --threads join the configuration (and the run keys) only when set: earlier runs keep
+    # their keys
+    if config["trainer"]["threads"] == TrainerConfig.threads:
+        del config["trainer"]["threads"]
     config.update({k: v for k, v in (("holdout", args.holdout), ("trusted", args.trusted)) if v})
     reference = {k: v for k, v in (("kind", args.reference), ("epochs", args.reference_epochs)) if v is not None}
     if reference:

@@ -109,7 +109,9 @@ def train_tiny_agent(out: Path | None, epochs: int, seed: int, progress: bool = 
 
     out = choose_folder(out, Path("runs/own_loop_agent"), RUN_OUTPUTS, flag="--agent-out")
 
-    config = RunConfig(model="mlp", seed=seed, trainer=TrainerConfig(epochs=epochs, batch_size=64),
+    # the agent's run keeps the threads of the loop (--threads), not the trainer's default
+    config = RunConfig(model="mlp", seed=seed, trainer=TrainerConfig(epochs=epochs, batch_size=64,
+                                                                     threads=torch.get_num_threads()),
                        env_options={"state": "signals"}, reference=False, out=out, checkpoint_every=0, progress=progress)
     return run_training(config).folder / "agent.zip"
 

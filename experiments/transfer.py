@@ -87,13 +87,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--keep-ratios", type=float, nargs="+", default=[0.3, 0.5], help="fractions kept per pruned epoch")
     parser.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
     add_seeds_argument(parser, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     add_trainer_arguments(parser, seed=False)
     add_output_arguments(parser, None, "runs.jsonl, table.md (default: results/transfer)", progress=False)
     args = parser.parse_args(argv)
     out = output_folder(parser, args, Path("results/transfer"), ("runs.jsonl", "table.md"), "comparison")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     config = trainer_config(args)
     methods = [*args.agents, "random"]
     rows: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ from experiments.train import build_parser, run_config
 ROOT = Path(__file__).resolve().parents[1]
 #: a value other than the default for every TrainerConfig field
 CHANGED = dict(batch_size=16, epochs=2, lr=0.05, momentum=0.8, nesterov=False, weight_decay=1e-4, schedule="cosine",
-               label_smoothing=0.0, amp=True, augment=False, eval_batch_size=64)
+               label_smoothing=0.0, amp=True, augment=False, eval_batch_size=64, threads=2)
 DATA = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--device", "cpu"]
 
 
