@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="torch's own choice to compare with: the cores this process may use")
     parser.add_argument("--load", type=int, default=1, help="busy-looping processes of the loaded machine")
     parser.add_argument("--repeats", type=int, default=2, help="runs per cell; the fastest counts")
-    add_output_arguments(parser, None, "bench_threads.json (default: results/bench_threads)", progress=False)
+    add_output_arguments(parser, None, "bench_threads.json (default: results/bench_threads)")
     args = parser.parse_args(argv)
     for name in ("epochs", "train_size", "default_threads", "load", "repeats"):
         if getattr(args, name) < 1:

@@ -47,8 +47,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def make_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The parser of a CLI whose module docstring is ``doc``: plain-text description, defaults shown."""
-    return argparse.ArgumentParser(description=plain(doc or ""), formatter_class=HelpFormatter)
+    """The parser of a CLI whose module docstring is ``doc``: plain-text description, defaults shown, and
+    ``--no-progress``, which every CLI takes (a script may pass it to any of them; those without bars ignore it)."""
+    parser = argparse.ArgumentParser(description=plain(doc or ""), formatter_class=HelpFormatter)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
 
 
 def console_script(main: Callable[[], Any]) -> Callable[[], None]:
@@ -138,18 +141,16 @@ def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> N
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default: Path | None, holds: str,
-                         progress: bool = True, overwrite: bool = True) -> argparse._ArgumentGroup:
-    """``--out FOLDER`` (``holds``: what the CLI writes there), ``--overwrite`` (for CLIs whose folder
-    :func:`output_folder` chooses; not for those that continue what their folder holds) and, for CLIs that show
-    progress bars, ``--no-progress``, the same in every CLI; returns their group."""
+                         overwrite: bool = True) -> argparse._ArgumentGroup:
+    """``--out FOLDER`` (``holds``: what the CLI writes there) and ``--overwrite`` (for CLIs whose folder
+    :func:`output_folder` chooses; not for those that continue what their folder holds), the same in every CLI;
+    returns their group."""
     g = parser.add_argument_group("output")
     g.add_argument("--out", type=Path, default=default, metavar="FOLDER", help=f"output folder: {holds}")
     if overwrite:
         g.add_argument("--overwrite", action="store_true",
                        help="replace an earlier run's results in --out (without it, a named --out holding results is "
                             "refused and a default one gives way to <folder>_1, _2...)")
-    if progress:
-        g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return g
 
 

@@ -134,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     selection.add_argument("--keep-ratio", type=float, default=0.5, help="fraction of samples kept per pruned epoch")
     selection.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar while the tiny agent trains")
     return parser
 
 

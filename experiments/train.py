@@ -82,6 +82,11 @@ def print_results(result: RunResult) -> None:
         print(format_run("full data", reference) if "test" in reference else f"  full data  {reference['error']}")
     if "error" in run:
         print(f"  warning: {run['error']}")
+    if c.env == "CoverSelect-v0":
+        print("  note: a CoverSelect run trains its selection model on all the data every epoch (on the selected "
+              "samples with --train-on selected), in full batches: an epoch's last batch is topped up with its first "
+              "samples, so it can back-propagate more than full data. What it saves is training on the coreset it "
+              "returns (experiments.evaluate_coreset)")
     if "coreset" in metrics:
         s = metrics["coreset"]
         print(f"  coreset    {s['size']} samples ({s['ratio']:.1%}) -> {s['path']}")

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
     add_seeds_argument(parser, default=[0, 1, 2])
     add_trainer_arguments(parser, seed=False)
-    add_output_arguments(parser, None, "runs.jsonl, table.md (default: results/transfer)", progress=False)
+    add_output_arguments(parser, None, "runs.jsonl, table.md (default: results/transfer)")
     args = parser.parse_args(argv)
     out = output_folder(parser, args, Path("results/transfer"), ("runs.jsonl", "table.md"), "comparison")
     config = trainer_config(args)

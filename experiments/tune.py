@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     parser.add_argument("--study-name", default=None, help="the study's name in --storage")
     parser.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                         help="output folder: trials.jsonl, best.json (default: runs/tune_<env>_<algo>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the trials' runs show none)")
     args, rest = parser.parse_known_args(argv)
     for flag, value in (("--trials", args.trials), ("--startup-trials", args.startup_trials)):
         if value < 1:

@@ -85,7 +85,9 @@ def test_policy_that_does_not_fit_the_env_and_misplaced_options_are_cli_errors(t
     trained = tmp_path / "trained"
     main([*TINY, "--reference", "none", "--out", str(trained)])  # features of the mlp: state_dim 128
     for argv, message in [
-        ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"], "does not fit"),
+        ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"],
+         "it was trained for DataAgent-v0, layout per_sample, observation (128,), action (1,); this run is DataAgent-v0, "
+         "layout per_sample, observation (10,)"),
         ([*TINY, "--epsilon", "0.3"], "option of CoverSelect-v0"),
         ([*TINY, "--class-budget"], "class_budget is an option of CoverSelect-v0, not of DataAgent-v0"),
         ([*TINY, "--reward", "cover"], "reward='cover' is invalid; valid choices: composite, loss, entropy"),

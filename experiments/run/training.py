@@ -22,10 +22,11 @@ import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.save_util import load_from_zip_file
 
 import envs  # noqa: F401  (registers the env ids)
 from agents import episode_steps, load_hyperparams, make_agent, preset_mode
-from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
+from envs.core.checkpoint import CheckpointDir, CheckpointError
 from envs.core.distributed import ReplicatedEnv, is_leader, world_size
 from envs.core.files import write_json
 from envs.core.trainer import DivergenceError, resolve_device
@@ -93,6 +94,19 @@ def agent_file_problem(path: Path) -> str | None:
     return None
 
 
+def agent_trained_for(path: Path) -> str:
+    """What the saved agent at ``path`` was trained for: its env and layout (from the ``config.yml`` beside it,
+    when there is one) and its observation and action shapes (from the agent itself)."""
+    data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
+    shapes = f"observation {data['observation_space'].shape}, action {data['action_space'].shape}"
+    record = path.parent / "config.yml"
+    if not record.is_file():
+        return shapes
+    run = yaml.safe_load(record.read_text())
+    state = (run.get("env_kwargs") or {}).get("state")
+    return f"{run.get('env')}, layout {run.get('mode')}{f', state {state}' if state else ''}, {shapes}"
+
+
 def load_run_config(folder: Path) -> RunConfig:
     """The configuration recorded in ``folder/config.yml`` by the run that wrote ``folder``, to resume it."""
     config_file = folder / "config.yml"
@@ -124,6 +138,11 @@ def _check(config: RunConfig, resume: bool) -> None:
         raise ValueError(f"load_agent={config.load_agent}: {problem}; valid: an agent.zip saved by experiments.train")
     if config.no_learn and resume:
         raise ValueError("resume continues learning runs; no_learn runs are not checkpointed")
+    folder = config.folder
+    if resume and (folder / "metrics.json").is_file() and not (folder / "checkpoints").is_dir() \
+            and not (folder / "agent_run.json").is_file():
+        raise ValueError(f"resume {folder}: the run has finished (its results are in {folder / 'metrics.json'}); "
+                         f"nothing to resume. A new run needs another --out (or --overwrite)")
     if not resume and config.out is not None and not config.overwrite and (config.out / "checkpoints").is_dir():
         raise ValueError(f"{config.out} holds checkpoints of an unfinished run; continue it with --resume "
                          f"{config.out}, or pick another --out (or pass --overwrite to start over)")
@@ -143,8 +162,9 @@ def _build_agent(config: RunConfig, env: gym.Env, mode: str) -> BaseAlgorithm:
         try:
             agent.set_parameters(str(config.load_agent), exact_match=True, device=config.agent_device)
         except (RuntimeError, ValueError) as err:
-            raise ValueError(f"load_agent={config.load_agent}: its policy does not fit {config.env} with these options "
-                             f"(observation {env.observation_space.shape}): {err}") from None
+            raise ValueError(f"load_agent={config.load_agent}: it was trained for {agent_trained_for(config.load_agent)}; "
+                             f"this run is {config.env}, layout {mode}, observation {agent.observation_space.shape}, "
+                             f"action {agent.action_space.shape}; valid: an agent of the same env, layout and shapes") from None
     return agent
 
 
@@ -206,15 +226,17 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     agent_done = folder / "agent_run.json"  # the agent run's results, once it has finished
     finished = resume and agent_done.is_file()
     if resume and not finished:
-        latest = checkpoints.latest()
-        if latest is None:
+        if not checkpoints.steps():
             raise ValueError(f"resume {folder}: no checkpoint in {checkpoints.folder}; the run stopped before its first one")
         checkpointer.init_callback(agent)
         try:
-            checkpointer.restore(load_checkpoint(latest, identity))
+            latest, payload, skipped = checkpoints.load_newest(identity)
         except CheckpointError as err:
             raise ValueError(f"resume {folder}: {err}") from None
+        checkpointer.restore(payload)
         if leader:
+            for reason in skipped:
+                print(f"note: skipped a checkpoint that does not load: {reason}", file=sys.stderr)
             print(f"resuming {folder} from {latest.name} (epoch {base.trainer.epoch}, "
                   f"{agent.num_timesteps // num_envs} of {steps} steps)", file=sys.stderr)
     if finished:
