@@ -115,7 +115,7 @@ class _CheckedKeywords(ABCMeta):
         for name in unknown:
             for options in (TrainerConfig, DataConfig, ReferenceConfig):
                 if name in options.__dataclass_fields__:
-                    raise TypeError(f"{cls.__name__}: `{name}` is a {options.keyword} option: pass "
+                    raise TypeError(f"{cls.__name__}: {name} is a {options.keyword} option: pass "
                                     f"{options.keyword}={{{name!r}: {kwargs[name]!r}}}")
         if unknown:
             valid = ", ".join(p for p in accepted if p != "self")
