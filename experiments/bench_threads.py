@@ -7,9 +7,9 @@ each other at every operation, and a run becomes several times slower; ``torchru
 its runs were not. This measures what the trainer's ``threads`` default (``--threads``) should be: each model's
 full-data training (``--epochs`` on ``--train-size`` digits samples) and, with ``--main-job``, the README's main job
 (``python -m experiments.train --epochs 30``), each with 1 thread and with torch's own choice (``--default-threads``,
-the cores this process may use), on the machine as it is ("idle") and beside ``--load`` busy-looping processes.
-Each cell is the best of ``--repeats`` runs; the 1-minute load average is recorded before each run, since a shared
-machine is never quite idle.
+the cores this process may use), on the machine as found ("as found": nothing added, but a shared machine is
+rarely idle) and beside ``--load`` busy-looping processes ("+N busy").
+Each cell is the best of ``--repeats`` runs; the 1-minute load average is recorded before each run.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def measure(jobs: list[str], default_threads: int, load: int, repeats: int, epoc
         if job != "main job":
             time_model(job, 1, 1, min(train_size, 128))
     rows = []
-    for state, busy in (("idle", 0), (f"{load} busy", load)):
+    for state, busy in (("as found", 0), (f"+{load} busy", load)):
         with busy_processes(busy):
             for job in jobs:
                 for threads in (1, default_threads):
@@ -80,7 +80,7 @@ def measure(jobs: list[str], default_threads: int, load: int, repeats: int, epoc
                                      time_model(job, threads, epochs, train_size))
                     rows.append({"job": job, "machine": state, "threads": threads, "seconds": min(walls),
                                  "all_seconds": walls, "load_average": loads})
-                    print(f"{job:<9} {state:<7} {threads} thread(s): {min(walls):7.1f} s (load average "
+                    print(f"{job:<9} {state:<8} {threads} thread(s): {min(walls):7.1f} s (load average "
                           f"{', '.join(f'{x:.1f}' for x in loads)})", flush=True)
     return rows
 

@@ -801,6 +801,8 @@ def main(argv: list[str] | None = None) -> str:
         ray = ray_options(args)
     except ValueError as err:
         parser.error(str(err))
+    if ray is not None and ray.cpus != TrainerConfig.threads:  # a Ray run's torch threads are its CPUs (unless --threads)
+        config["trainer"].setdefault("threads", ray.cpus)
     def ratios(method: str) -> list[float]:
         if method == "full":  # full data does not depend on the ratio
             return args.keep_ratios[:1]
