@@ -10,7 +10,9 @@ This CLI parses its options into an experiments.run.RunConfig and runs it with e
 (the run library; call it from Python the same way). Agent hyper-parameters come from
 agents/hyperparams/{algo}.yml, RL Zoo files (--hyperparams key=value overrides them). The run writes to the
 --out folder: the agent (agent.zip, SB3 format), config.yml, metrics.json, scores.npy, TensorBoard logs (tb/)
-and, for CoverSelect-v0, the coreset (coreset.npy + coreset.json). With --reference full a full-data run of
+and, for CoverSelect-v0, the coreset (coreset.npy + coreset.json). A new run never replaces an earlier run's
+results: when the default folder holds one it writes to runs/<env>_<algo>_s<seed>_1, _2... and says so; a named
+--out that holds one is refused unless --overwrite, which never deletes the --load-agent file. With --reference full a full-data run of
 the same dataset, model, seed and trainer options is the yardstick for accuracy and cost. --load-agent starts
 from a saved agent (its policy must fit the env's state_dim: --state signals makes Data Agent's state
 model-agnostic); with --no-learn the policy only acts.
