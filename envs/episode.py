@@ -41,6 +41,7 @@ them; a custom reward without them is treated as stateless.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import asdict
@@ -101,7 +102,26 @@ class HostTransfer:
         return out
 
 
-class BatchEpisodeEnv(gym.Env, metaclass=ABCMeta):
+class _CheckedKeywords(ABCMeta):
+    """Constructing an env checks its keywords first: anyone used to flat keyword arguments writes
+    ``gym.make("DataAgent-v0", epochs=3)``, and a bare "unexpected keyword" ``TypeError`` does not say that
+    ``epochs`` belongs in ``trainer={...}``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        accepted = inspect.signature(cls.__init__).parameters
+        unknown = [name for name in kwargs if name not in accepted]
+        for name in unknown:
+            for options in (TrainerConfig, DataConfig, ReferenceConfig):
+                if name in options.__dataclass_fields__:
+                    raise TypeError(f"{cls.__name__}: {name} is a {options.keyword} option: pass "
+                                    f"{options.keyword}={{{name!r}: {kwargs[name]!r}}}")
+        if unknown:
+            valid = ", ".join(p for p in accepted if p != "self")
+            raise TypeError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
+        return super().__call__(*args, **kwargs)
+
+
+class BatchEpisodeEnv(gym.Env, metaclass=_CheckedKeywords):
     """One batch per step, one training run per episode: ``reset``, ``step``, the info contract
     (module docstring) and ``state_dict()`` / ``load_state_dict()``.
 

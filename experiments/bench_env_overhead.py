@@ -28,12 +28,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     g.add_argument("--state", choices=STATES, default="features", help="the agent state DataAgent-v0 builds")
     g.add_argument("--keep-ratio", type=float, default=0.5, help="fraction of samples kept per pruned epoch")
     g.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
         config = RunConfig(dataset=args.dataset, data=data_config(args), model=args.model, device=args.device, trainer=trainer_config(args),
                            env_options={"state": args.state, "keep_ratio": args.keep_ratio, "anneal": args.anneal})

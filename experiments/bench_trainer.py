@@ -35,7 +35,7 @@ import torch
 
 from envs.core.data import load_dataset, load_raw
 from envs.core.trainer import TrainerConfig, resolve_device
-from experiments.cli import add_output_arguments, console_script, make_parser, seed_value
+from experiments.cli import add_output_arguments, console_script, make_parser, output_folder, seed_value
 from experiments.run.throughput import CIFAR10_JPEG, bench_pair
 
 
@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast on both sides (CUDA)")
     parser.add_argument("--cifar10-dir", default=CIFAR10_JPEG, help="folder holding the CIFAR-10 train.zip and test.zip (or their .tar.xz)")
     parser.add_argument("--seed", type=seed_value, default=0, help="seeds both sides' models and batch order")
-    add_output_arguments(parser, Path("results"), "bench_trainer.json, the report")
+    add_output_arguments(parser, None, "bench_trainer.json, the report (default: results)")
     args = parser.parse_args(argv)
+    out = output_folder(parser, args, Path("results"), ("bench_trainer.json",), "measurement")
 
     configs = default_configs(args.cifar10_dir)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -146,9 +147,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "data": "both sides read already-decoded uint8 arrays held in memory",
         "trainer": config.as_dict(), "results": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_trainer.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out / 'bench_trainer.json'}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_trainer.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'bench_trainer.json'}")
     return rows
 
 

@@ -4,8 +4,11 @@
     python -m experiments.benchmark --suite static --dataset digits --keep-ratios 0.3 0.5 0.7 --seeds 0 1 2
 
 Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
-interrupted benchmark resumes where it stopped. At the end the script writes ``runs.csv``, ``summary.json`` and
-``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png`` and ``accuracy_vs_ratio.png``.
+interrupted benchmark resumes where it stopped (or grows: more seeds, methods or ratios of the same suite and
+options). A folder that holds another benchmark is never mixed into: an unnamed one gives way to ``<folder>_1``,
+``_2``..., a named ``--out`` is refused unless ``--overwrite`` (which starts the suite afresh). At the end the script
+writes ``runs.csv``, ``summary.json`` and ``summary.md`` (mean ± std over seeds), and draws ``accuracy_vs_cost.png``
+and ``accuracy_vs_ratio.png``.
 With ``--ray local|auto|HOST:PORT`` each run is a Ray task instead: same records, streamed into the same
 ``runs.jsonl``; runs that fail go to ``failed.jsonl`` and the next call retries them.
 
@@ -23,10 +26,25 @@ from pathlib import Path
 from envs.core.data import DataConfig
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig
 from envs.core.text import TEXT_DATASETS
+from envs.core.trainer import TrainerConfig
 from experiments.cli import (add_output_arguments, add_ray_arguments, add_seeds_argument, add_trainer_arguments,
-                             console_script, make_parser, ray_options, trainer_config)
+                             console_script, make_parser, output_folder, ray_options, trainer_config)
 from experiments.run.benchmark import DEFAULT_METHODS, RUNNERS, BenchConfig, RunSpec, execute, write_outputs
+from experiments.run.benchmark.execution import BENCHMARK_OUTPUTS, continues
 from experiments.run.ray_tasks import RayResourceError
+
+
+def benchmark_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, default: Path, suite: str,
+                     config: BenchConfig) -> Path:
+    """The folder of this benchmark: the one named (or the default) when it is new or continues this suite, a fresh
+    ``<default>_N`` when the default holds another benchmark; ``--overwrite`` starts the suite afresh there."""
+    folder = args.out or default
+    if continues(folder, suite, config) and not args.overwrite:
+        return folder
+    out = output_folder(parser, args, default, BENCHMARK_OUTPUTS, "benchmark")
+    for name in BENCHMARK_OUTPUTS if args.overwrite else ():
+        (out / name).unlink(missing_ok=True)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +91,8 @@ def main(argv: list[str] | None = None) -> str:
     trainer = trainer_config(args).as_dict()
     if trainer["augment"] is None and args.dataset not in TEXT_DATASETS:
         trainer["augment"] = True  # what the data's default means on images: earlier runs keep their keys
+    if trainer["threads"] == TrainerConfig.threads:  # --threads joins the run keys only when set: earlier runs keep theirs
+        del trainer["threads"]
     try:
         config = BenchConfig(dataset=args.dataset, data_root=args.data_root, model=args.model, train_size=args.train_size,
                              noise=args.noise, noise_rate=args.noise_rate, device=args.device, anneal=args.anneal,
@@ -86,6 +106,9 @@ def main(argv: list[str] | None = None) -> str:
         ray = ray_options(args)
     except ValueError as err:
         parser.error(str(err))
+    if ray is not None and ray.cpus != TrainerConfig.threads:  # a Ray run's torch threads are its CPUs (unless --threads)
+        trainer.setdefault("threads", ray.cpus)
+
     def ratios(method: str) -> list[float]:
         if method == "full":  # full data does not depend on the ratio
             return args.keep_ratios[:1]
@@ -94,7 +117,8 @@ def main(argv: list[str] | None = None) -> str:
         return args.keep_ratios
 
     specs = [RunSpec(args.suite, m, r, s, config) for m in methods for r in ratios(m) for s in args.seeds]
-    out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
+    default = Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
+    out = benchmark_folder(parser, args, default, args.suite, config)
     try:
         records = execute(specs, out, progress=not args.no_progress, ray=ray)
     except RayResourceError as err:

@@ -27,6 +27,7 @@ from envs.core.models import MODEL_NAMES
 from envs.core.schedules import SCHEDULES
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig
+from experiments.run.folders import choose_folder
 from experiments.run.ray_tasks import RayOptions
 
 
@@ -48,8 +49,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def make_parser(doc: str | None) -> argparse.ArgumentParser:
-    """The parser of a CLI whose module docstring is ``doc``: plain-text description, defaults shown."""
-    return argparse.ArgumentParser(description=plain(doc or ""), formatter_class=HelpFormatter)
+    """The parser of a CLI whose module docstring is ``doc``: plain-text description, defaults shown, and
+    ``--no-progress``, which every CLI takes (a script may pass it to any of them; those without bars ignore it)."""
+    parser = argparse.ArgumentParser(description=plain(doc or ""), formatter_class=HelpFormatter)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
 
 
 def console_script(main: Callable[[], Any]) -> Callable[[], None]:
@@ -142,14 +146,35 @@ def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> N
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default: Path | None, holds: str,
-                         progress: bool = True) -> argparse._ArgumentGroup:
-    """``--out FOLDER`` (``holds``: what the CLI writes there) and, for CLIs that show progress bars,
-    ``--no-progress``, the same in every CLI; returns their group."""
+                         overwrite: bool = True) -> argparse._ArgumentGroup:
+    """``--out FOLDER`` (``holds``: what the CLI writes there) and ``--overwrite`` (for CLIs whose folder
+    :func:`output_folder` chooses; not for those that continue what their folder holds), the same in every CLI;
+    returns their group."""
     g = parser.add_argument_group("output")
     g.add_argument("--out", type=Path, default=default, metavar="FOLDER", help=f"output folder: {holds}")
-    if progress:
-        g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if overwrite:
+        g.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier run's results in --out (without it, a named --out holding results is "
+                            "refused and a default one gives way to <folder>_1, _2...)")
     return g
+
+
+def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, default: Path | None,
+                  outputs: tuple[str, ...], what: str = "run") -> Path | None:
+    """The folder this CLI writes ``outputs`` to (:func:`~experiments.run.folders.choose_folder`, with ``--out``,
+    ``--overwrite`` and the CLI's ``default``; None when neither is set: nothing written), or the parser's error.
+
+    :param default: the CLI's default folder (None: results are written only to a named ``--out``)
+    :param outputs: the names the CLI writes into the folder
+    :param what: what the folder holds, for the messages
+    """
+    if args.out is None and default is None:
+        return None
+    try:
+        return choose_folder(args.out, default if args.out is None else args.out, outputs, overwrite=args.overwrite,
+                             what=what)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def add_coreset_arguments(parser: argparse.ArgumentParser, random_help: str) -> None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from agents import ALGOS, LAYOUTS
 from envs.core.files import write_json
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
-                             data_config, make_parser, trainer_config)
+                             data_config, make_parser, output_folder, trainer_config)
 from experiments.run import ENV_IDS, RunConfig, run_training
 
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     add_seeds_argument(parser, default=[0, 1, 2])
     add_output_arguments(parser, None, "runs.json, every run (default: none written)")
     args = parser.parse_args(argv)
+    out = output_folder(parser, args, None, ("runs.json",), "comparison")
     base = RunConfig(dataset=args.dataset, data=data_config(args), model=args.model, device=args.device, trainer=trainer_config(args),
                      reference=False, checkpoint_every=0, progress=False)
     grid = [(e, a, m, s) for e in args.envs for a in args.algos for m in LAYOUTS for s in args.seeds]
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         parser.error(str(err))
     print(table(rows))
     command = ["python", "-m", "experiments.compare_layouts", *(sys.argv[1:] if argv is None else argv)]
-    write_json(None if args.out is None else args.out / "runs.json", {"command": " ".join(command), "runs": rows})
+    write_json(None if out is None else out / "runs.json", {"command": " ".join(command), "runs": rows})
     return rows
 
 

@@ -18,7 +18,8 @@ from envs.core.trainer import TrainerConfig, resolve_device
 from envs.methods.baselines.static import run_proxy
 from envs.methods.coreset import load_coreset_data, random_coreset
 from envs.methods.diagnosis import diagnose_coreset
-from experiments.cli import add_coreset_arguments, add_output_arguments, console_script, make_parser, trainer_config
+from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, output_folder,
+                             trainer_config)
 
 
 def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int = 0, random: bool = False,
@@ -41,8 +42,9 @@ def diagnose_saved_coreset(coreset: str | Path, model: str = "mlp", *, seed: int
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = make_parser(__doc__)
     add_coreset_arguments(parser, "also diagnose a random subset of the same size")
-    add_output_arguments(parser, None, "diagnosis.json, the result (default: none written)", progress=False)
+    add_output_arguments(parser, None, "diagnosis.json, the result (default: none written)")
     args = parser.parse_args(argv)
+    out = output_folder(parser, args, None, ("diagnosis.json",), "diagnosis")
     try:
         result = diagnose_saved_coreset(args.coreset, args.model, seed=args.seed, random=args.random,
                                         device=args.device, root=args.data_root, **trainer_config(args).as_dict())
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name in result:
             cells = ", ".join(f"{k} {v:.3f}" for k, v in result[name].items())
             print(f"  {'coreset' if name == 'diagnosis' else 'random':<8} {cells}")
-    write_json(None if args.out is None else args.out / "diagnosis.json", result)
+    write_json(None if out is None else out / "diagnosis.json", result)
     return result
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from envs.core.trainer import Trainer, TrainerConfig, resolve_device
 from envs.methods.coreset import load_coreset_data, random_coreset, train_and_evaluate
-from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, report_training,
+from experiments.cli import (add_coreset_arguments, add_output_arguments, console_script, make_parser, output_folder,
+                             report_training,
                              trainer_config)
 
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_coreset_arguments(parser, "train on a random subset of the same size instead (seeded by --seed)")
     add_output_arguments(parser, None, "metrics.json, the result (default: none written)")
     args = parser.parse_args(argv)
+    out = output_folder(parser, args, None, ("metrics.json",))
     try:
         result = evaluate_coreset(args.coreset, args.model, seed=args.seed, random=args.random, device=args.device,
                                   root=args.data_root, progress=not args.no_progress, **trainer_config(args).as_dict())
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return report_training(result, f"{result['selection']} coreset of {result['selection_meta']['dataset']} "
                                    f"({result['size']} of {result['num_train']} samples, {result['fraction']:.1%}), "
                                    f"{args.model} for {args.epochs} epochs ({result['device']}): test top-1 "
-                                   f"{t['top1']:.2f}%, top-5 {t['top5']:.2f}%, loss {t['loss']:.4f}", args.out)
+                                   f"{t['top1']:.2f}%, top-5 {t['top5']:.2f}%, loss {t['loss']:.4f}", out)
 
 
 cli = console_script(main)

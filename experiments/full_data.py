@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from envs.core.trainer import DivergenceError
-from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, report_training,
+from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, output_folder,
+                             report_training,
                              trainer_config)
 from experiments.run.full_data import run_full_data
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_trainer_arguments(parser)
     add_output_arguments(parser, None, "metrics.json, the result (default: none written)")
     args = parser.parse_args(argv)
+    out = output_folder(parser, args, None, ("metrics.json",))
     try:
         result = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device, train_size=args.train_size,
                                noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t = result["test"]
     return report_training(result, f"{args.dataset}/{args.model}, {args.epochs} epochs on {result['train_size']} samples "
                                    f"({result['device']}): test top-1 {t['top1']:.2f}%, top-5 {t['top5']:.2f}%, "
-                                   f"wall {result['wall_seconds']:.1f}s", args.out)
+                                   f"wall {result['wall_seconds']:.1f}s", out)
 
 
 cli = console_script(main)

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> Report:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--cifar10-dir", default=CIFAR10_JPEG, help="folder holding CIFAR-10's train and test .tar.xz (or .zip)")
     parser.add_argument("--seed", type=seed_value, default=0, help="seeds every part")
-    add_output_arguments(parser, None, "report.md, report.json, the plots, study/ (required)")
+    add_output_arguments(parser, None, "report.md, report.json, the plots, study/ (required; a rerun continues its study)",
+                         overwrite=False)
     args = parser.parse_args(argv)
     if args.out is None:
         parser.error("--out is required: the folder the report is written to")

@@ -101,11 +101,17 @@ def train(selector: Selector | None, train_set: TensorDataset, test_set: TensorD
 # --- the selection side -----------------------------------------------------------------------------
 
 
-def train_tiny_agent(out: Path, epochs: int, seed: int, progress: bool = True) -> Path:
-    """A small Data Agent with the model-agnostic ``signals`` state, trained by the run library."""
-    from experiments.run import RunConfig, run_training
+def train_tiny_agent(out: Path | None, epochs: int, seed: int, progress: bool = True) -> Path:
+    """A small Data Agent with the model-agnostic ``signals`` state, trained by the run library into ``out``
+    (None: ``runs/own_loop_agent``, or ``..._1``, ``_2``... when that holds an earlier agent)."""
+    from experiments.run import RUN_OUTPUTS, RunConfig, run_training
+    from experiments.run.folders import choose_folder
 
-    config = RunConfig(model="mlp", seed=seed, trainer=TrainerConfig(epochs=epochs, batch_size=64),
+    out = choose_folder(out, Path("runs/own_loop_agent"), RUN_OUTPUTS, flag="--agent-out")
+
+    # the agent's run keeps the threads of the loop (--threads), not the trainer's default
+    config = RunConfig(model="mlp", seed=seed, trainer=TrainerConfig(epochs=epochs, batch_size=64,
+                                                                     threads=torch.get_num_threads()),
                        env_options={"state": "signals"}, reference=False, out=out, checkpoint_every=0, progress=progress)
     return run_training(config).folder / "agent.zip"
 
@@ -115,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy = parser.add_mutually_exclusive_group()
     policy.add_argument("--agent", type=Path, default=None, help="an agent.zip saved by experiments.train (DataAgent-v0)")
     policy.add_argument("--baseline", choices=PER_EPOCH_BASELINES, default=None, help="a baseline instead of an agent")
-    parser.add_argument("--agent-out", type=Path, default=Path("runs/own_loop_agent"),
-                        help="where the tiny agent goes when neither --agent nor --baseline is given")
+    parser.add_argument("--agent-out", type=Path, default=None,
+                        help="where the tiny agent goes when neither --agent nor --baseline is given (default: "
+                             "runs/own_loop_agent, or runs/own_loop_agent_1, _2... when that holds an earlier agent)")
     parser.add_argument("--agent-epochs", type=int, default=10, help="epochs (one episode) of the tiny agent's training")
     loop = parser.add_argument_group("the user's loop (its own recipe, not TrainerConfig's)")
     loop.add_argument("--epochs", type=int, default=20, help="epochs of the user's loop")
@@ -127,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     selection.add_argument("--keep-ratio", type=float, default=0.5, help="fraction of samples kept per pruned epoch")
     selection.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar while the tiny agent trains")
     return parser
 
 
@@ -143,9 +149,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     try:
         if args.baseline is not None:
             name, selector = args.baseline, Selector.from_baseline(args.baseline, num_classes=classes, **sizes, **selection)
+            source = args.baseline
         else:
-            agent = args.agent or train_tiny_agent(args.agent_out, args.agent_epochs, args.seed, not args.no_progress)
-            name, selector = "agent", Selector.from_agent(agent, **sizes, **selection)
+            source = args.agent or train_tiny_agent(args.agent_out, args.agent_epochs, args.seed, not args.no_progress)
+            name, selector = "agent", Selector.from_agent(source, **sizes, **selection)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     runs = {name: train(selector, train_set, test_set, args.epochs, args.batch_size, args.lr, args.seed)}
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         runs["random"] = train(random, train_set, test_set, args.epochs, args.batch_size, args.lr, args.seed)
     runs["full data"] = train(None, train_set, test_set, args.epochs, args.batch_size, args.lr, args.seed)
     print(f"own loop: TabularNet on digits as 64 float features, {n} training samples, {args.epochs} epochs, "
-          f"seed {args.seed}; selection by {args.agent or args.baseline or args.agent_out / 'agent.zip'}")
+          f"seed {args.seed}; selection by {source}")
     for label, run in runs.items():
         print(f"  {label:<10} test top-1 {run['top1']:6.2f}% | back-propagated {run['backprop_fraction']:6.1%} of full data "
               f"| wall {run['wall_seconds']:.1f}s")

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from envs.methods.coreset import save_coreset
-from experiments.cli import add_output_arguments, add_trainer_arguments, console_script, make_parser, trainer_config
+from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, output_folder,
+                             trainer_config)
 from experiments.run.coresets import METHODS, make_coreset
 
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     add_output_arguments(parser, None, "coreset.npy + coreset.json (default: "
                                        "coresets/<dataset>-<method>-r<keep-ratio>-s<seed>)")
     args = parser.parse_args(argv)
+    name = args.dataset.replace(":", "_").replace("/", "_")
+    default = Path("coresets") / f"{name}-{args.method}-r{args.keep_ratio}-s{args.seed}"
+    out = output_folder(parser, args, default, ("coreset.npy", "coreset.json"), "coreset")
     try:
         indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, seed=args.seed,
                                      data_seed=args.data_seed, device=args.device, train_size=args.train_size,
@@ -44,8 +48,6 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
                                      **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
-    name = args.dataset.replace(":", "_").replace("/", "_")
-    out = args.out or Path("coresets") / f"{name}-{args.method}-r{args.keep_ratio}-s{args.seed}"
     npy, js = save_coreset(out / "coreset", indices, meta)
     print(f"{args.method} coreset of {args.dataset}: {len(indices)} of {meta['num_train']} samples "
           f"({len(indices) / meta['num_train']:.2%}, target {args.keep_ratio:.0%}) in {meta['wall_seconds']:.1f}s")

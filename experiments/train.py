@@ -10,7 +10,9 @@ This CLI parses its options into an experiments.run.RunConfig and runs it with e
 (the run library; call it from Python the same way). Agent hyper-parameters come from
 agents/hyperparams/{algo}.yml, RL Zoo files (--hyperparams key=value overrides them). The run writes to the
 --out folder: the agent (agent.zip, SB3 format), config.yml, metrics.json, scores.npy, TensorBoard logs (tb/)
-and, for CoverSelect-v0, the coreset (coreset.npy + coreset.json). With --reference full a full-data run of
+and, for CoverSelect-v0, the coreset (coreset.npy + coreset.json). A new run never replaces an earlier run's
+results: when the default folder holds one it writes to runs/<env>_<algo>_s<seed>_1, _2... and says so; a named
+--out that holds one is refused unless --overwrite, which never deletes the --load-agent file. With --reference full a full-data run of
 the same dataset, model, seed and trainer options is the yardstick for accuracy and cost. --load-agent starts
 from a saved agent (its policy must fit the env's state_dim: --state signals makes Data Agent's state
 model-agnostic); with --no-learn the policy only acts.
@@ -82,6 +84,11 @@ def print_results(result: RunResult) -> None:
         print(format_run("full data", reference) if "test" in reference else f"  full data  {reference['error']}")
     if "error" in run:
         print(f"  warning: {run['error']}")
+    if c.env == "CoverSelect-v0":
+        print("  note: a CoverSelect run trains its selection model on all the data every epoch (on the selected "
+              "samples with --train-on selected), in full batches: an epoch's last batch is topped up with its first "
+              "samples, so it can back-propagate more than full data. What it saves is training on the coreset it "
+              "returns (experiments.evaluate_coreset)")
     if "coreset" in metrics:
         s = metrics["coreset"]
         print(f"  coreset    {s['size']} samples ({s['ratio']:.1%}) -> {s['path']}")

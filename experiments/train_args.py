@@ -105,7 +105,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                                   **({"reference": {"kind": args.reference_model}} if args.reference_model else {})},
                      hyperparams=parse_overrides(args.hyperparams), agent_device=args.agent_device,
                      load_agent=args.load_agent, no_learn=args.no_learn, reference=args.reference == "full",
-                     out=args.out, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+                     out=args.out, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
                      progress=not args.no_progress)
 
 
@@ -113,6 +113,8 @@ def resume_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     """With ``--resume DIR`` alone (or with ``--no-progress``), the configuration recorded in ``DIR/config.yml``;
     with further options, those (the checkpoint then refuses to load if they describe another run)."""
     folder: Path = args.resume
+    if args.overwrite:
+        parser.error(f"--overwrite starts a new run over an earlier one; --resume {folder} continues its run")
     try:
         recorded = load_run_config(folder)
     except FileNotFoundError as err:

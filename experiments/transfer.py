@@ -27,7 +27,7 @@ from agents.selector import Selector
 from envs.core.data import load_dataset
 from envs.core.trainer import Trainer, resolve_device
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
-                             make_parser, trainer_config)
+                             make_parser, output_folder, trainer_config)
 
 
 def run_with_selector(trainer: Trainer, selector: Selector) -> dict[str, Any]:
@@ -87,17 +87,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--keep-ratios", type=float, nargs="+", default=[0.3, 0.5], help="fractions kept per pruned epoch")
     parser.add_argument("--anneal", type=float, default=0.875, help="fraction of epochs with selection")
     add_seeds_argument(parser, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     add_trainer_arguments(parser, seed=False)
-    add_output_arguments(parser, Path("results/transfer"), "runs.jsonl, table.md", progress=False)
+    add_output_arguments(parser, None, "runs.jsonl, table.md (default: results/transfer)")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    out = output_folder(parser, args, Path("results/transfer"), ("runs.jsonl", "table.md"), "comparison")
     config = trainer_config(args)
     methods = [*args.agents, "random"]
     rows: list[dict[str, Any]] = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "runs.jsonl", "w") as log:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "runs.jsonl", "w") as log:
         for seed in args.seeds:
             data = load_dataset(args.dataset, device=resolve_device(args.device), seed=seed,
                                 train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
@@ -120,7 +118,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 print(f"seed {seed} {method} keep {ratio}: top-1 {row['test']['top1']:.2f}%, back-propagated {row['backprop_fraction']:.1%}",
                       flush=True)
     text = table(rows)
-    (args.out / "table.md").write_text(text + "\n")
+    (out / "table.md").write_text(text + "\n")
     print(text)
     return rows
 

@@ -145,11 +145,13 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     parser.add_argument("--study-name", default=None, help="the study's name in --storage")
     parser.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                         help="output folder: trials.jsonl, best.json (default: runs/tune_<env>_<algo>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the trials' runs show none)")
     args, rest = parser.parse_known_args(argv)
     for flag, value in (("--trials", args.trials), ("--startup-trials", args.startup_trials)):
         if value < 1:
             parser.error(f"{flag}={value} is invalid; valid: an integer >= 1")
-    owned = {"--env", "--algo", "--layout", "--seed", "--hyperparams", "--out", "--reference", "--resume", "--load-agent",
+    owned = {"--env", "--algo", "--layout", "--seed", "--hyperparams", "--out", "--overwrite", "--reference", "--resume",
+             "--load-agent",
              "--no-learn", "--checkpoint-every"}
     taken = sorted(owned & {a.partition("=")[0] for a in rest})
     if taken:

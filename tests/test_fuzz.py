@@ -94,7 +94,7 @@ GROUPS = {  # the options an env takes inside its trainer= and data= mappings
         "schedule": either(st.sampled_from(["cosine", "constant", "step"])), "momentum": either(st.floats(0, 0.99)),
         "nesterov": either(st.booleans()), "weight_decay": either(st.floats(0, 0.01)),
         "label_smoothing": either(st.floats(0, 0.5)), "amp": either(st.booleans()), "augment": either(st.booleans()),
-        "eval_batch_size": either(st.integers(1, 4096)),
+        "eval_batch_size": either(st.integers(1, 4096)), "threads": either(st.integers(-1, 2)),
     },
     "data": {
         "train_size": either(st.integers(-1, 600)), "noise": either(st.sampled_from(["symmetric", "asymmetric"])),
@@ -145,7 +145,8 @@ CLI = {
     "--train-size": numbers_as_text, "--noise-rate": numbers_as_text, "--keep-ratio": numbers_as_text,
     "--anneal": numbers_as_text, "--weight-decay": numbers_as_text, "--label-smoothing": numbers_as_text,
     "--seed": numbers_as_text, "--checkpoint-every": numbers_as_text, "--keep-checkpoints": numbers_as_text,
-    "--momentum": numbers_as_text, "--eval-batch-size": numbers_as_text, "--epsilon": st.one_of(numbers_as_text, st.sampled_from(["mean", "quantile:x"])),
+    "--momentum": numbers_as_text, "--eval-batch-size": numbers_as_text,
+    "--threads": numbers_as_text, "--epsilon": st.one_of(numbers_as_text, st.sampled_from(["mean", "quantile:x"])),
     "--noise": st.sampled_from(["symmetric", "pairflip"]), "--state": st.sampled_from(["signals", "pixels"]),
     "--device": st.sampled_from(["cpu", "cuda", "tpu"]), "--agent-device": st.sampled_from(["cpu", "cuda", "tpu"]),
     "--dataset": st.sampled_from(["synthetic", "mnist-typo", "imagefolder:/missing"]),

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -203,6 +204,10 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         '`DataAgentEnv(state="pixels")`': _raises(lambda: DataAgentEnv(**{**SMALL, "state": "pixels"})),
         '`DataAgentEnv(reward="accuracy")`': _raises(lambda: DataAgentEnv(**{**SMALL, "reward": "accuracy"})),
         "`CoverSelectEnv(keep_ratio=1.5)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "keep_ratio": 1.5})),
+        '`gym.make("DataAgent-v0", epochs=3)` (a trainer option, flat)': _raises(
+            lambda: gym.make("DataAgent-v0", epochs=3)),
+        '`gym.make("CoverSelect-v0", train_size=100)` (a data option, flat)': _raises(
+            lambda: gym.make("CoverSelect-v0", train_size=100)),
         '`DataAgentEnv(trainer={"lrate": 0.1})`': _raises(lambda: DataAgentEnv(**{**SMALL, "trainer": {"lrate": 0.1}})),
         "`CoverSelectEnv(epsilon=-1.0)`": _raises(lambda: CoverSelectEnv(**{**SMALL, "epsilon": -1.0})),
         '`make_agent("dqn", env)`': _raises(lambda: make_agent("dqn", fresh)),
@@ -244,6 +249,17 @@ def cases(tmp: Path, capsys) -> dict[str, Callable[[], str] | None]:
         "`--load-agent notes.zip` (a zip, but no agent)": cli(
             train.main, [*TINY, "--load-agent", str(tmp / "notes.zip")]),
         "`--no-learn` without `--load-agent`": cli(train.main, [*TINY, "--no-learn"]),
+        "`--load-agent runs/cover/agent.zip` (a CoverSelect-v0 agent) on `DataAgent-v0`": cli(
+            train.main, [*TINY, "--load-agent", "runs/cover/agent.zip", "--out", "runs/y"]),
+        "`--out runs/done` (a finished run's folder)": cli(train.main, [*TINY, "--out", "runs/done"]),
+        "`--out notes.txt` (a file)": cli(train.main, [*TINY, "--out", "notes.txt"]),
+        "`--out runs/cover --overwrite --load-agent runs/cover/agent.zip`": cli(
+            train.main, [*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--out", "runs/cover", "--overwrite",
+                         "--load-agent", "runs/cover/agent.zip"]),
+        "`--resume runs/done` (a finished run)": cli(train.main, ["--resume", "runs/done"]),
+        "`--resume runs/x --overwrite`": cli(train.main, ["--resume", "runs/x", "--overwrite"]),
+        "`--dataset digits --data-root data/`": cli(train.main, [*TINY, "--dataset", "digits", "--data-root", "data/"]),
+        "`--threads 100000`": cli(train.main, [*TINY, "--threads", "100000"]),
         "`--train-size 100 --batch-size 256`": cli(train.main, ["--train-size", "100", "--batch-size", "256"]),
         "`--epsilon 0.3` (a CoverSelect-v0 option) on `DataAgent-v0`": cli(
             train.main, [*TINY, "--epsilon", "0.3"]),
@@ -277,6 +293,9 @@ def test_every_bad_input_row_is_what_the_code_says(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)  # the table's relative paths (runs/x...) are real folders here
     _stopped_run(tmp_path / "stopped", monkeypatch)
     shutil.copytree(tmp_path / "stopped", tmp_path / "runs" / "x")
+    train.main([*TINY, "--out", "runs/done"], quiet=True)  # a finished run
+    train.main([*TINY, "--env", "CoverSelect-v0", "--algo", "a2c", "--out", "runs/cover"], quiet=True)
+    (tmp_path / "notes.txt").write_text("mine")
     runs = cases(tmp_path, capsys)
     rows = table_rows()
     assert len(rows) >= 30

@@ -85,7 +85,9 @@ def test_policy_that_does_not_fit_the_env_and_misplaced_options_are_cli_errors(t
     trained = tmp_path / "trained"
     main([*TINY, "--reference", "none", "--out", str(trained)])  # features of the mlp: state_dim 128
     for argv, message in [
-        ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"], "does not fit"),
+        ([*TINY, "--state", "signals", "--load-agent", str(trained / "agent.zip"), "--no-learn"],
+         "it was trained for DataAgent-v0, layout per_sample, observation (128,), action (1,); this run is DataAgent-v0, "
+         "layout per_sample, observation (10,)"),
         ([*TINY, "--epsilon", "0.3"], "option of CoverSelect-v0"),
         ([*TINY, "--class-budget"], "class_budget is an option of CoverSelect-v0, not of DataAgent-v0"),
         ([*TINY, "--reward", "cover"], "reward='cover' is invalid; valid choices: composite, loss, entropy"),
@@ -126,13 +128,14 @@ def test_a_stop_signal_during_the_reference_says_how_to_continue(tmp_path, monke
     assert (out / "agent_run.json").is_file()  # --resume continues with the reference alone
 
 
-def test_a_rerun_into_the_same_folder_says_it_replaces_the_earlier_run(tmp_path, capsys):
+def test_a_rerun_with_overwrite_says_it_replaces_the_earlier_run(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*TINY, "--reference", "none", "--out", str(out)]
     main(argv)
     capsys.readouterr()
-    main(argv)
-    assert f"note: {out} held an earlier run; this run replaces its agent.zip, tb, metrics.json" in capsys.readouterr().err
+    main([*argv, "--overwrite"])
+    assert f"note: --overwrite: {out} held an earlier run; this run replaces its agent.zip, tb, metrics.json" \
+        in capsys.readouterr().err
     assert [p.name for p in (out / "tb").iterdir()] == ["agent_1"]  # not agent_1 and agent_2
 
 

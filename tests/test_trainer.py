@@ -195,3 +195,32 @@ def test_store_scales_to_a_million_samples():
                for n in (*s.FLOAT_FIELDS, *s.INT_FIELDS, "was_correct"))
     assert used == 1_000_000 * SampleStore.BYTES_PER_SAMPLE
     assert int(s.times_selected.sum()) == len(idx)
+
+
+def test_threads_sets_torch_threads_for_the_run_and_zero_keeps_torchs_choice(synthetic):
+    from envs.core.trainer import TORCH_THREADS
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        make(synthetic)
+        assert torch.get_num_threads() == 1  # the default: one thread
+        make(synthetic, threads=0)
+        assert torch.get_num_threads() == TORCH_THREADS
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [-1, 1.5, True, 10**6])
+def test_bad_threads_are_refused(threads):
+    with pytest.raises(ValueError, match=r"threads=.* is invalid; valid: an integer in \[0, \d+\] \(0: torch's own choice"):
+        TrainerConfig(threads=threads).validate()
+
+
+def test_every_trainer_cli_takes_threads():
+    from experiments.cli import add_training_arguments, make_parser, trainer_config
+
+    parser = make_parser(None)
+    add_training_arguments(parser)
+    assert trainer_config(parser.parse_args(["--threads", "3"])).threads == 3
+    assert trainer_config(parser.parse_args([])).threads == 1

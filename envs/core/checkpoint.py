@@ -29,6 +29,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or belongs to another configuration."""
 
 
+class CorruptCheckpoint(CheckpointError):
+    """A checkpoint file that does not load (truncated, another format, failed checksum): an older one may."""
+
+
 def rng_state() -> dict[str, Any]:
     """The state of every global RNG a run touches: Python, NumPy, torch CPU and CUDA."""
     return {
@@ -72,12 +76,12 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None, map_
     try:
         record = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # a truncated or overwritten zip archive fails in many ways
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated and was not loaded ({type(e).__name__}: {e})") from None
+        raise CorruptCheckpoint(f"checkpoint {str(path)!r} is corrupt or truncated and was not loaded ({type(e).__name__}: {e})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {str(path)!r} is not a {FORMAT} file")
+        raise CorruptCheckpoint(f"checkpoint {str(path)!r} is not a {FORMAT} file")
     blob = record["payload"]
     if hashlib.sha256(blob).hexdigest() != record["sha256"]:
-        raise CheckpointError(f"checkpoint {str(path)!r} failed its checksum: its payload is corrupt")
+        raise CorruptCheckpoint(f"checkpoint {str(path)!r} failed its checksum: its payload is corrupt")
     if config is not None and record["config"] != _canonical(config):
         saved, wanted = json.loads(record["config"]), json.loads(_canonical(config))
         diff = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
@@ -122,3 +126,22 @@ class CheckpointDir:
     def latest(self) -> Path | None:
         steps = self.steps()
         return self.path(steps[-1]) if steps else None
+
+    def load_newest(self, config: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any], list[str]]:
+        """The newest checkpoint that loads, its payload, and why each newer one was skipped: a corrupt newest
+        checkpoint (a disk error, a copy cut short) costs the epochs since the one before it, not the run.
+
+        :param config: the configuration every checkpoint must match (:func:`load_checkpoint`)
+        :raises CheckpointError: no checkpoint; the newest one that loads belongs to another configuration; none
+            loads (the newest one's reason)
+        """
+        skipped: list[str] = []
+        for step in reversed(self.steps()):
+            try:
+                return self.path(step), load_checkpoint(self.path(step), config), skipped
+            except CorruptCheckpoint as err:
+                skipped.append(str(err))
+        if not skipped:
+            raise CheckpointError(f"no checkpoint in {self.folder}")
+        older = f"; the {len(skipped) - 1} older one(s) do not load either" if len(skipped) > 1 else ""
+        raise CheckpointError(f"{skipped[0]}{older}")

@@ -434,9 +434,16 @@ def _own_raw(source: Any, vocab_size: int, seq_len: int) -> RawSplits:
 
 def load_raw(name: str | Any, root: str | None = None, download: bool = False, vocab_size: int = DEFAULT_VOCAB_SIZE,
              seq_len: int = DEFAULT_SEQ_LEN) -> RawSplits:
-    """Decode a registered dataset, or read a user's data, into host arrays (no subsetting, no noise);
-    text (``vocab_size``, ``seq_len``: :mod:`envs.core.text`) as padded token ids."""
+    """Decode a registered dataset, or read a user's data, into host arrays (no subsetting, no noise); text
+    (``vocab_size``, ``seq_len``: :mod:`envs.core.text`) as padded token ids. A ``root`` given for data that reads no
+    files from it (bundled, generated, a folder named in the name, your own data) is refused: silently ignored, it
+    would let a user believe their files were read."""
     check_text_options(vocab_size, seq_len)
+    if root is not None and (is_own_source(name) or (isinstance(name, str) and (
+            name in ("digits", "synthetic") or name.startswith("imagefolder:")))):
+        where = "its folder is in its name" if str(name).startswith("imagefolder:") else "it reads no files"
+        raise ValueError(f"root={root!r} (--data-root) is ignored by {describe(name) if is_own_source(name) else name!r}: "
+                         f"{where}; valid: leave it out (it is for file-backed datasets such as fashion-mnist or cifar10)")
     if is_own_source(name):
         return _own_raw(name, vocab_size, seq_len)
     if name in TEXT_DATASETS:

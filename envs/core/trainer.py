@@ -9,6 +9,7 @@ agent's state and reward from the same forward pass that is later back-propagate
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -61,6 +62,17 @@ def _grad_on() -> torch.enable_grad:
     return torch.enable_grad()
 
 
+#: torch's own thread count, as it chose at import (every core, or OMP_NUM_THREADS): what ``threads=0`` restores
+TORCH_THREADS = torch.get_num_threads()
+#: the machine's cores: the most threads a run may ask for (more only wait on each other)
+CORES = os.cpu_count() or 1
+
+
+def set_threads(threads: int) -> None:
+    """Set torch's intra-op CPU threads for the whole process (``0``: :data:`TORCH_THREADS`, torch's own choice)."""
+    torch.set_num_threads(threads or TORCH_THREADS)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every CUDA device)."""
     random.seed(seed)
@@ -84,6 +96,9 @@ class TrainerConfig(Options):
     :param augment: the dataset's on-device augmentation of training batches; default: the data's own (crops and flips
         for the image sets that have them, none for text, where True is refused)
     :param eval_batch_size: batch size of test-set evaluation
+    :param threads: torch CPU threads (intra-op) of the process from the trainer's start, at most the cores; 0 keeps
+        torch's own choice (every core, or OMP_NUM_THREADS). Default 1: on a machine shared with other busy processes
+        torch's choice ran 3-12x slower, and idle it was never much faster for these models (BENCHMARKS.md)
     """
 
     keyword = "trainer"
@@ -99,6 +114,7 @@ class TrainerConfig(Options):
     amp: bool = False
     augment: bool | None = None
     eval_batch_size: int = 1024
+    threads: int = 1
 
     def validate(self) -> None:
         checks = [
@@ -111,6 +127,8 @@ class TrainerConfig(Options):
              "[0, 1)"),
             ("eval_batch_size", self.eval_batch_size, is_count(self.eval_batch_size) and self.eval_batch_size >= 1,
              "an integer >= 1"),
+            ("threads", self.threads, is_count(self.threads) and 0 <= self.threads <= CORES,
+             f"an integer in [0, {CORES}] (0: torch's own choice; {CORES}: this machine's cores)"),
             *((name, getattr(self, name), isinstance(getattr(self, name), bool), "True or False")
               for name in ("nesterov", "amp")),
             ("augment", self.augment, self.augment is None or isinstance(self.augment, bool), "None, True or False"),
@@ -163,6 +181,7 @@ class Trainer:
                  seed: int = 0, track_samples: bool = True):
         self.config = config or TrainerConfig()
         self.config.validate()
+        set_threads(self.config.threads)
         if self.config.augment and dataset.modality == "text":
             raise ValueError(f"augment=True is invalid for the text data {dataset.name!r}: text has no augmentation here; "
                              "valid: None (the data's default) or False")

@@ -61,7 +61,9 @@ class RunConfig:
     :param load_agent: start from this saved agent (``agent.zip``)
     :param no_learn: act with the loaded policy, no updates (needs ``load_agent``)
     :param reference: also train on full data with the same options, the yardstick of cost and accuracy
-    :param out: the run's folder (None: ``runs/<env>_<algo>_s<seed>``)
+    :param out: the run's folder (None: ``runs/<env>_<algo>_s<seed>``, or the first free ``..._1``, ``..._2``
+        when that holds an earlier run's results)
+    :param overwrite: a new run may replace the results of an earlier run in ``out`` (never the ``load_agent`` file)
     :param checkpoint_every: epochs of inner training between checkpoints (0: only on SIGTERM/SIGINT)
     :param keep_checkpoints: how many of the newest checkpoints are kept
     :param progress: show progress bars
@@ -83,6 +85,7 @@ class RunConfig:
     no_learn: bool = False
     reference: bool = True
     out: Path | None = None
+    overwrite: bool = False
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     progress: bool = True
@@ -93,9 +96,14 @@ class RunConfig:
         self.data = coerce_options(DataConfig, self.data, "data")
 
     @property
+    def default_folder(self) -> Path:
+        """The folder of a run without ``out``: ``runs/<env>_<algo>_s<seed>``."""
+        return Path("runs") / f"{self.env}_{self.algo}_s{self.seed}"
+
+    @property
     def folder(self) -> Path:
-        """Where the run writes: ``out``, or ``runs/<env>_<algo>_s<seed>``."""
-        return self.out if self.out is not None else Path("runs") / f"{self.env}_{self.algo}_s{self.seed}"
+        """Where the run writes: ``out``, or :attr:`default_folder`."""
+        return self.out if self.out is not None else self.default_folder
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad option and its valid values."""

@@ -6,12 +6,13 @@ imports a CLI.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 from tqdm import tqdm
 
-from envs.core.checkpoint import CheckpointDir, load_checkpoint, rng_state, set_rng_state
+from envs.core.checkpoint import CheckpointDir, rng_state, set_rng_state
 from envs.core.data import DataConfig
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import Trainer, TrainerConfig, resolve_device
@@ -39,9 +40,10 @@ def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0,
     if data.modality == "text":  # only text has them: checkpoints of other data keep their identity
         identity.update(text)
     elapsed = 0.0
-    latest = checkpoints.latest() if checkpoints is not None else None
-    if latest is not None:
-        saved = load_checkpoint(latest, identity)
+    if checkpoints is not None and checkpoints.steps():
+        _, saved, skipped = checkpoints.load_newest(identity)
+        for reason in skipped:
+            print(f"note: skipped a checkpoint that does not load: {reason}", file=sys.stderr)
         trainer.load_state_dict(saved["trainer"])
         set_rng_state(saved["rng"])
         elapsed = saved["elapsed"]

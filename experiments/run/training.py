@@ -22,10 +22,11 @@ import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.save_util import load_from_zip_file
 
 import envs  # noqa: F401  (registers the env ids)
 from agents import episode_steps, load_hyperparams, make_agent, preset_layout
-from envs.core.checkpoint import CheckpointDir, CheckpointError, load_checkpoint
+from envs.core.checkpoint import CheckpointDir, CheckpointError
 from envs.core.distributed import ReplicatedEnv, is_leader, world_size
 from envs.core.files import write_json
 from envs.core.trainer import DivergenceError, resolve_device
@@ -33,10 +34,13 @@ from envs.methods.coreset import save_coreset
 from experiments.run.full_data import run_full_data
 from experiments.run.checkpointing import RunCheckpointer, checkpoint_on_signals, exit_on_signals
 from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, yaml_ready
+from experiments.run.folders import choose_folder, found_outputs
 from experiments.run.tracking import RunCallback, RunTracker, act_without_learning, run_summary
 
-#: what a finished run leaves in its folder (``config.yml`` besides); a new run in the same folder replaces them
-RUN_OUTPUTS = ("agent.zip", "tb", "metrics.json", "scores.npy", "coreset.npy", "coreset.json", "agent_run.json")
+#: what a run leaves in its folder (``config.yml`` besides; ``checkpoints`` while unfinished): an earlier run's
+#: results, which a new run replaces only with ``overwrite``
+RUN_OUTPUTS = ("agent.zip", "tb", "metrics.json", "scores.npy", "coreset.npy", "coreset.json", "agent_run.json",
+               "checkpoints")
 
 
 def resume_command(folder: Path) -> str:
@@ -90,6 +94,19 @@ def agent_file_problem(path: Path) -> str | None:
     return None
 
 
+def agent_trained_for(path: Path) -> str:
+    """What the saved agent at ``path`` was trained for: its env and layout (from the ``config.yml`` beside it,
+    when there is one) and its observation and action shapes (from the agent itself)."""
+    data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
+    shapes = f"observation {data['observation_space'].shape}, action {data['action_space'].shape}"
+    record = path.parent / "config.yml"
+    if not record.is_file():
+        return shapes
+    run = yaml.safe_load(record.read_text())
+    state = (run.get("env_kwargs") or {}).get("state")
+    return f"{run.get('env')}, layout {run.get('layout', run.get('mode'))}{f', state {state}' if state else ''}, {shapes}"
+
+
 def load_run_config(folder: Path) -> RunConfig:
     """The configuration recorded in ``folder/config.yml`` by the run that wrote ``folder``, to resume it."""
     config_file = folder / "config.yml"
@@ -101,16 +118,16 @@ def load_run_config(folder: Path) -> RunConfig:
 
 
 def clear_earlier_run(folder: Path) -> list[str]:
-    """Remove an earlier run's outputs from ``folder`` and return their names: a new run replaces them
-    (without this, ``tb/`` would keep every earlier run's logs beside the new one)."""
-    found = [name for name in RUN_OUTPUTS if (folder / name).exists()]
+    """Remove an earlier run's outputs from ``folder`` and return their names: a run with ``overwrite`` replaces
+    them (without this, ``tb/`` would keep every earlier run's logs beside the new one)."""
+    found = found_outputs(folder, RUN_OUTPUTS)
     for name in found:
         path = folder / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return found
 
 
-def _check(config: RunConfig, resume: bool, checkpoints: CheckpointDir) -> None:
+def _check(config: RunConfig, resume: bool) -> None:
     """Refuse a configuration that cannot run, before anything is built (after :meth:`RunConfig.validate`)."""
     try:
         resolve_device(config.agent_device)
@@ -121,9 +138,14 @@ def _check(config: RunConfig, resume: bool, checkpoints: CheckpointDir) -> None:
         raise ValueError(f"load_agent={config.load_agent}: {problem}; valid: an agent.zip saved by experiments.train")
     if config.no_learn and resume:
         raise ValueError("resume continues learning runs; no_learn runs are not checkpointed")
-    if not resume and not config.no_learn and checkpoints.steps():
-        raise ValueError(f"{config.folder} holds checkpoints of an unfinished run; continue it with --resume "
-                         f"{config.folder}, or pick another --out (or delete {checkpoints.folder} to start over)")
+    folder = config.folder
+    if resume and (folder / "metrics.json").is_file() and not (folder / "checkpoints").is_dir() \
+            and not (folder / "agent_run.json").is_file():
+        raise ValueError(f"resume {folder}: the run has finished (its results are in {folder / 'metrics.json'}); "
+                         f"nothing to resume. A new run needs another --out (or --overwrite)")
+    if not resume and config.out is not None and not config.overwrite and (config.out / "checkpoints").is_dir():
+        raise ValueError(f"{config.out} holds checkpoints of an unfinished run; continue it with --resume "
+                         f"{config.out}, or pick another --out (or pass --overwrite to start over)")
 
 
 def _build_agent(config: RunConfig, env: gym.Env, layout: str) -> BaseAlgorithm:
@@ -140,8 +162,9 @@ def _build_agent(config: RunConfig, env: gym.Env, layout: str) -> BaseAlgorithm:
         try:
             agent.set_parameters(str(config.load_agent), exact_match=True, device=config.agent_device)
         except (RuntimeError, ValueError) as err:
-            raise ValueError(f"load_agent={config.load_agent}: its policy does not fit {config.env} with these options "
-                             f"(observation {env.observation_space.shape}): {err}") from None
+            raise ValueError(f"load_agent={config.load_agent}: it was trained for {agent_trained_for(config.load_agent)}; "
+                             f"this run is {config.env}, layout {layout}, observation {agent.observation_space.shape}, "
+                             f"action {agent.action_space.shape}; valid: an agent of the same env, layout and shapes") from None
     return agent
 
 
@@ -154,13 +177,17 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     be the recorded one). A stop signal raises :class:`~experiments.run.checkpointing.RunInterrupted`
     after the checkpoint is saved.
 
-    :param config: the run
+    :param config: the run; a new run's ``out`` becomes the folder it writes to
+        (:func:`~experiments.run.folders.choose_folder`: never over an earlier run's results unasked)
     :param resume: continue the unfinished run in ``config.folder``
     """
     config.validate()
+    _check(config, resume)
+    if not resume:
+        config.out = choose_folder(config.out, config.default_folder, RUN_OUTPUTS, overwrite=config.overwrite,
+                                   reads=config.load_agent)
     folder = config.folder
     checkpoints = CheckpointDir(folder / "checkpoints", keep=config.keep_checkpoints)
-    _check(config, resume, checkpoints)
     # the env is created and the agent is run here, and only here. Under torchrun every rank runs
     # this function in the same order (the inner model trains with DDP); only rank 0's agent acts
     # (ReplicatedEnv repeats its calls on the other ranks) and only rank 0 writes or prints.
@@ -189,24 +216,27 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     identity = checkpoint_identity(record)
     folder.mkdir(parents=True, exist_ok=True)
     if not resume and leader:
-        replaced = clear_earlier_run(folder)
+        replaced = clear_earlier_run(folder)  # only with overwrite: choose_folder refused or moved on otherwise
         if replaced:
-            print(f"note: {folder} held an earlier run; this run replaces its {', '.join(replaced)}", file=sys.stderr)
+            print(f"note: --overwrite: {folder} held an earlier run; this run replaces its {', '.join(replaced)}",
+                  file=sys.stderr)
         (folder / "config.yml").write_text(yaml.safe_dump(record, sort_keys=False))
     tracker = RunTracker(steps, f"{config.env}/{config.algo} {config.dataset}/{config.model}", progress)
     checkpointer = RunCheckpointer(checkpoints, identity, env, tracker, config.checkpoint_every)
     agent_done = folder / "agent_run.json"  # the agent run's results, once it has finished
     finished = resume and agent_done.is_file()
     if resume and not finished:
-        latest = checkpoints.latest()
-        if latest is None:
+        if not checkpoints.steps():
             raise ValueError(f"resume {folder}: no checkpoint in {checkpoints.folder}; the run stopped before its first one")
         checkpointer.init_callback(agent)
         try:
-            checkpointer.restore(load_checkpoint(latest, identity))
+            latest, payload, skipped = checkpoints.load_newest(identity)
         except CheckpointError as err:
             raise ValueError(f"resume {folder}: {err}") from None
+        checkpointer.restore(payload)
         if leader:
+            for reason in skipped:
+                print(f"note: skipped a checkpoint that does not load: {reason}", file=sys.stderr)
             print(f"resuming {folder} from {latest.name} (epoch {base.trainer.epoch}, "
                   f"{agent.num_timesteps // num_envs} of {steps} steps)", file=sys.stderr)
     if finished:

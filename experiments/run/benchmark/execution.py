@@ -98,6 +98,20 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
     return [done[s.key] for s in specs if s.key in done]
 
 
+#: what a benchmark writes into its folder: an earlier benchmark's results
+BENCHMARK_OUTPUTS = ("runs.jsonl", "failed.jsonl", "runs.csv", "summary.json", "summary.md", "diagnosis.md")
+
+
+def continues(folder: Path, suite: str, config: BenchConfig) -> bool:
+    """Whether ``folder/runs.jsonl`` holds runs of this suite and these options: a rerun there continues it."""
+    log = folder / "runs.jsonl"
+    if not log.is_file():
+        return False
+    same = json.dumps(config.as_dict(), sort_keys=True)
+    records = (json.loads(line) for line in log.read_text().splitlines() if line.strip())
+    return any(r.get("suite") == suite and json.dumps(r.get("config"), sort_keys=True) == same for r in records)
+
+
 def _selection_cost(result: dict[str, Any], full: int) -> dict[str, Any]:
     """Static runs: the selection's back-prop as a fraction of one full training, its wall-clock, the trainings on
     the coreset after which it pays for itself (its back-prop over the back-prop each saves) and the diagnosis."""

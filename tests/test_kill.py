@@ -1,0 +1,129 @@
+"""Kill a run again and again, resume it each time, and it still ends exactly as the uninterrupted run.
+
+For each model (mlp, cnn, resnet18) on both envs, ``python -m experiments.train`` is SIGKILLed at seeded random
+moments of its training and once while a checkpoint file is being written (the moment its temporary file
+appears), and continued as a user would: ``--resume`` once a checkpoint exists, else the same command again with
+``--overwrite``. The final metrics, per-sample scores and agent weights must equal those of a run never killed.
+Figures from one pass are in docs/running.md (Long runs). tests/test_resume.py covers single stops in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import A2C, PPO
+
+from envs.core.checkpoint import CheckpointDir
+from experiments.train import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+#: random kills per configuration, besides the one during a checkpoint write
+KILLS = 3
+COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
+CONFIGS = {
+    "DataAgent-v0": ["--algo", "ppo", "--hyperparams", "n_steps=4", "n_epochs=2", "batch_size=4"],
+    "CoverSelect-v0": ["--env", "CoverSelect-v0", "--algo", "a2c", "--hyperparams", "n_steps=2", "--keep-ratio", "0.4"],
+}
+
+
+def _argv(model: str, env_id: str) -> list[str]:
+    return ["--dataset", "synthetic", "--model", model, "--train-size", "96", "--batch-size", "16", "--epochs", "5",
+            "--reference", "none", "--no-progress", "--checkpoint-every", "1", "--seed", "5", *CONFIGS[env_id]]
+
+
+def _start(argv: list[str], log: Path) -> subprocess.Popen:
+    with log.open("a") as f:
+        return subprocess.Popen([sys.executable, "-m", "experiments.train", *argv], cwd=ROOT, env=ENV,
+                                stdout=f, stderr=subprocess.STDOUT)
+
+
+def _training_started(folder: Path, since: float) -> bool:
+    """The run got past its set-up: a new run has written config.yml, a resumed one has loaded its checkpoint."""
+    record = folder / "config.yml"
+    return record.is_file() and record.stat().st_mtime >= since
+
+
+def _kill_when(proc: subprocess.Popen, ready, poll: float, timeout: float = 300) -> bool:
+    """SIGKILL ``proc`` as soon as ``ready()`` (asked every ``poll`` seconds); False when it ended first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the run neither got ready nor ended"
+        time.sleep(poll)
+    proc.kill()
+    proc.wait()
+    return proc.returncode == -signal.SIGKILL
+
+
+def _outputs(folder: Path, algo: type) -> tuple[dict, np.ndarray, dict]:
+    metrics = json.loads((folder / "metrics.json").read_text())["run"]
+    return metrics, np.load(folder / "scores.npy"), algo.load(folder / "agent.zip", device="cpu").get_parameters()["policy"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", list(CONFIGS))
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet18"])
+def test_a_run_killed_again_and_again_ends_as_the_uninterrupted_one(tmp_path, model, env_id):
+    argv = _argv(model, env_id)
+    whole = main([*argv, "--out", str(tmp_path / "whole")], quiet=True)["run"]
+    wall = whole["wall_seconds"]  # the training alone, set-up excluded
+    rng = random.Random(f"{model}-{env_id}")
+    folder, log = tmp_path / "killed", tmp_path / "killed.log"
+    checkpoints = CheckpointDir(folder / "checkpoints")
+    # the moments: KILLS random points of training, and one during a checkpoint write, in a seeded order
+    plan = [("random", rng.uniform(0.05, 0.95) * wall) for _ in range(KILLS)] + [("mid-write", None)]
+    rng.shuffle(plan)
+    killed, mid_write, starts = 0, 0, 0
+    for kind, delay in [*plan, ("finish", None)]:
+        resume = bool(checkpoints.steps())
+        started = time.time() - 1  # config.yml's mtime has a coarse clock on some file systems
+        proc = _start(["--resume", str(folder)] if resume else [*argv, "--out", str(folder), "--overwrite"], log)
+        starts += 1
+        if kind == "finish":
+            assert proc.wait(timeout=600) == 0, log.read_text()
+            break
+        if resume:
+            before = len(log.read_text())
+            ready = lambda: "resuming" in log.read_text()[before:]  # noqa: E731
+        else:
+            ready = lambda: _training_started(folder, started)  # noqa: E731
+        if kind == "random":
+            moment: list[float] = []
+
+            def after_delay() -> bool:
+                if not moment and ready():
+                    moment.append(time.monotonic())
+                return bool(moment) and time.monotonic() - moment[0] >= delay
+
+            killed += _kill_when(proc, after_delay, poll=0.01)
+        else:
+            writing = lambda: checkpoints.folder.is_dir() and any(  # noqa: E731
+                p.suffix == ".tmp" for p in checkpoints.folder.iterdir())
+            if _kill_when(proc, writing, poll=0.0002):
+                killed += 1
+                mid_write += any(p.suffix == ".tmp" for p in checkpoints.folder.iterdir())
+    print(f"\n{model} / {env_id}: {killed} kills survived ({mid_write} during a checkpoint write), "
+          f"{starts} processes, training {wall:.1f} s uninterrupted")
+    assert killed >= 1
+    algo = PPO if "ppo" in argv else A2C
+    expected, got = _outputs(tmp_path / "whole", algo), _outputs(folder, algo)
+    assert got[0]["test"] == expected[0]["test"]
+    assert {k: got[0]["ledger"][k] for k in COUNTERS} == {k: expected[0]["ledger"][k] for k in COUNTERS}
+    assert got[0]["reward_by_epoch"] == expected[0]["reward_by_epoch"]
+    assert got[0]["score_by_epoch"] == expected[0]["score_by_epoch"]
+    np.testing.assert_array_equal(got[1], expected[1])
+    for name, tensor in expected[2].items():
+        assert torch.equal(got[2][name], tensor), name
+    assert not checkpoints.folder.exists()
