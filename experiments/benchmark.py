@@ -136,7 +136,7 @@ class RunSpec:
 def _data_config(spec: RunSpec) -> DataConfig:
     """The spec's data options, seeded by its seed (a holdout only when the benchmark sets one)."""
     c = spec.config
-    return DataConfig(train_size=c["train_size"], noise=c["noise"], noise_rate=c["noise_rate"], root=c["data_root"],
+    return DataConfig(train_size=c["train_size"], task=c["task"], root=c["data_root"],
                       holdout=c.get("holdout"), trusted=c.get("trusted", False), seed=spec.seed)
 
 
@@ -752,7 +752,7 @@ def main(argv: list[str] | None = None) -> str:
         if not ok:
             parser.error(f"{name}={value} is invalid; valid: {valid}")
     config = {"dataset": args.dataset, "data_root": args.data_root, "model": args.model, "train_size": args.train_size,
-              "noise": args.noise, "noise_rate": args.noise_rate, "device": args.device, "anneal": args.anneal,
+              "task": args.task, "device": args.device, "anneal": args.anneal,
               "score_epochs": min(args.score_epochs, args.epochs),
               "trainer": trainer_config(args).as_dict()}
     # learnability options join the configuration (and the run keys) only when set: earlier runs keep their keys
@@ -784,7 +784,7 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(str(err))
     if not records:
         parser.exit(1, f"error: every run failed; their errors are in {out}/failed.jsonl\n")
-    noise = f", {args.noise} noise {args.noise_rate:.0%}" if args.noise else ""
+    noise = f", task {args.task}" if args.task != "clean" else ""
     title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{noise}"
     table = write_outputs(records, out, title)
     print(table)

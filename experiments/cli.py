@@ -25,6 +25,7 @@ from envs.core.files import write_json
 from envs.core.ledger import format_ledger
 from envs.core.models import MODEL_NAMES
 from envs.core.schedules import SCHEDULES
+from envs.core.tasks import parse_task
 from envs.core.trainer import TrainerConfig
 
 
@@ -73,17 +74,27 @@ def seed_value(text: str) -> int:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Which data: dataset, its folder, subset size and label noise."""
+    """Which data: dataset, its folder, subset size and task."""
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", default="digits", help="digits | synthetic | fashion-mnist | cifar10 | cifar100 | imagefolder:<path>")
     add_data_root_argument(g)
     g.add_argument("--train-size", type=int, default=None, help="stratified subset of the training set (default: all)")
-    g.add_argument("--noise", choices=("symmetric", "asymmetric"), default=None, help="label noise type")
-    g.add_argument("--noise-rate", type=float, default=0.0, help="fraction of labels flipped")
+    g.add_argument("--task", type=task_spec, default="clean",
+                   help="the data problem (docs/tasks.md): clean | noisy[:sym|asym][:rate] | redundant[:fraction][:exact] "
+                        "| imbalanced[:factor] | mixed")
     g.add_argument("--holdout", type=float, default=None,
                    help="hold out this class-stratified fraction of the training set, in (0, 0.5], never trained on "
                         "(a reference model's data, docs/learnability.md)")
     g.add_argument("--trusted", action="store_true", help="the holdout keeps clean labels")
+
+
+def task_spec(text: str) -> str:
+    """An argparse type: a task spec (:func:`envs.core.tasks.parse_task`), refused with its one-line error."""
+    try:
+        parse_task(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -180,5 +191,5 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
-    return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+    return DataConfig(train_size=args.train_size, task=args.task, root=args.data_root,
                       holdout=args.holdout, trusted=args.trusted)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     try:
         result = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device, train_size=args.train_size,
-                               noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                               task=args.task, root=args.data_root,
                                progress=not args.no_progress, **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))

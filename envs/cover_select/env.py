@@ -226,7 +226,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
         d = self.data_config
         return {
             "method": "rl-selector", "dataset": self.data.name, "num_train": self.num_samples,
-            "train_size": d.train_size, "data_seed": d.seed_for(0), "noise": d.noise, "noise_rate": d.noise_rate,
+            "train_size": d.train_size, "data_seed": d.seed_for(0), "task": d.task,
             "ratio": self.keep_ratio, "seed": self._seed, "model": model_label(self.model_name),
             "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon), "reward": self.reward_name,
             "ratio_scale": getattr(self.reward_fn, "ratio_scale", None), "degree_norm": self.degree_norm,

@@ -187,15 +187,14 @@ def load_coreset(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
 def load_coreset_data(path: str | os.PathLike, device: torch.device,
                       root: str | None = None) -> tuple[np.ndarray, dict[str, Any], DeviceDataset]:
     """A saved coreset and the training set it indexes, rebuilt from its metadata (dataset, subset, data
-    seed, label noise); a rebuilt set of another size is a ``ValueError``.
+    seed, task); a rebuilt set of another size is a ``ValueError``.
 
     :param path: the coreset's prefix, ``.npy`` or ``.json`` path
     :param device: where the rebuilt dataset lives
     :param root: folder of file-backed datasets
     """
     indices, meta = load_coreset(path)
-    data = DataConfig(train_size=meta.get("train_size"), noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0),
-                      root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
+    data = DataConfig(train_size=meta.get("train_size"), task=meta.get("task", "clean"), root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
                       trusted=meta.get("trusted", False)).load(meta["dataset"], device)
     if data.num_train != meta["num_train"]:
         raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "

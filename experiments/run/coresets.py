@@ -25,7 +25,7 @@ METHODS = tuple(STATIC_BASELINES)
 
 def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
                  seed: int = 0, data_seed: int = 0, device: str = "auto", train_size: int | None = None,
-                 noise: str | None = None, noise_rate: float = 0.0, root: str | None = None,
+                 task: str = "clean", root: str | None = None,
                  holdout: float | None = None, trusted: bool = False,
                  **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Load the data, select a coreset with the static method ``method`` and return its indices and the metadata to
@@ -39,7 +39,8 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
     :param method: a name in :data:`METHODS`
     :param keep_ratio: the coreset's fraction of the training set, in (0, 1)
     :param seed: seeds the proxy run and the selection's tie-breaks (or the random draw)
-    :param data_seed: seeds the ``train_size`` subset and the label noise
+    :param data_seed: seeds the ``train_size`` subset and the ``task``
+    :param task: the data problem (:mod:`envs.core.tasks`)
     :param holdout: hold out this stratified fraction of the training set (never in the coreset)
     :param trusted: the holdout keeps clean labels
     :param trainer_opts: :class:`~envs.core.trainer.TrainerConfig` fields of the proxy run
@@ -48,7 +49,7 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(METHODS)}")
     config = TrainerConfig(**trainer_opts)
     config.validate()
-    data_options = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=data_seed,
+    data_options = DataConfig(train_size=train_size, task=task, root=root, seed=data_seed,
                               holdout=holdout, trusted=trusted)
     data = data_options.load(dataset, resolve_device(device))
     start = time.perf_counter()
@@ -61,7 +62,7 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
             reference = load_reference(data, model, config, kind, asdict(data_options), data_seed)
         proxy = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed, reference=reference)
         coreset = select_coreset(method, proxy, keep_ratio, seed)
-    meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, noise=noise,
-                        noise_rate=noise_rate, holdout=holdout, trusted=trusted,
+    meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, task=task,
+                        holdout=holdout, trusted=trusted,
                         wall_seconds=time.perf_counter() - start)
     return coreset.indices, meta

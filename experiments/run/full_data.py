@@ -17,7 +17,7 @@ from envs.core.trainer import Trainer, TrainerConfig, resolve_device
 
 
 def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0, device: str = "auto",
-                  train_size: int | None = None, noise: str | None = None, noise_rate: float = 0.0,
+                  train_size: int | None = None, task: str = "clean",
                   root: str | None = None, data_seed: int | None = None, progress: bool = True,
                   checkpoints: CheckpointDir | None = None, checkpoint_every: int = 1, **trainer_kw: Any) -> dict[str, Any]:
     """Train ``model`` on all of ``dataset`` and return test metrics, the ledger and the config.
@@ -25,14 +25,14 @@ def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0,
     With ``checkpoints``, the run is saved there every ``checkpoint_every`` epochs and continues
     from the newest checkpoint it finds (exactly, on CPU); a checkpoint of another configuration is
     refused with :class:`envs.core.checkpoint.CheckpointError`. ``data_seed`` seeds the training subset and
-    label noise when given (else ``seed`` does)."""
+    the task when given (else ``seed`` does)."""
     dev = resolve_device(device)
     config = TrainerConfig(**trainer_kw)
-    data = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root,
+    data = DataConfig(train_size=train_size, task=task, root=root,
                       seed=data_seed).load(dataset, dev, run_seed=seed)
     trainer = Trainer(data, model, config, seed=seed)
-    identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "noise": noise,
-                "noise_rate": noise_rate, "data_seed": data_seed, "trainer": config.as_dict()}
+    identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "task": task,
+                "data_seed": data_seed, "trainer": config.as_dict()}
     elapsed = 0.0
     latest = checkpoints.latest() if checkpoints is not None else None
     if latest is not None:
