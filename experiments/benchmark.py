@@ -42,6 +42,7 @@ import json
 import statistics
 import tempfile
 import time
+import traceback
 from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,17 +56,21 @@ from tqdm import tqdm
 import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset
+from envs.core.tasks import task_slug
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset, with_reference
 from envs.methods.coreset import train_and_evaluate
 from envs.methods.diagnosis import diagnose_coreset
+from envs.methods.oracle import real_methods
 from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKSelector
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
-                             make_parser, trainer_config)
+                             make_parser, task_spec, trainer_config)
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
 from experiments.run import RunConfig, env_kwargs, run_training
+from experiments.run.cost_curves import cost_curves, interpolate
+from experiments.run.leaderboard import LEADERBOARD_FILES, write_leaderboard
 
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
 # "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
@@ -186,7 +191,9 @@ def _proxy(spec: RunSpec, trainer: Trainer) -> ProxyScores:
 def run_static_baseline(spec: RunSpec) -> dict[str, Any]:
     """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
     trainer = _trainer(spec)
-    source = trainer.dataset.train_y if STATIC_BASELINES[spec.method].needs == "labels" else _proxy(spec, trainer)
+    needs = STATIC_BASELINES[spec.method].needs
+    source = (trainer.dataset.train_y if needs == "labels" else trainer.dataset if needs == "provenance"
+              else _proxy(spec, trainer))
     if spec.method == "reducible_loss":  # it alone reads (and pays for) the cell's reference model
         source = with_reference(source, _reference(spec, trainer))
     coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
@@ -203,7 +210,8 @@ def _train_on_coreset(spec: RunSpec, trainer: Trainer, indices: np.ndarray, sele
     idx = torch.as_tensor(indices, device=trainer.device)
     result = {**train_and_evaluate(trainer, idx),
               "selection_backprop": selection_ledger.get("samples_backpropagated", 0), "selection_seconds": selection_seconds,
-              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
+              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None,
+              "problem_shares": data.problem_shares(idx)}
     proxy = _proxy(spec, trainer)
     result["diagnosis"] = diagnose_coreset(indices, proxy.features, proxy.labels, data.noisy_mask)
     return result
@@ -266,7 +274,8 @@ def _run_data_agent_control(config: RunConfig, policy: str) -> dict[str, Any]:
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     return {"test": info["final_test"], "ledger": info["ledger"], "wall_seconds": time.perf_counter() - start,
-            "noisy_kept_fraction": info.get("noisy_kept_fraction"), "error": info.get("error")}
+            "noisy_kept_fraction": info.get("noisy_kept_fraction"), "problem_shares": info.get("problem_shares"),
+            "error": info.get("error")}
 
 
 def run_rl_selector(spec: RunSpec) -> dict[str, Any]:
@@ -308,11 +317,18 @@ RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
     "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
 }
 
+# the oracles read what a task hides: never a default or "all" method, only the ceiling of the task suite
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
-    "dynamic": tuple(dict.fromkeys((*DYNAMIC_BASELINES, *(data_agent_method_name(a, "paper") for a in ALGOS),
+    "dynamic": tuple(dict.fromkeys((*real_methods(DYNAMIC_BASELINES), *(data_agent_method_name(a, "paper") for a in ALGOS),
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
-    "static": tuple(RUNNERS["static"]),
+    "static": real_methods(RUNNERS["static"]),
 }
+#: the task suite (dynamic runs on every task): RS2 (the scores' 0), the oracle (their 100), full data (closes
+#: the cost curves), random, InfoBatch, UCB, loss top-k and Data Agent's paper preset with its controls
+TASK_SUITE = "tasks"
+TASK_SUITE_METHODS = ("rs2", "oracle", "full", "random", "infobatch", "ucb", "loss_topk",
+                      *(data_agent_method_name(p, "paper") for p in ("ppo", *CONTROL_POLICIES)))
+DEFAULT_TASKS = ("clean", "noisy", "redundant", "imbalanced:100")
 
 
 SELECTION_FIELDS = ("selection_backprop_fraction", "selection_seconds", "payoff_trainings")
@@ -349,6 +365,7 @@ def run_record(spec: RunSpec, result: dict[str, Any]) -> dict[str, Any]:
             "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
             "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
             "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+            "problem_shares": result.get("problem_shares"),
             "reference_seconds": result["ledger"].get("reference_seconds", 0.0),
             "candidates_seconds": result["ledger"].get("candidates_seconds", 0.0),
             **{k: result[k] for k in ("reference_top1", "class_balance") if k in result},
@@ -360,9 +377,9 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
     """Run every spec not already recorded in ``out/runs.jsonl``; return the records of the finished ones.
 
     A run whose model diverges is recorded in ``runs.jsonl`` with its ``error`` (see :func:`run_spec`).
-    Without ``ray`` the runs go one after another in this process and any other error stops the suite. With
-    ``ray`` they run as Ray tasks, and a run that fails is written to ``out/failed.jsonl`` instead
-    (rewritten by each call), so that a rerun of the suite retries it."""
+    Any other error of a run does not stop the suite: the run is written to ``out/failed.jsonl`` instead
+    (rewritten by each call, with its traceback), so that a rerun of the suite retries it. Without ``ray``
+    the runs go one after another in this process; with ``ray`` they run as Ray tasks."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
     failed_log = out / "failed.jsonl"
@@ -376,9 +393,10 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
     todo = [s for s in specs if s.key not in done]
     if len(todo) < len(specs):
         print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already in {log}")
-    outcomes = ((s, run_spec(s)) for s in todo) if ray is None else run_on_ray(todo, run_spec, ray)
+    outcomes = ((s, _run_or_failure(s)) for s in todo) if ray is None else run_on_ray(todo, run_spec, ray)
     for spec, result in tqdm(outcomes, total=len(todo), desc="runs", disable=not progress):
         if isinstance(result, RunFailure):
+            tqdm.write(f"run failed: {spec.method} ratio {spec.ratio} seed {spec.seed}: {result.error}")
             with failed_log.open("a") as f:
                 f.write(json.dumps({"key": spec.key, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
                                     "error": result.error, "details": result.details}) + "\n")
@@ -390,6 +408,15 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
             f.write(json.dumps(rec) + "\n")
         done[spec.key] = rec
     return [done[s.key] for s in specs if s.key in done]
+
+
+def _run_or_failure(spec: RunSpec) -> dict[str, Any] | RunFailure:
+    """:func:`run_spec` in this process; an error other than a divergence becomes a :class:`RunFailure` (as on
+    Ray), so one failing run never stops a suite."""
+    try:
+        return run_spec(spec)
+    except Exception as err:  # noqa: BLE001 (recorded with its traceback, retried by the next call)
+        return RunFailure(f"{type(err).__name__}: {err}".splitlines()[0], traceback.format_exc())
 
 
 def _selection_cost(result: dict[str, Any], full: int) -> dict[str, Any]:
@@ -445,38 +472,12 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["ratio"], -r["top1"]))
 
 
-def _interpolate(points: list[tuple[float, float]], x: float) -> float | None:
-    """Piecewise-linear ``y(x)`` through ``(x, y)`` points; None outside their range (no extrapolation)."""
-    pts = sorted(points)
-    if not pts or not pts[0][0] - 1e-9 <= x <= pts[-1][0] + 1e-9:
-        return None
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return pts[-1][1]
-
-
-def _cost_curves(records: list[dict[str, Any]]) -> dict[str, dict[int, list[tuple[float, float]]]]:
-    """Per method and seed, its (back-prop fraction, top-1) points. Full data, the limit of every
-    method at a kept fraction of 1, closes each curve at its own seed's (1.0, top-1)."""
-    full = {r["seed"]: (r["backprop_fraction"], r["top1"]) for r in records if r["method"] == "full"}
-    curves: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        if r["method"] != "full":
-            curves[r["method"]][r["seed"]].append((r["backprop_fraction"], r["top1"]))
-    for per_seed in curves.values():
-        for seed, pts in per_seed.items():
-            if seed in full:
-                pts.append(full[seed])
-    return curves
-
-
 def matched_cost(records: list[dict[str, Any]], references: tuple[str, ...] = ("random", "infobatch")) -> list[dict[str, Any]]:
     """Each run's top-1 minus a reference method's top-1 *at the same back-propagated fraction*, the
     reference's curve (same seed) interpolated linearly between its measured costs. Mean ± std over
     seeds per (method, ratio); a difference is left out where the run's cost lies outside the
     reference's measured range."""
-    curves = _cost_curves(records)
+    curves = cost_curves(records)
     groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r["method"] != "full":
@@ -489,7 +490,7 @@ def matched_cost(records: list[dict[str, Any]], references: tuple[str, ...] = ("
             if ref == method or ref not in curves:
                 continue
             diffs = [r["top1"] - y for r in rs
-                     if (y := _interpolate(curves[ref].get(r["seed"], []), r["backprop_fraction"])) is not None]
+                     if (y := interpolate(curves[ref].get(r["seed"], []), r["backprop_fraction"])) is not None]
             if diffs:
                 row[f"vs_{ref}"] = statistics.fmean(diffs)
                 row[f"vs_{ref}_std"] = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
@@ -711,12 +712,37 @@ def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
     return text
 
 
+def suite_methods(text: str | None, suite: str, default: tuple[str, ...]) -> list[str]:
+    """The ``--methods`` of a suite: comma-separated names, ``all`` (every real method, no oracle) or ``default``."""
+    if not text:
+        return list(default)
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    return list(real_methods(RUNNERS[suite])) if names == ["all"] else names
+
+
+def write_task_outputs(records: list[dict[str, Any]], out: Path, title: str, tasks: list[str]) -> str:
+    """A task suite's outputs: each task's usual tables in ``out/<task>/`` and the leaderboard in ``out``."""
+    for task in tasks:
+        mine = [r for r in records if r["config"].get("task") == task]
+        if mine:
+            (out / task_slug(task)).mkdir(parents=True, exist_ok=True)
+            write_outputs(mine, out / task_slug(task), f"{title}, task {task}")
+    board = write_leaderboard(records, out, title)
+    print(f"\nwritten: {out}/runs.jsonl, {out}/<task>/ (each task's tables), {', '.join(LEADERBOARD_FILES)}")
+    return board
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
-    p.add_argument("--suite", choices=tuple(RUNNERS), default="dynamic", help="dynamic (per-epoch pruning) or static (coresets)")
+    p.add_argument("--suite", choices=(*RUNNERS, TASK_SUITE), default="dynamic",
+                   help="dynamic (per-epoch pruning), static (coresets) or tasks (the dynamic methods on every --tasks "
+                        "problem, scored against RS2 and the oracle: a leaderboard, docs/tasks.md)")
     p.add_argument("--methods", default=None,
-                   help="comma-separated; default: the suite's baselines, Data Agent's paper preset and recommended variant "
-                        "with its controls (dynamic), every method (static)")
+                   help="comma-separated, or all (every real method: no oracle); default: the suite's baselines, Data "
+                        "Agent's paper preset and recommended variant with its controls (dynamic), every method (static), "
+                        f"{','.join(TASK_SUITE_METHODS)} (tasks)")
+    p.add_argument("--tasks", type=task_spec, nargs="+", default=list(DEFAULT_TASKS),
+                   help="--suite tasks: the data problems (docs/tasks.md)")
     p.add_argument("--keep-ratios", type=float, nargs="+", default=[0.5],
                    help="fractions of training samples kept: per pruned epoch (dynamic) or the coreset's size (static)")
     p.add_argument("--prune-ratios", type=float, nargs="+", default=None,
@@ -740,10 +766,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> str:
     parser = build_parser()
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(DEFAULT_METHODS[args.suite])
-    unknown = [m for m in methods if m not in RUNNERS[args.suite]]
+    tasks = args.suite == TASK_SUITE
+    suite = "dynamic" if tasks else args.suite  # a task suite runs dynamic methods on every task
+    if tasks and args.task != "clean":
+        parser.error("--task is one problem; with --suite tasks, name them all with --tasks")
+    methods = suite_methods(args.methods, suite, TASK_SUITE_METHODS if tasks else DEFAULT_METHODS[suite])
+    unknown = [m for m in methods if m not in RUNNERS[suite]]
     if unknown:
-        parser.error(f"--methods: unknown {args.suite} method(s) {unknown}; valid choices: {', '.join(RUNNERS[args.suite])}")
+        parser.error(f"--methods: unknown {suite} method(s) {unknown}; valid choices: all, {', '.join(RUNNERS[suite])}")
     checks = [("--keep-ratios", args.keep_ratios, all(0 < r < 1 for r in args.keep_ratios), "values in (0, 1)"),
               ("--prune-ratios", args.prune_ratios, all(0 <= r < 1 for r in args.prune_ratios or []), "values in [0, 1)"),
               ("--anneal", args.anneal, 0 <= args.anneal <= 1, "[0, 1]"),
@@ -776,7 +806,8 @@ def main(argv: list[str] | None = None) -> str:
             return [round(1.0 - p, 6) for p in args.prune_ratios]
         return args.keep_ratios
 
-    specs = [RunSpec(args.suite, m, r, s, config) for m in methods for r in ratios(m) for s in args.seeds]
+    configs = [{**config, "task": t} for t in args.tasks] if tasks else [config]
+    specs = [RunSpec(suite, m, r, s, c) for c in configs for m in methods for r in ratios(m) for s in args.seeds]
     out = args.out or Path("results") / f"{args.suite}-{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}"
     try:
         records = execute(specs, out, progress=not args.no_progress, ray=ray)
@@ -784,11 +815,14 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(str(err))
     if not records:
         parser.exit(1, f"error: every run failed; their errors are in {out}/failed.jsonl\n")
-    noise = f", task {args.task}" if args.task != "clean" else ""
-    title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{noise}"
-    table = write_outputs(records, out, title)
+    task = f", task {args.task}" if args.task != "clean" else ""
+    title = f"{args.suite}: {args.dataset} / {args.model}, {args.epochs} epochs{task}"
+    if tasks:
+        table = write_task_outputs(records, out, title, args.tasks)
+    else:
+        table = write_outputs(records, out, title)
+        print(f"\nwritten: {out}/runs.jsonl, runs.csv, summary.json, summary.md, accuracy_vs_cost.png, accuracy_vs_ratio.png")
     print(table)
-    print(f"\nwritten: {out}/runs.jsonl, runs.csv, summary.json, summary.md, accuracy_vs_cost.png, accuracy_vs_ratio.png")
     if len(records) < len(specs):
         parser.exit(1, f"error: {len(specs) - len(records)} of {len(specs)} runs failed; their errors are in "
                        f"{out}/failed.jsonl. The same command retries them and keeps the finished runs.\n")

@@ -38,7 +38,7 @@ import torch
 from envs.core.checks import Options, is_count, is_real
 from envs.core.files import atomic_write
 from envs.core.own_data import describe, is_own_source, own_splits
-from envs.core.tasks import TaskData, apply_task, parse_task
+from envs.core.tasks import TaskData, apply_task, parse_task, problem_shares
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:<path>")
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -151,6 +151,16 @@ class DeviceDataset:
     def noisy_mask(self) -> torch.Tensor:
         """Boolean mask of training samples whose label was corrupted."""
         return self.train_y != self.train_y_true
+
+    def problem_shares(self, kept: torch.Tensor) -> dict[str, float]:
+        """What ``kept`` holds of each data problem beside its base rate (:func:`envs.core.tasks.problem_shares`).
+
+        :param kept: integer training-set indices (a selection), or a float ``(N,)`` weight per sample (e.g.
+            back-propagated count x loss weight)
+        """
+        if not torch.is_floating_point(kept):
+            kept = torch.zeros(self.num_train, device=self.device).index_fill_(0, kept.to(self.device).long(), 1.0)
+        return problem_shares(self.noisy_mask, self.duplicate_of, self.minority, kept)
 
     def with_training(self, x: torch.Tensor, y: torch.Tensor, y_true: torch.Tensor) -> DeviceDataset:
         """This dataset (same test split, normalisation and augmentation) training on ``x, y`` instead,

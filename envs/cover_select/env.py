@@ -300,7 +300,9 @@ class CoverSelectEnv(BatchEpisodeEnv):
         return self._batch_state(fwd, self.state, self.scores, selecting=False)
 
     def _run_end_info(self) -> dict[str, Any]:
-        return {"coreset": self.coreset(), "coreset_meta": self.coreset_meta()}
+        coreset = self.coreset()
+        return {"coreset": coreset, "coreset_meta": self.coreset_meta(),
+                "problem_shares": self.data.problem_shares(torch.as_tensor(coreset))}
 
     def _update_degrees(self) -> None:
         """ε-cover degrees of every sample from the features gathered during the epoch that just ended."""
