@@ -324,8 +324,8 @@ DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
     "static": real_methods(RUNNERS["static"]),
 }
-#: the task suite (dynamic runs on every task): RS2 (the scores' 0) and the oracle (their 100), each also at half
-#: of every keep ratio, full data (closes the cost curves), random, InfoBatch, UCB, loss top-k and Data Agent's paper preset with its controls
+#: the task suite (dynamic runs on every task): RS2 (the scores' 0) and the oracle (their 100), each also at 3/4
+#: of every keep ratio (half diverged: kept losses weigh 1 / keep ratio), full data (closes the cost curves), random, InfoBatch, UCB, loss top-k and Data Agent's paper preset with its controls
 TASK_SUITE = "tasks"
 TASK_SUITE_METHODS = ("rs2", "oracle", "full", "random", "infobatch", "ucb", "loss_topk",
                       *(data_agent_method_name(p, "paper") for p in ("ppo", *CONTROL_POLICIES)))
@@ -806,7 +806,7 @@ def main(argv: list[str] | None = None) -> str:
         if method == "infobatch" and args.prune_ratios is not None:
             return [round(1.0 - p, 6) for p in args.prune_ratios]
         if tasks and method in (REFERENCE, CEILING):  # their curves must reach below every method's wall-clock
-            return sorted({*args.keep_ratios, *(round(r / 2, 6) for r in args.keep_ratios)})
+            return sorted({*args.keep_ratios, *(round(0.75 * r, 6) for r in args.keep_ratios)})
         return args.keep_ratios
 
     configs = [{**config, "task": t} for t in args.tasks] if tasks else [config]

@@ -39,7 +39,7 @@ def test_methods_may_have_spaces_and_seed_is_honoured(tmp_path, capsys):
 
 def test_noisy_runs_report_the_noisy_share_kept(tmp_path):
     benchmark.main(["--suite", "dynamic", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--anneal", "0.5",
-                    "--methods", "loss_topk", "--noise", "symmetric", "--noise-rate", "0.4", "--out", str(tmp_path)])
+                    "--methods", "loss_topk", "--task", "noisy:sym:0.4", "--out", str(tmp_path)])
     rec = json.loads((tmp_path / "runs.jsonl").read_text())
     assert 0.0 <= rec["noisy_kept_fraction"] <= 1.0
 

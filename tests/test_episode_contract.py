@@ -147,8 +147,9 @@ def test_coerce_takes_none_a_mapping_or_a_config(cls, name):
 
 @pytest.mark.parametrize("value, match", [
     ({"train_size": 0.5}, r"train_size=0\.5 is invalid"),
-    ({"noise": "pairflip"}, r"noise='pairflip' is invalid; valid: None or one of symmetric, asymmetric"),
-    ({"noise_rate": 1.0}, r"noise_rate=1\.0 is invalid; valid: \[0, 1\)"),
+    ({"task": "noisy:pairflip"}, r"task='noisy:pairflip': 'pairflip' is no noise kind \(sym, asym\) or rate; valid tasks"),
+    ({"task": "noisy:1.0"}, r"noise rate 1\.0 is outside \(0, 1\)"),
+    ({"noise": "symmetric"}, r"data option\(s\) noise \(use task='noisy:sym:0\.4' \(or noisy:asym:<rate>\)\) no longer exist"),
     ({"root": 3}, r"root=3 is invalid; valid: None or a folder path"),
     ({"seed": -1}, r"seed=-1 is invalid; valid: None or an integer >= 0"),
 ])

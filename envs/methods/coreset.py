@@ -194,7 +194,10 @@ def load_coreset_data(path: str | os.PathLike, device: torch.device,
     :param root: folder of file-backed datasets
     """
     indices, meta = load_coreset(path)
-    data = DataConfig(train_size=meta.get("train_size"), task=meta.get("task", "clean"), root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
+    task = meta.get("task", "clean")
+    if meta.get("noise") and meta.get("noise_rate"):  # saved before tasks replaced the noise options
+        task = f"noisy:{'sym' if meta['noise'] == 'symmetric' else 'asym'}:{meta['noise_rate']}"
+    data = DataConfig(train_size=meta.get("train_size"), task=task, root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
                       trusted=meta.get("trusted", False)).load(meta["dataset"], device)
     if data.num_train != meta["num_train"]:
         raise ValueError(f"the rebuilt {meta['dataset']!r} training set has {data.num_train} samples but the coreset "
