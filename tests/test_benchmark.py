@@ -48,7 +48,7 @@ def test_static_suite_end_to_end(tmp_path):
     table = benchmark.main(["--suite", "static", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
                             "--train-size", "400", "--keep-ratios", "0.5", "--out", str(tmp_path)])
     recs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    assert {r["method"] for r in recs} == set(benchmark.RUNNERS["static"])
+    assert {r["method"] for r in recs} == set(benchmark.DEFAULT_METHODS["static"])  # every real method: no oracle
     for r in recs:
         if r["method"].startswith("rlselector"):  # the agent's coreset: target ratio within ±1%
             assert abs(r["backprop"] - 200) <= 4 and r["selection_backprop"] >= 400

@@ -75,9 +75,10 @@ def normalised_scores(records: list[dict[str, Any]], axis: str = "backprop") -> 
     for task, recs in sorted(by_task.items()):
         curves = cost_curves(recs, field)
         full = {r["seed"]: r["top1"] for r in recs if r["method"] == "full"}
+        ratios = {r["ratio"] for r in recs if r["method"] not in ("full", REFERENCE, CEILING)}
         for r in recs:
-            if r["method"] in ("full", CEILING):
-                continue
+            if r["method"] in ("full", CEILING) or (r["method"] == REFERENCE and ratios and r["ratio"] not in ratios):
+                continue  # RS2's extra points (benchmark --suite tasks) only shape its curve
             x, seed = r[field], r["seed"]
             low = _read(curves.get(REFERENCE, {}).get(seed, []), x)
             high = full.get(seed) if task == "clean" else _read(curves.get(CEILING, {}).get(seed, []), x)

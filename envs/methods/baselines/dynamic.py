@@ -47,7 +47,7 @@ from envs.core.data import DeviceDataset
 from envs.core.store import SampleStore
 from envs.core.trainer import Trainer
 from envs.methods.candidates import CandidateRanker, ProxyLoss, RhoLoss, train_candidate_epoch
-from envs.methods.oracle import oracle_priority
+from envs.methods.oracle import oracle_priority, real_methods
 from envs.methods.reward_terms import composite_signal
 from envs.methods.selection import AnnealedTopKSelector, EpochPlan
 
@@ -334,8 +334,9 @@ DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicSelector]] = {
 }
 #: the registered baselines that select per batch from candidates (no epoch plan; see the module docstring)
 PER_BATCH_BASELINES = ("rholoss", "proxy_loss")
-#: the others: each plans whole epochs (what the drop-in ``Selector``, a Sampler, can run)
-PER_EPOCH_BASELINES = tuple(m for m in DYNAMIC_BASELINES if m not in PER_BATCH_BASELINES)
+#: the others but the oracle: each plans whole epochs (what the drop-in ``Selector``, a Sampler, can run; the
+#: oracle reads a dataset's provenance, which a Sampler does not have)
+PER_EPOCH_BASELINES = tuple(m for m in real_methods(DYNAMIC_BASELINES) if m not in PER_BATCH_BASELINES)
 
 
 def make_dynamic_selector(method: str, trainer: Trainer, *, keep_ratio: float = 0.5, anneal: float = 0.875,
