@@ -56,6 +56,7 @@ from tqdm import tqdm
 import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset
+from envs.core.instances import SPLITS, InstanceGrid
 from envs.core.tasks import task_slug
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
@@ -68,7 +69,7 @@ from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKSelector
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
                              make_parser, task_spec, trainer_config)
 from experiments.ray_runs import RayOptions, RayResourceError, RunFailure, add_ray_arguments, ray_options, run_on_ray
-from experiments.run import RunConfig, env_kwargs, run_training
+from experiments.run import RunConfig, env_kwargs, load_run_config, run_training
 from experiments.run.cost_curves import cost_curves, interpolate
 from experiments.run.leaderboard import LEADERBOARD_FILES, write_leaderboard
 from experiments.run.scores import CEILING, REFERENCE
@@ -262,6 +263,17 @@ def run_data_agent(spec: RunSpec) -> dict[str, Any]:
     return result
 
 
+def run_loaded_agent(spec: RunSpec) -> dict[str, Any]:
+    """``dataagent_loaded``: a saved agent (``--load-agent <run>/agent.zip``) acting with its policy, no updates, on
+    the spec's data (a held-out instance: docs/tasks.md), with its run's env options at the spec's ratio."""
+    path = Path(spec.config["load_agent"])
+    saved = load_run_config(path.parent)
+    options = {**saved.env_options, "keep_ratio": spec.ratio, "anneal": spec.config["anneal"]}
+    with tempfile.TemporaryDirectory() as out:
+        return run_training(run_config(spec, saved.env, saved.algo, options, Path(out), load_agent=path,
+                                       no_learn=True, hyperparams=saved.hyperparams)).metrics["run"]
+
+
 def _run_data_agent_control(config: RunConfig, policy: str) -> dict[str, Any]:
     """One DataAgent-v0 run driven by a fixed rule instead of a policy: what the learned part must beat."""
     env = gym.make("DataAgent-v0", **env_kwargs(config))
@@ -313,8 +325,12 @@ def _random_actions_selection(env_kwargs: dict[str, Any], seed: int) -> tuple[np
 # so the paper's preset stays the recommendation.
 RECOMMENDED_VARIANT = "paper"
 
+#: a saved agent acting without learning (``--load-agent``), never a default or "all" method
+LOADED_AGENT = "dataagent_loaded"
+
 RUNNERS: dict[str, dict[str, Callable[[RunSpec], dict[str, Any]]]] = {
-    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
+    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS},
+                LOADED_AGENT: run_loaded_agent},
     "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
 }
 
@@ -718,7 +734,7 @@ def suite_methods(text: str | None, suite: str, default: tuple[str, ...]) -> lis
     if not text:
         return list(default)
     names = [m.strip() for m in text.split(",") if m.strip()]
-    return list(real_methods(RUNNERS[suite])) if names == ["all"] else names
+    return [m for m in real_methods(RUNNERS[suite]) if m != LOADED_AGENT] if names == ["all"] else names
 
 
 def write_task_outputs(records: list[dict[str, Any]], out: Path, title: str, tasks: list[str]) -> str:
@@ -744,6 +760,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{','.join(TASK_SUITE_METHODS)} (tasks)")
     p.add_argument("--tasks", type=task_spec, nargs="+", default=list(DEFAULT_TASKS),
                    help="--suite tasks: the data problems (docs/tasks.md)")
+    p.add_argument("--instances", choices=SPLITS, default="all",
+                   help="--suite tasks: run the training or the held-out test instances of the grid --tasks x --dataset "
+                        "x --seeds (the last quarter of the seeds is held out; envs.core.instances)")
+    p.add_argument("--load-agent", type=Path, default=None, metavar="AGENT_ZIP",
+                   help=f"add {LOADED_AGENT}: this saved agent (a train run's agent.zip) acting with its policy, no updates")
     p.add_argument("--keep-ratios", type=float, nargs="+", default=[0.5],
                    help="fractions of training samples kept: per pruned epoch (dynamic) or the coreset's size (static)")
     p.add_argument("--prune-ratios", type=float, nargs="+", default=None,
@@ -772,6 +793,18 @@ def main(argv: list[str] | None = None) -> str:
     if tasks and args.task != "clean":
         parser.error("--task is one problem; with --suite tasks, name them all with --tasks")
     methods = suite_methods(args.methods, suite, TASK_SUITE_METHODS if tasks else DEFAULT_METHODS[suite])
+    if args.load_agent is not None:
+        if suite != "dynamic" or not (args.load_agent.parent / "config.yml").is_file():
+            parser.error(f"--load-agent {args.load_agent}: valid: the agent.zip of an experiments.train run (its folder "
+                         "holds config.yml), with --suite dynamic or tasks")
+        methods.append(LOADED_AGENT)
+    if args.instances != "all":
+        if not tasks:
+            parser.error("--instances needs --suite tasks (the instance grid is --tasks x --dataset x --seeds)")
+        try:
+            args.seeds = list(InstanceGrid(tuple(args.tasks), (args.dataset,), tuple(args.seeds)).split_seeds(args.instances))
+        except ValueError as err:
+            parser.error(f"--instances {args.instances}: {err}")
     unknown = [m for m in methods if m not in RUNNERS[suite]]
     if unknown:
         parser.error(f"--methods: unknown {suite} method(s) {unknown}; valid choices: all, {', '.join(RUNNERS[suite])}")
@@ -788,6 +821,8 @@ def main(argv: list[str] | None = None) -> str:
               "trainer": trainer_config(args).as_dict()}
     # learnability options join the configuration (and the run keys) only when set: earlier runs keep their keys
     config.update({k: v for k, v in (("holdout", args.holdout), ("trusted", args.trusted)) if v})
+    if args.load_agent is not None:
+        config["load_agent"] = str(args.load_agent.resolve())
     reference = {k: v for k, v in (("kind", args.reference), ("epochs", args.reference_epochs)) if v is not None}
     if reference:
         config["reference"] = reference

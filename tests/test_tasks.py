@@ -11,12 +11,13 @@ import torch
 
 from envs import CoverSelectEnv, DataAgentEnv
 from envs.core.data import load_dataset
+from envs.core.instances import GRID, Instance, InstanceGrid
 from envs.core.tasks import POOL_SHARE, TASKS, long_tail_sizes, parse_task, task_slug
 from envs.core.trainer import Trainer, TrainerConfig
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, PER_EPOCH_BASELINES, make_dynamic_selector, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, select_coreset
 from envs.methods.oracle import real_methods
-from experiments import benchmark
+from experiments import benchmark, train
 from experiments.run.leaderboard import write_leaderboard
 from experiments.run.scores import aggregate, normalised_scores
 
@@ -181,3 +182,19 @@ def test_every_task_runs_on_every_baseline(tmp_path, monkeypatch):
     rows = [line.split(" | ")[0] for line in board.splitlines()]
     assert "| rs2" in rows and "| oracle" not in rows and "| mixed | oracle |" in board  # oracle: in the shares table only
     assert all((tmp_path / "dynamic" / task_slug(t) / "summary.md").exists() for t in tasks)
+
+
+def test_instances_split_by_seed_and_a_saved_agent_runs_frozen_on_the_test_instances(tmp_path):
+    assert GRID.split_seeds("test") == (6, 7) and GRID.split_seeds("train") == tuple(range(6))
+    assert len(GRID.instances("test")) == len(GRID.tasks) * len(GRID.datasets) * 2
+    assert InstanceGrid(("noisy",), ("digits",), (4, 5, 9)).instances("test") == [Instance("noisy", "digits", 9)]
+    with pytest.raises(ValueError, match="at least two distinct seeds"):
+        InstanceGrid(("noisy",), ("digits",), (1,))
+    tiny = ["--dataset", "synthetic", "--model", "mlp", "--train-size", "160", "--batch-size", "16", "--epochs", "2",
+            "--no-progress"]
+    train.main([*tiny, "--task", "noisy", "--algo", "a2c", "--reference", "none", "--out", str(tmp_path / "agent")])
+    benchmark.main(["--suite", "tasks", *tiny, "--tasks", "noisy", "--methods", "rs2", "--seeds", "0", "1", "2", "3",
+                    "--instances", "test", "--load-agent", str(tmp_path / "agent" / "agent.zip"), "--out", str(tmp_path / "b")])
+    records = [json.loads(line) for line in (tmp_path / "b" / "runs.jsonl").read_text().splitlines()]
+    assert {(r["method"], r["seed"]) for r in records} == {("rs2", 3), ("dataagent_loaded", 3)}
+    assert all("top1" in r for r in records)
