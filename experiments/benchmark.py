@@ -57,7 +57,7 @@ import envs  # noqa: F401  (registers the env ids)
 from agents.presets import ALGOS
 from envs.core.data import DataConfig, load_dataset
 from envs.core.instances import SPLITS, InstanceGrid
-from envs.core.tasks import task_slug
+from envs.core.tasks import parse_task, task_slug
 from envs.core.reference import REFERENCE_KINDS, ReferenceConfig, ReferenceScores, attach_reference, load_reference
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig, resolve_device
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, make_dynamic_selector, run_dynamic
@@ -450,7 +450,14 @@ _SIZE_CACHE: dict[tuple, int] = {}
 
 
 def _num_train(spec: RunSpec) -> int:
+    """The training-set size of the spec's data: ``train_size``, less the holdout; a task that changes the size
+    (an imbalance) is loaded to count it."""
     c = spec.config
+    if parse_task(c.get("task", "clean")).imbalance > 1:
+        key = (json.dumps(c, sort_keys=True), spec.seed)
+        if key not in _SIZE_CACHE:
+            _SIZE_CACHE[key] = _data_config(spec).load(c["dataset"], "cpu").num_train
+        return _SIZE_CACHE[key]
     key = (c["dataset"], c["train_size"])
     if key not in _SIZE_CACHE:
         _SIZE_CACHE[key] = c["train_size"] or load_dataset(c["dataset"], root=c["data_root"]).num_train

@@ -198,3 +198,10 @@ def test_instances_split_by_seed_and_a_saved_agent_runs_frozen_on_the_test_insta
     records = [json.loads(line) for line in (tmp_path / "b" / "runs.jsonl").read_text().splitlines()]
     assert {(r["method"], r["seed"]) for r in records} == {("rs2", 3), ("dataagent_loaded", 3)}
     assert all("top1" in r for r in records)
+
+
+def test_back_propagation_is_counted_against_the_imbalanced_training_set(tmp_path):
+    benchmark.main(["--suite", "tasks", "--tasks", "imbalanced:10", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
+                    "--methods", "full", "--no-progress", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "runs.jsonl").read_text())
+    assert record["backprop_fraction"] == 1.0 and record["backprop"] == load_dataset("digits", task="imbalanced:10").num_train
