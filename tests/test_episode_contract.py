@@ -19,7 +19,8 @@ EVERY = {"batch_indices", "padded", "ledger", "backprop_fraction"}
 AFTER_A_STEP = EVERY | {"epoch", "sample_rewards", "train_loss", "lr"}
 LAST = AFTER_A_STEP | {"final_test", "scores"}
 EXTRAS = {"DataAgent-v0": {"pruned", "keep_ratio_effective", "lambda"}, "CoverSelect-v0": {"ratio", "ratio_reward"}}
-LAST_EXTRAS = {"DataAgent-v0": {"noisy_kept_fraction"}, "CoverSelect-v0": {"coreset", "coreset_meta"}}
+LAST_EXTRAS = {"DataAgent-v0": {"noisy_kept_fraction", "problem_shares"},
+               "CoverSelect-v0": {"coreset", "coreset_meta", "problem_shares"}}
 
 
 # --- the host transfer --------------------------------------------------------------------------

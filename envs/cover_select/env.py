@@ -103,7 +103,8 @@ class CoverSelectEnv(BatchEpisodeEnv):
     last step ``final_test`` (the selection model's test metrics), ``scores`` and, after a
     divergence, ``error``). RL-Selector's extras, after a step: ``ratio`` (rho) and
     ``ratio_reward``; on the last step ``coreset`` and ``coreset_meta`` (:meth:`coreset` and
-    :meth:`coreset_meta` of the finished run, ready for :func:`envs.methods.coreset.save_coreset`).
+    :meth:`coreset_meta` of the finished run, ready for :func:`envs.methods.coreset.save_coreset`) and
+    ``problem_shares`` of that coreset.
 
     **Divergence.** A non-finite training loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` and an all-zero observation (the observation after the last step is all zeros too).
