@@ -18,9 +18,11 @@ from envs.core.data import DataConfig
 from envs.core.reference import ReferenceConfig, load_reference
 from envs.core.trainer import TrainerConfig, resolve_device
 from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
+from envs.methods.oracle import real_methods
 
-#: the methods a coreset can be made with: every registered static method
-METHODS = tuple(STATIC_BASELINES)
+#: the methods a coreset can be made with: every registered static method but the oracle (it reads what a task
+#: hides: a ceiling of the task scores, never a real method)
+METHODS = real_methods(STATIC_BASELINES)
 
 
 def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
@@ -45,7 +47,7 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
     :param trusted: the holdout keeps clean labels
     :param trainer_opts: :class:`~envs.core.trainer.TrainerConfig` fields of the proxy run
     """
-    if method not in STATIC_BASELINES:
+    if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(METHODS)}")
     config = TrainerConfig(**trainer_opts)
     config.validate()
