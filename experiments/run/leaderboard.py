@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.core.tasks import PROBLEMS
-from experiments.run.scores import AXES, CEILING, REFERENCE, aggregate, normalised_scores, task_of
+from experiments.run.scores import AXES, CEILING, MIN_GAP, REFERENCE, aggregate, normalised_scores, task_of
 
 LEADERBOARD_FILES = ("leaderboard.md", "leaderboard.png", "scores.json")
 AXIS_TITLES = {"backprop": "at equal back-propagated fraction", "wall": "at equal wall-clock (every overhead counted)"}
@@ -54,6 +54,17 @@ def _per_task_means(rows: list[dict[str, Any]], names: list[str]) -> dict[str, d
             by_task[r["task"]].append(r["score"])
         out[name] = {t: statistics.fmean(v) for t, v in by_task.items()}
     return out
+
+
+def headroom_markdown(rows: list[dict[str, Any]]) -> str:
+    """Per task: the mean headroom (ceiling minus RS2, points, at the scored runs' back-propagated fractions) and
+    how many runs it scored; a task missing here had less than ``MIN_GAP`` points of headroom."""
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task"]].append(r["headroom"])
+    lines = ["| task | headroom: ceiling − RS2 (points) | scored runs |", "|---|---|---|"]
+    lines += [f"| {t} | {statistics.fmean(h):.2f} | {len(h)} |" for t, h in sorted(by_task.items())]
+    return "\n".join(lines)
 
 
 def shares_markdown(rows: list[dict[str, Any]]) -> str:
@@ -119,6 +130,9 @@ def write_leaderboard(records: list[dict[str, Any]], out: Path, title: str, reps
             boards[axis] = board
             per_task = _per_task_means(rows, [b["method"] for b in board])
             sections += [f"## {AXIS_TITLES[axis]}", _table(board, per_task, [t for t in tasks])]
+            if axis == "backprop":
+                sections += [f"Headroom per task (a task with less than {MIN_GAP} points gives no score):",
+                             headroom_markdown(rows)]
     shares = problem_share_rows(records)
     if shares:
         sections += ["## What each method kept of every problem (kept share, base rate in brackets)", shares_markdown(shares)]

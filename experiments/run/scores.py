@@ -8,18 +8,21 @@ task hides (:mod:`envs.methods.oracle`), both at the run's cost:
 
     score = 100 * (top-1 - RS2's top-1 at equal cost) / (oracle's top-1 at equal cost - RS2's)
 
-So 0 is RS2 and 100 the oracle. On ``clean`` the oracle is a random selection, so its ceiling is full data's
-top-1 instead. Equal cost is read on two axes (:data:`AXES`): the back-propagated fraction of full-data
-training, and wall-clock over the same seed's full-data run, every overhead counted (the agent, the ranking,
-a reference model). The reference curves are interpolated between measured costs
-(:mod:`experiments.run.cost_curves`) and closed by full data at 1.0; a run dearer than full data reads the
-curves at full data (more budget buys RS2 or the oracle nothing beyond it). A task whose ceiling is less than
-:data:`MIN_GAP` points above RS2 at that cost gives no score there (0/0 is no measurement).
+So 0 is RS2 and 100 the oracle. On ``clean`` the oracle is random, so full data's top-1 is the ceiling there. Equal
+cost is read on two axes (:data:`AXES`): the back-propagated fraction of full-data training, and wall-clock over the
+same seed's full-data run, every overhead counted (the agent, the ranking, a reference model). RS2's and the
+oracle's curves are interpolated between measured costs (:mod:`experiments.run.cost_curves`), closed by full data at
+1.0, and averaged over the task's seeds; a run dearer than full data reads them at full data (more budget buys RS2
+nothing beyond it). The headroom (denominator) is always read at the run's back-propagated fraction; on the
+wall-clock axis only the 0 moves, to RS2 at the run's wall-clock (above full data's wall-clock, to full data): the
+oracle has no wall-clock to match, and a method dearer than full data would otherwise face a headroom of zero.
+A task whose headroom is less than :data:`MIN_GAP` points gives no score there (0/0 is no measurement).
 """
 
 from __future__ import annotations
 
 import inspect
+import statistics
 from collections import defaultdict
 from typing import Any
 
@@ -30,8 +33,8 @@ from experiments.run.cost_curves import cost_curves, interpolate
 #: the cost axes: name -> the record field
 AXES = {"backprop": "backprop_fraction", "wall": "wall_fraction"}
 REFERENCE, CEILING = "rs2", "oracle"
-#: points; a smaller ceiling - RS2 gap gives no score
-MIN_GAP = 0.25
+#: points; a smaller headroom (ceiling - RS2) gives no score: below it, seed noise would set the scale
+MIN_GAP = 0.5
 #: a run's cost may lie this far below the reference's cheapest measured cost (fixed-size batches pad a little)
 TOLERANCE = 0.02
 
@@ -57,8 +60,18 @@ def _read(curve: list[tuple[float, float]], x: float) -> float | None:
     return interpolate(curve, min(x, max(p[0] for p in curve)), TOLERANCE) if curve else None
 
 
+def _mean_at(per_seed: dict[int, list[tuple[float, float]]], x: float) -> float | None:
+    """The mean over seeds of each seed's curve at ``x`` (None where no seed's curve reaches it)."""
+    values = [v for pts in per_seed.values() if (v := _read(pts, x)) is not None]
+    return statistics.fmean(values) if values else None
+
+
 def normalised_scores(records: list[dict[str, Any]], axis: str = "backprop") -> list[dict[str, Any]]:
     """Every run's normalised score on ``axis`` (see the module docstring); one row per run that has one.
+
+    The task's headroom (the ceiling minus RS2) is read at the run's back-propagated fraction on both axes; on the
+    wall-clock axis RS2's top-1 (the 0) is read at the run's wall-clock. Reference and ceiling are the means over
+    the task's seeds of each seed's curve, so a seed whose oracle happens to fall below RS2 does not void a run.
 
     :param records: benchmark records of a task suite (each with its ``config["task"]``), including RS2,
         the oracle (not needed on ``clean``) and full data
@@ -73,20 +86,21 @@ def normalised_scores(records: list[dict[str, Any]], axis: str = "backprop") -> 
         by_task[task_of(r)].append(r)
     rows = []
     for task, recs in sorted(by_task.items()):
-        curves = cost_curves(recs, field)
-        full = {r["seed"]: r["top1"] for r in recs if r["method"] == "full"}
+        backprop, cost = cost_curves(recs), cost_curves(recs, field)
+        full = [r["top1"] for r in recs if r["method"] == "full"]
         ratios = {r["ratio"] for r in recs if r["method"] not in ("full", REFERENCE, CEILING)}
         for r in recs:
             if r["method"] in ("full", CEILING) or (r["method"] == REFERENCE and ratios and r["ratio"] not in ratios):
                 continue  # RS2's extra points (benchmark --suite tasks) only shape its curve
-            x, seed = r[field], r["seed"]
-            low = _read(curves.get(REFERENCE, {}).get(seed, []), x)
-            high = full.get(seed) if task == "clean" else _read(curves.get(CEILING, {}).get(seed, []), x)
-            if low is None or high is None or high - low < MIN_GAP:
+            low = _mean_at(backprop.get(REFERENCE, {}), r["backprop_fraction"])
+            high = (statistics.fmean(full) if full else None) if task == "clean" else _mean_at(
+                backprop.get(CEILING, {}), r["backprop_fraction"])
+            zero = low if axis == "backprop" else _mean_at(cost.get(REFERENCE, {}), r[field])
+            if low is None or high is None or zero is None or high - low < MIN_GAP:
                 continue
-            rows.append({"task": task, "method": r["method"], "ratio": r["ratio"], "seed": seed, "axis": axis,
-                         "cost": x, "top1": r["top1"], "reference_top1": low, "ceiling_top1": high,
-                         "score": 100.0 * (r["top1"] - low) / (high - low)})
+            rows.append({"task": task, "method": r["method"], "ratio": r["ratio"], "seed": r["seed"], "axis": axis,
+                         "cost": r[field], "top1": r["top1"], "reference_top1": zero, "headroom": high - low,
+                         "score": 100.0 * (r["top1"] - zero) / (high - low)})
     return rows
 
 
