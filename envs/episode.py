@@ -28,8 +28,9 @@ reads the final scores (their own transfers, once per run).
   ``(batch_size,)``; the scalar reward is their mean over the slots whose actions count),
   ``train_loss`` and ``lr``;
 - the last step (``truncated=True``; also after a divergence): ``final_test`` (test top1, top5 in %,
-  loss), ``scores`` (float32, every training sample's final score in [0, 1]) and, if the model
-  diverged, ``error`` (the observation is then all zeros and the reward 0 when it is not finite).
+  loss), ``scores`` (float32, every training sample's final score in [0, 1]), ``problem_shares`` (what the
+  env kept of each data problem beside its base rate, :meth:`envs.core.data.DeviceDataset.problem_shares`; each
+  env's docstring says what "kept" is) and, if the model diverged, ``error`` (the observation is then all zeros and the reward 0 when it is not finite).
 
 An episode is one whole training run (hours on real data), so it must be resumable where it
 stopped, not restarted. The forwarded batch is saved as its indices and (augmented) inputs; on load

@@ -26,6 +26,7 @@ from envs.core.ledger import format_ledger
 from envs.core.models import MODEL_NAMES
 from envs.core.schedules import SCHEDULES
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
+from envs.core.tasks import parse_task
 from envs.core.trainer import TrainerConfig
 from experiments.run.folders import choose_folder
 from experiments.run.ray_tasks import RayOptions
@@ -79,20 +80,30 @@ def seed_value(text: str) -> int:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Which data: dataset, its folder, subset size and label noise."""
+    """Which data: dataset, its folder, subset size and task."""
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", default="digits",
                    help="digits | synthetic | fashion-mnist | cifar10 | cifar100 | sst2 | agnews | imagefolder:<path>")
     add_data_root_argument(g)
     g.add_argument("--train-size", type=int, default=None, help="stratified subset of the training set (default: all)")
-    g.add_argument("--noise", choices=("symmetric", "asymmetric"), default=None, help="label noise type")
-    g.add_argument("--noise-rate", type=float, default=0.0, help="fraction of labels flipped")
+    g.add_argument("--task", type=task_spec, default="clean",
+                   help="the data problem (docs/tasks.md): clean | noisy[:sym|asym][:rate] | redundant[:fraction][:exact] "
+                        "| imbalanced[:factor] | mixed")
     g.add_argument("--holdout", type=float, default=None,
                    help="hold out this class-stratified fraction of the training set, in (0, 0.5], never trained on "
                         "(a reference model's data, docs/learnability.md)")
     g.add_argument("--trusted", action="store_true", help="the holdout keeps clean labels")
     g.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="text data: the subword tokenizer's vocabulary")
     g.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN, help="text data: token ids per sample (padded or truncated)")
+
+
+def task_spec(text: str) -> str:
+    """An argparse type: a task spec (:func:`envs.core.tasks.parse_task`), refused with its one-line error."""
+    try:
+        parse_task(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def add_data_root_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -210,8 +221,8 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of parsed data arguments (:func:`add_data_arguments`); the seed is the run's."""
-    return DataConfig(train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
-                      holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size, seq_len=args.seq_len)
+    return DataConfig(train_size=args.train_size, task=args.task, root=args.data_root, holdout=args.holdout,
+                      trusted=args.trusted, vocab_size=args.vocab_size, seq_len=args.seq_len)
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = output_folder(parser, args, None, ("metrics.json",))
     try:
         result = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device, train_size=args.train_size,
-                               noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                               task=args.task, root=args.data_root,
                                vocab_size=args.vocab_size, seq_len=args.seq_len,
                                progress=not args.no_progress, **trainer_config(args).as_dict())
     except (ValueError, FileNotFoundError) as e:

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     g = parser.add_argument_group("selection")
     g.add_argument("--method", choices=METHODS, default="cover", help="how the coreset is chosen")
     g.add_argument("--keep-ratio", type=float, default=0.5, help="the coreset's fraction of the training set, in (0, 1)")
-    g.add_argument("--data-seed", type=int, default=0, help="seeds the --train-size subset and label noise")
+    g.add_argument("--data-seed", type=int, default=0, help="seeds the --train-size subset and the --task")
     add_output_arguments(parser, None, "coreset.npy + coreset.json (default: "
                                        "coresets/<dataset>-<method>-r<keep-ratio>-s<seed>)")
     args = parser.parse_args(argv)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     try:
         indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, seed=args.seed,
                                      data_seed=args.data_seed, device=args.device, train_size=args.train_size,
-                                     noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                                     task=args.task, root=args.data_root,
                                      holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size,
                                      seq_len=args.seq_len,
                                      **trainer_config(args).as_dict())

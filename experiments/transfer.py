@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with open(out / "runs.jsonl", "w") as log:
         for seed in args.seeds:
             data = load_dataset(args.dataset, device=resolve_device(args.device), seed=seed,
-                                train_size=args.train_size, noise=args.noise, noise_rate=args.noise_rate, root=args.data_root,
+                                train_size=args.train_size, task=args.task, root=args.data_root,
                                 vocab_size=args.vocab_size, seq_len=args.seq_len)
             runs = [("full", 1.0), *((m, r) for r in args.keep_ratios for m in methods)]
             for method, ratio in runs:

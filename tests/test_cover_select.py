@@ -16,6 +16,7 @@ from envs.cover_select.rewards import CoverDifficultyReward, CoverRatioReward, m
 from envs.methods.coreset import (coreset_size_bounds, coreset_subset, load_coreset,
                                   proportional_quotas, random_coreset, save_coreset, select_by_score)
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, select_coreset
+from envs.methods.oracle import real_methods
 from envs.methods.cover import class_members, cover_degrees
 from envs.methods.reward_terms import RunningBatchNormalizer, difficulty
 from tiny import tiny_env
@@ -439,7 +440,7 @@ def test_select_and_evaluate_clis_end_to_end(tmp_path, capsys):
     assert "test top-1" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("method", STATIC_BASELINES)
+@pytest.mark.parametrize("method", real_methods(STATIC_BASELINES))  # the oracle is no real method (docs/tasks.md)
 def test_select_coreset_offers_every_registered_static_method(method, tmp_path):
     from experiments.run.coresets import METHODS
     from experiments.select_coreset import main as select_main

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.core.data import Augmentation, corrupt_labels, load_dataset, load_raw, stratified_subset
+from envs.core.data import Augmentation, load_dataset, load_raw, stratified_subset
+from envs.core.tasks import corrupt_labels
 from tests.conftest import CIFAR10_JPEG, FASHION_MNIST
 
 
@@ -138,7 +139,7 @@ def test_stratified_subset_keeps_class_proportions_and_is_seeded():
 @pytest.mark.parametrize("kind", ["symmetric", "asymmetric"])
 @pytest.mark.parametrize("rate", [0.2, 0.4])
 def test_label_noise_rate_and_true_labels(kind, rate):
-    ds = load_dataset("digits", noise=kind, noise_rate=rate, seed=1)
+    ds = load_dataset("digits", task=f"noisy:{dict(symmetric='sym', asymmetric='asym')[kind]}:{rate}", seed=1)
     measured = ds.noisy_mask.float().mean().item()
     assert abs(measured - rate) <= 0.01
     clean = load_dataset("digits", seed=1)
@@ -157,13 +158,13 @@ def test_symmetric_noise_spreads_over_other_classes():
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
 def test_noise_rate_outside_range(rate):
-    with pytest.raises(ValueError, match=r"noise_rate.*\[0, 1\)"):
-        load_dataset("digits", noise="symmetric", noise_rate=rate)
+    with pytest.raises(ValueError, match=r"noise rate .* is outside \(0, 1\); valid tasks: clean, noisy"):
+        load_dataset("digits", task=f"noisy:sym:{rate}")
 
 
 def test_unknown_noise_type():
-    with pytest.raises(ValueError, match="symmetric, asymmetric"):
-        load_dataset("digits", noise="pairflip", noise_rate=0.1)
+    with pytest.raises(ValueError, match="is no noise kind \\(sym, asym\\) or rate"):
+        load_dataset("digits", task="noisy:pairflip")
 
 
 def test_augmentation_crop_is_a_window_of_the_padded_image_and_flip_mirrors():

@@ -56,10 +56,10 @@ def test_cli_diagnoses_a_saved_coreset_beside_random(tmp_path, capsys):
     from envs.methods.coreset import save_coreset
     from experiments.diagnose_coreset import main
 
-    data = load_dataset("digits", train_size=200, noise="symmetric", noise_rate=0.5, seed=3)
+    data = load_dataset("digits", train_size=200, task="noisy:sym:0.5", seed=3)
     noisy = np.flatnonzero(data.noisy_mask.numpy())[:40]  # a coreset made only of mislabelled samples
     save_coreset(tmp_path / "c", noisy, {"dataset": "digits", "num_train": 200, "train_size": 200, "data_seed": 3,
-                                         "noise": "symmetric", "noise_rate": 0.5, "method": "test"})
+                                         "task": "noisy:sym:0.5", "method": "test"})
     result = main(["--coreset", str(tmp_path / "c"), "--epochs", "1", "--batch-size", "32", "--random",
                    "--out", str(tmp_path / "d")])
     assert result["diagnosis"]["noisy_share"] == 1.0 and 0.2 < result["random"]["noisy_share"] < 0.8

@@ -20,7 +20,8 @@ EVERY = {"batch_indices", "padded", "ledger", "backprop_fraction"}
 AFTER_A_STEP = EVERY | {"epoch", "sample_rewards", "train_loss", "lr"}
 LAST = AFTER_A_STEP | {"final_test", "scores"}
 EXTRAS = {"DataAgent-v0": {"pruned", "keep_ratio_effective", "lambda"}, "CoverSelect-v0": {"ratio", "ratio_reward"}}
-LAST_EXTRAS = {"DataAgent-v0": {"noisy_kept_fraction"}, "CoverSelect-v0": {"coreset", "coreset_meta"}}
+LAST_EXTRAS = {"DataAgent-v0": {"noisy_kept_fraction", "problem_shares"},
+               "CoverSelect-v0": {"coreset", "coreset_meta", "problem_shares"}}
 
 
 # --- the host transfer --------------------------------------------------------------------------
@@ -148,8 +149,9 @@ def test_coerce_takes_none_a_mapping_or_a_config(cls, name):
 
 @pytest.mark.parametrize("value, match", [
     ({"train_size": 0.5}, r"train_size=0\.5 is invalid"),
-    ({"noise": "pairflip"}, r"noise='pairflip' is invalid; valid: None or one of symmetric, asymmetric"),
-    ({"noise_rate": 1.0}, r"noise_rate=1\.0 is invalid; valid: \[0, 1\)"),
+    ({"task": "noisy:pairflip"}, r"task='noisy:pairflip': 'pairflip' is no noise kind \(sym, asym\) or rate; valid tasks"),
+    ({"task": "noisy:1.0"}, r"noise rate 1\.0 is outside \(0, 1\)"),
+    ({"noise": "symmetric"}, r"data option\(s\) noise \(use task='noisy:sym:0\.4' \(or noisy:asym:<rate>\)\) no longer exist"),
     ({"root": 3}, r"root=3 is invalid; valid: None or a folder path"),
     ({"seed": -1}, r"seed=-1 is invalid; valid: None or an integer >= 0"),
 ])

@@ -12,6 +12,7 @@ from envs.core.reference import ReferenceConfig, attach_reference, load_referenc
 from envs.core.trainer import Trainer, TrainerConfig
 from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, PER_BATCH_BASELINES, DynamicSetup, make_dynamic_baseline, run_dynamic
 from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
+from envs.methods.oracle import real_methods
 
 
 @pytest.fixture(scope="module")
@@ -46,5 +47,5 @@ def test_every_static_baseline_selects_from_a_fastnet_proxy(tiny):
     reference = load_reference(tiny, "fastnet", config, ReferenceConfig(kind="halves", cache=False), {"seed": 0})
     proxy = run_proxy(tiny, "fastnet", config, score_epochs=1, seed=0, reference=reference)  # reducible_loss needs it
     assert proxy.features.shape == (tiny.num_train, 256) and torch.isfinite(proxy.el2n).all()
-    for method in STATIC_BASELINES:
+    for method in real_methods(STATIC_BASELINES):  # the oracle reads the provenance, no proxy (tests/test_tasks.py)
         assert len(select_coreset(method, proxy, 0.5, seed=0).indices) == tiny.num_train // 2

@@ -97,8 +97,9 @@ GROUPS = {  # the options an env takes inside its trainer= and data= mappings
         "eval_batch_size": either(st.integers(1, 4096)), "threads": either(st.integers(-1, 2)),
     },
     "data": {
-        "train_size": either(st.integers(-1, 600)), "noise": either(st.sampled_from(["symmetric", "asymmetric"])),
-        "noise_rate": either(st.floats(-0.5, 1.5)), "seed": either(st.integers(0, 2**32 - 1)),
+        "train_size": either(st.integers(-1, 600)), "task": either(st.sampled_from(["clean", "noisy:asym:0.3", "redundant:0.3",
+                                                                                  "imbalanced:1e9", "noisy:2", "bogus"])),
+        "seed": either(st.integers(0, 2**32 - 1)),
     },
 }
 OPTIONS = {
@@ -142,12 +143,12 @@ numbers_as_text = st.one_of(st.integers(-3, 10**6).map(str), st.floats(allow_nan
                             st.sampled_from(["", "abc", "1e400", "-0", "0x10", "1_000"]))
 CLI = {
     "--lr": numbers_as_text, "--epochs": numbers_as_text, "--batch-size": numbers_as_text,
-    "--train-size": numbers_as_text, "--noise-rate": numbers_as_text, "--keep-ratio": numbers_as_text,
+    "--train-size": numbers_as_text, "--keep-ratio": numbers_as_text,
     "--anneal": numbers_as_text, "--weight-decay": numbers_as_text, "--label-smoothing": numbers_as_text,
     "--seed": numbers_as_text, "--checkpoint-every": numbers_as_text, "--keep-checkpoints": numbers_as_text,
     "--momentum": numbers_as_text, "--eval-batch-size": numbers_as_text,
     "--threads": numbers_as_text, "--epsilon": st.one_of(numbers_as_text, st.sampled_from(["mean", "quantile:x"])),
-    "--noise": st.sampled_from(["symmetric", "pairflip"]), "--state": st.sampled_from(["signals", "pixels"]),
+    "--task": st.sampled_from(["noisy:asym:0.2", "noisy:pairflip", "imbalanced:0.5", "mixed"]), "--state": st.sampled_from(["signals", "pixels"]),
     "--device": st.sampled_from(["cpu", "cuda", "tpu"]), "--agent-device": st.sampled_from(["cpu", "cuda", "tpu"]),
     "--dataset": st.sampled_from(["synthetic", "mnist-typo", "imagefolder:/missing"]),
     "--hyperparams": st.sampled_from(["n_steps=0", "n_steps=abc", "gamma=2", "foo=1", "=3", "ent_coef=0.1"]),

@@ -18,7 +18,7 @@ from envs.core.trainer import Trainer, TrainerConfig
 from envs.methods.baselines.dynamic import DynamicSetup, make_dynamic_baseline, run_dynamic
 from envs.methods.baselines.static import run_proxy, select_coreset
 
-NOISY = dict(noise="symmetric", noise_rate=0.4)
+NOISY = dict(task="noisy:sym:0.4")
 TINY = TrainerConfig(batch_size=32, epochs=2, lr=0.05)
 
 

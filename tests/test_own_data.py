@@ -60,7 +60,7 @@ def test_uint8_images_are_normalised_per_channel_and_subsets_and_noise_apply():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(300, 3, 8, 8), dtype=np.uint8)
     y = np.arange(300) % 5
-    ds = load_dataset((x, y), train_size=100, noise="symmetric", noise_rate=0.2, seed=3)
+    ds = load_dataset((x, y), train_size=100, task="noisy:sym:0.2", seed=3)
     assert ds.is_image and ds.input_shape == (3, 8, 8) and ds.num_train == 100
     assert int(ds.noisy_mask.sum()) == 20
     xa, _ = ds.train_batch(torch.arange(ds.num_train), augment=False)

@@ -20,10 +20,12 @@ from envs.methods.baselines.static import (
                                            )
 from envs.methods.coreset import coreset_target_size, load_coreset, save_coreset
 from envs.methods.cover import class_members, cover_adjacency, cover_degrees, greedy_cover_order
+from envs.methods.oracle import real_methods
 from envs.methods.ranking import keep_top_per_class
 
 RATIOS = (0.05, 0.3, 0.5, 0.77, 0.95)
-PROPORTIONAL_METHODS = [m for m in STATIC_BASELINES if m != "random_uniform"]  # every method but the unstratified one
+REAL_METHODS = real_methods(STATIC_BASELINES)  # the oracle reads the provenance, not a proxy (tests/test_tasks.py)
+PROPORTIONAL_METHODS = [m for m in REAL_METHODS if m != "random_uniform"]  # every method but the unstratified one
 
 
 def fake_proxy(labels: torch.Tensor, seed: int = 0, dim: int = 3, **fields: torch.Tensor) -> ProxyScores:
@@ -308,7 +310,7 @@ def test_run_proxy_validates_its_options(digits):
 def test_end_to_end_every_method_selects_and_saves(digits, proxy, tmp_path):
     n = digits.num_train
     sizes = np.bincount(digits.train_y.numpy())
-    for method in STATIC_BASELINES:
+    for method in REAL_METHODS:
         coreset = select_coreset(method, proxy, 0.3, seed=1)
         idx = coreset.indices
         assert len(idx) == round(0.3 * n) and len(np.unique(idx)) == len(idx)
@@ -325,5 +327,5 @@ def test_end_to_end_every_method_selects_and_saves(digits, proxy, tmp_path):
         assert meta["method"] == method and meta["ratio"] == 0.3 and meta["seed"] == 1 and meta["num_train"] == n
         assert meta["ledger"] == coreset.ledger and meta["train_size"] == 300
     # different methods choose different subsets from the same proxy run
-    chosen = {m: set(select_coreset(m, proxy, 0.3, seed=1).indices.tolist()) for m in STATIC_BASELINES}
-    assert len({frozenset(c) for c in chosen.values()}) == len(STATIC_BASELINES)
+    chosen = {m: set(select_coreset(m, proxy, 0.3, seed=1).indices.tolist()) for m in REAL_METHODS}
+    assert len({frozenset(c) for c in chosen.values()}) == len(REAL_METHODS)

@@ -44,8 +44,8 @@ def test_text_sets_load_as_padded_ids_and_later_loads_read_the_cache(text_slices
     assert torch.equal(again.train_x, ds.train_x) and torch.equal(again.test_x, ds.test_x)
 
 
-def test_options_key_the_cache_and_subsets_and_noise_apply(text_slices):
-    short = text("agnews", text_slices, train_size=40, noise="symmetric", noise_rate=0.25, seed=3)
+def test_options_key_the_cache_and_subsets_and_tasks_apply(text_slices):
+    short = text("agnews", text_slices, train_size=40, task="noisy:sym:0.25", seed=3)
     assert short.num_train == 40 and int(short.noisy_mask.sum()) == 10
     full = torch.bincount(text("agnews", text_slices).train_y) / 256 * 40
     assert (torch.bincount(short.train_y_true) - full).abs().max() < 1  # stratified

@@ -41,6 +41,9 @@ def coerce_options(cls: type[T], value: T | Mapping[str, Any] | None, name: str)
         raise ValueError(f"{name}={value!r} is invalid; valid: None, a {cls.__name__} or a mapping of its fields")
     valid = [f.name for f in fields(cls)]
     unknown = sorted(str(k) for k in value if k not in valid)
+    moved = [f"{k} (use {cls.replaced[k]})" for k in unknown if k in getattr(cls, "replaced", {})]
+    if moved:
+        raise ValueError(f"{name} option(s) {', '.join(moved)} no longer exist; valid: {', '.join(valid)}")
     if unknown:
         raise ValueError(f"{name} has unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     return cls(**value)

@@ -32,7 +32,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -40,10 +40,10 @@ import torch
 from envs.core.checks import Options, is_count, is_real
 from envs.core.files import atomic_write
 from envs.core.own_data import describe, is_own_source, is_text, own_splits
+from envs.core.tasks import TaskData, apply_task, parse_task, problem_shares
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE, TEXT_DATASETS, TEXT_SETS, check_text_options, load_text, tokenize_splits
 
 DATASET_NAMES = ("digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", *TEXT_DATASETS, "imagefolder:<path>")
-NOISE_TYPES = ("symmetric", "asymmetric")
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 CACHE_DIR = Path(os.environ.get("DATA_SELECT_GYM_CACHE", Path.home() / ".cache" / "data-select-gym"))
 
@@ -101,7 +101,10 @@ class DeviceDataset:
     float32 or int64 tensors, passed to the model as they are).
 
     ``train_y`` holds the labels used for training (possibly noisy); ``train_y_true`` the clean
-    ones, kept for analysis (e.g. the fraction of noisy samples a method kept). ``holdout_x``,
+    ones, kept for analysis (e.g. the fraction of noisy samples a method kept). Each training sample's
+    provenance under a task (:mod:`envs.core.tasks`): :attr:`noisy_mask` (its label was corrupted),
+    ``duplicate_of`` (int64: the training sample it is a copy of, -1 for none) and ``minority`` (bool: its
+    class is among the smaller half of the class sizes). ``holdout_x``,
     ``holdout_y`` and ``holdout_y_true``: the samples :attr:`DataConfig.holdout` set aside, never in
     the training split (None without a holdout); only a reference model trains on them
     (:meth:`holdout_split`). ``modality`` is ``image`` (uint8 images), ``text`` (padded token ids,
@@ -109,7 +112,8 @@ class DeviceDataset:
     """
 
     def __init__(self, name: str, raw: RawSplits, device: torch.device, train_y_true: np.ndarray | None = None,
-                 holdout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
+                 holdout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 provenance: tuple[np.ndarray, np.ndarray] | None = None):
         self.name = name
         self.device = device
         self.num_classes = raw.num_classes
@@ -119,6 +123,10 @@ class DeviceDataset:
         self.train_y = torch.as_tensor(raw.train_y, dtype=torch.long).to(device)
         true = raw.train_y if train_y_true is None else train_y_true
         self.train_y_true = torch.as_tensor(true, dtype=torch.long).to(device)
+        n = len(true)
+        dup, minority = provenance or (np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool))
+        self.duplicate_of = torch.as_tensor(dup, dtype=torch.long).to(device)
+        self.minority = torch.as_tensor(minority, dtype=torch.bool).to(device)
         self.test_x = torch.as_tensor(raw.test_x).to(device)
         self.test_y = torch.as_tensor(raw.test_y, dtype=torch.long).to(device)
         self.holdout_x = self.holdout_y = self.holdout_y_true = None
@@ -151,11 +159,23 @@ class DeviceDataset:
         """Boolean mask of training samples whose label was corrupted."""
         return self.train_y != self.train_y_true
 
+    def problem_shares(self, kept: torch.Tensor) -> dict[str, float]:
+        """What ``kept`` holds of each data problem beside its base rate (:func:`envs.core.tasks.problem_shares`).
+
+        :param kept: integer training-set indices (a selection), or a float ``(N,)`` weight per sample (e.g.
+            back-propagated count x loss weight)
+        """
+        if not torch.is_floating_point(kept):
+            kept = torch.zeros(self.num_train, device=self.device).index_fill_(0, kept.to(self.device).long(), 1.0)
+        return problem_shares(self.noisy_mask, self.duplicate_of, self.minority, kept)
+
     def with_training(self, x: torch.Tensor, y: torch.Tensor, y_true: torch.Tensor) -> DeviceDataset:
         """This dataset (same test split, normalisation and augmentation) training on ``x, y`` instead,
         without a holdout: what a reference model trains on (:mod:`envs.core.reference`)."""
         other = copy.copy(self)
         other.train_x, other.train_y, other.train_y_true = x, y, y_true
+        other.duplicate_of = torch.full_like(y, -1)
+        other.minority = torch.zeros_like(y, dtype=torch.bool)
         other.holdout_x = other.holdout_y = other.holdout_y_true = None
         return other
 
@@ -456,7 +476,7 @@ def load_raw(name: str | Any, root: str | None = None, download: bool = False, v
 
 
 # ---------------------------------------------------------------------------------------------
-# subsets and label noise
+# subsets, tasks and the holdout
 
 
 def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -473,34 +493,12 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
-def corrupt_labels(labels: np.ndarray, num_classes: int, kind: str, rate: float, seed: int) -> np.ndarray:
-    """Return noisy labels: exactly ``round(rate * N)`` samples get a wrong label.
-
-    ``symmetric``: the new label is uniform over the other classes.
-    ``asymmetric``: class ``c`` becomes ``(c + 1) mod C`` (a fixed class-to-class confusion; the
-    usual CIFAR-10 pairs such as truck->automobile are one instance of such a map).
-    """
-    if kind not in NOISE_TYPES:
-        raise ValueError(f"unknown label noise {kind!r}; valid choices: {', '.join(NOISE_TYPES)}")
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"noise_rate={rate} is outside [0, 1)")
-    rng = np.random.default_rng(seed)
-    noisy = labels.copy()
-    flip = rng.choice(len(labels), size=int(round(rate * len(labels))), replace=False)
-    if kind == "symmetric":
-        noisy[flip] = (labels[flip] + rng.integers(1, num_classes, size=len(flip))) % num_classes
-    else:
-        noisy[flip] = (labels[flip] + 1) % num_classes
-    return noisy
-
-
 def load_dataset(
     name: str | Any = "digits",
     *,
     device: torch.device | str = "cpu",
     train_size: int | None = None,
-    noise: str | None = None,
-    noise_rate: float = 0.0,
+    task: str = "clean",
     seed: int = 0,
     root: str | None = None,
     download: bool = False,
@@ -514,19 +512,20 @@ def load_dataset(
     :param name: a registry name (see module docstring) or your own data (:mod:`envs.core.own_data`)
     :param device: where the tensors live
     :param train_size: keep a class-stratified, seeded subset of this many training samples
-    :param noise: ``None``, ``"symmetric"`` or ``"asymmetric"`` label noise on the training labels
-    :param noise_rate: fraction of training labels corrupted, in [0, 1)
-    :param seed: seeds the subset and the noise
+    :param task: the data problem applied to the training set after the subset (:mod:`envs.core.tasks`):
+        ``clean``, ``noisy[:sym|asym][:rate]``, ``redundant[:fraction][:exact]``, ``imbalanced[:factor]``, ``mixed``
+    :param seed: seeds the subset, the task and the holdout
     :param root: folder holding the dataset's files, for file-backed datasets
     :param download: allow torchvision to download CIFAR (needs internet)
-    :param holdout: set aside this class-stratified fraction of the training set, in (0, 0.5]: never
-        trained on, labelled (and noisy) like the rest; for a reference model (:mod:`envs.core.reference`)
+    :param holdout: set aside this class-stratified fraction of the training set, in (0, 0.5], after the task:
+        never trained on, labelled (and noisy) like the rest; drawn from the samples that are no copy and no
+        copy's source, so no training sample has a duplicate there; for a reference model (:mod:`envs.core.reference`)
     :param trusted: the holdout keeps its clean labels (a small trusted set)
     :param vocab_size: text: the tokenizer's vocabulary size
     :param seq_len: text: token ids per sample (padded or truncated)
     """
-    DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=seed, holdout=holdout,
-               trusted=trusted, vocab_size=vocab_size, seq_len=seq_len).validate()
+    DataConfig(train_size=train_size, task=task, root=root, seed=seed, holdout=holdout, trusted=trusted,
+               vocab_size=vocab_size, seq_len=seq_len).validate()
     raw = load_raw(name, root=root, download=download, vocab_size=vocab_size, seq_len=seq_len)
     name = describe(name) if is_own_source(name) else name
     n = len(raw.train_y)
@@ -535,15 +534,29 @@ def load_dataset(
             raise ValueError(f"train_size={train_size!r} is invalid for {name!r}: valid range is [1, {n}] (the training set has {n} samples)")
         keep = stratified_subset(raw.train_y, int(train_size), seed)
         raw.train_x, raw.train_y = raw.train_x[keep], raw.train_y[keep]
-    true_y = raw.train_y
-    if noise is not None and noise_rate > 0:
-        raw.train_y = corrupt_labels(true_y, raw.num_classes, noise, noise_rate, seed)
+    data = apply_task(parse_task(task), raw.train_x, raw.train_y, raw.num_classes, seed, name)
     held = None
     if holdout is not None:
-        keep, out = stratified_holdout(true_y, holdout, seed, name)
-        held = (raw.train_x[out], (true_y if trusted else raw.train_y)[out], true_y[out])
-        raw.train_x, raw.train_y, true_y = raw.train_x[keep], raw.train_y[keep], true_y[keep]
-    return DeviceDataset(name, raw, torch.device(device), train_y_true=true_y, holdout=held)
+        data, held = _split_holdout(data, holdout, trusted, seed, name)
+    raw.train_x, raw.train_y = data.x, data.y
+    return DeviceDataset(name, raw, torch.device(device), train_y_true=data.y_true, holdout=held,
+                         provenance=(data.duplicate_of, data.minority))
+
+
+def _split_holdout(data: TaskData, fraction: float, trusted: bool, seed: int,
+                   name: str) -> tuple[TaskData, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Hold out ``fraction`` of the training set, class-stratified on the true labels, among the samples that
+    are no copy and no copy's source (so the reference never sees a duplicate of a training sample)."""
+    copied = np.zeros(len(data.y), dtype=bool)
+    copied[data.duplicate_of[data.duplicate_of >= 0]] = True
+    unique = np.flatnonzero((data.duplicate_of < 0) & ~copied)
+    size = int(round(fraction * len(data.y)))
+    inner = min(size / max(len(unique), 1), 0.5)  # the same count, as a share of the candidates
+    _, out = stratified_holdout(data.y_true[unique], inner, seed, name)
+    out = unique[out]
+    keep = np.setdiff1d(np.arange(len(data.y)), out)
+    held = (data.x[out], (data.y_true if trusted else data.y)[out], data.y_true[out])
+    return data.take(keep), held
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int, name: str = "the dataset") -> tuple[np.ndarray, np.ndarray]:
@@ -568,16 +581,16 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int, name: str
 
 @dataclass
 class DataConfig(Options):
-    """The data options of an env: which training subset, which label noise, where the files are.
+    """The data options of an env: which training subset, which data problem, where the files are.
 
     :param train_size: class-stratified training subset size (``None``: the whole training set)
-    :param noise: label noise type, ``None``, ``symmetric`` or ``asymmetric``
-    :param noise_rate: fraction of corrupted training labels, in [0, 1)
+    :param task: the data problem of the training set (:mod:`envs.core.tasks`): ``clean``,
+        ``noisy[:sym|asym][:rate]``, ``redundant[:fraction][:exact]``, ``imbalanced[:factor]`` or ``mixed``
     :param root: folder of file-backed datasets (``None``: the usual places, see :func:`load_dataset`)
-    :param seed: seeds the subset and the noise. ``None``: ``DataAgent-v0`` draws them from each
+    :param seed: seeds the subset, the task and the holdout. ``None``: ``DataAgent-v0`` draws them from each
         episode's run seed; ``CoverSelect-v0``, whose coreset indices must refer to one training
         set in every episode, loads its data once and reads ``None`` as 0
-    :param holdout: a class-stratified fraction of the training set in (0, 0.5] held out, never
+    :param holdout: a class-stratified fraction of the training set in (0, 0.5] held out after the task, never
         trained on (noisy like the rest); a reference model trains on it (:mod:`envs.core.reference`)
     :param trusted: the holdout keeps clean labels (a small trusted set, as JEST's curated reference data)
     :param vocab_size: text data: the subword tokenizer's vocabulary size (:mod:`envs.core.text`)
@@ -585,9 +598,11 @@ class DataConfig(Options):
     """
 
     keyword = "data"
+    #: removed options -> what replaces them (named in the error of a mapping that still has them)
+    replaced: ClassVar[dict[str, str]] = {"noise": "task='noisy:sym:0.4' (or noisy:asym:<rate>)",
+                                          "noise_rate": "task='noisy:sym:0.4' (or noisy:asym:<rate>)"}
     train_size: int | None = None
-    noise: str | None = None
-    noise_rate: float = 0.0
+    task: str = "clean"
     root: str | os.PathLike[str] | None = None
     seed: int | None = None
     holdout: float | None = None
@@ -600,9 +615,6 @@ class DataConfig(Options):
         checks = [
             ("train_size", self.train_size, self.train_size is None or is_count(self.train_size),
              "None or an integer (in [1, N], checked on loading)"),
-            ("noise", self.noise, self.noise is None or (isinstance(self.noise, str) and self.noise in NOISE_TYPES),
-             f"None or one of {', '.join(NOISE_TYPES)}"),
-            ("noise_rate", self.noise_rate, is_real(self.noise_rate) and 0.0 <= self.noise_rate < 1.0, "[0, 1)"),
             ("root", self.root, self.root is None or isinstance(self.root, (str, os.PathLike)), "None or a folder path"),
             ("seed", self.seed, self.seed is None or (is_count(self.seed) and self.seed >= 0), "None or an integer >= 0"),
             ("holdout", self.holdout, self.holdout is None or (is_real(self.holdout) and 0.0 < self.holdout <= 0.5),
@@ -613,17 +625,17 @@ class DataConfig(Options):
             if not ok:
                 raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
         check_text_options(self.vocab_size, self.seq_len)
+        parse_task(self.task)
         if self.trusted and self.holdout is None:
             raise ValueError("trusted=True needs a holdout; valid: holdout=<fraction in (0, 0.5]> with it, or trusted=False")
 
     @property
     def seeded(self) -> bool:
-        """Whether the loaded training set depends on the seed (a subset or label noise)."""
-        return (self.train_size is not None or (self.noise is not None and self.noise_rate > 0)
-                or self.holdout is not None)
+        """Whether the loaded training set depends on the seed (a subset, a task or a holdout)."""
+        return self.train_size is not None or self.task != "clean" or self.holdout is not None
 
     def seed_for(self, run_seed: int) -> int:
-        """The seed of the subset and the noise: :attr:`seed`, or ``run_seed`` when it is None."""
+        """The seed of the subset and the task: :attr:`seed`, or ``run_seed`` when it is None."""
         return run_seed if self.seed is None else self.seed
 
     def load(self, name: str | Any, device: torch.device | str, run_seed: int = 0) -> DeviceDataset:
@@ -634,7 +646,6 @@ class DataConfig(Options):
         :param run_seed: the seed used when :attr:`seed` is None
         """
         seed = self.seed_for(run_seed)
-        return load_dataset(name, device=device, train_size=self.train_size, noise=self.noise,
-                            noise_rate=self.noise_rate, seed=seed, root=self.root, holdout=self.holdout,
-                            trusted=self.trusted, vocab_size=self.vocab_size, seq_len=self.seq_len)
+        return load_dataset(name, device=device, train_size=self.train_size, task=self.task, seed=seed, root=self.root,
+                            holdout=self.holdout, trusted=self.trusted, vocab_size=self.vocab_size, seq_len=self.seq_len)
 

@@ -104,7 +104,8 @@ class CoverSelectEnv(BatchEpisodeEnv):
     last step ``final_test`` (the selection model's test metrics), ``scores`` and, after a
     divergence, ``error``). RL-Selector's extras, after a step: ``ratio`` (rho) and
     ``ratio_reward``; on the last step ``coreset`` and ``coreset_meta`` (:meth:`coreset` and
-    :meth:`coreset_meta` of the finished run, ready for :func:`envs.methods.coreset.save_coreset`).
+    :meth:`coreset_meta` of the finished run, ready for :func:`envs.methods.coreset.save_coreset`) and
+    ``problem_shares`` of that coreset.
 
     **Divergence.** A non-finite training loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` and an all-zero observation (the observation after the last step is all zeros too).
@@ -230,7 +231,7 @@ class CoverSelectEnv(BatchEpisodeEnv):
         d = self.data_config
         return {
             "method": "rl-selector", "dataset": self.data.name, "num_train": self.num_samples,
-            "train_size": d.train_size, "data_seed": d.seed_for(0), "noise": d.noise, "noise_rate": d.noise_rate,
+            "train_size": d.train_size, "data_seed": d.seed_for(0), "task": d.task,
             "ratio": self.keep_ratio, "seed": self._seed, "model": model_label(self.model_name),
             "epochs_completed": self._epochs_done, "epsilon": str(self.epsilon), "reward": self.reward_name,
             "ratio_scale": getattr(self.reward_fn, "ratio_scale", None), "degree_norm": self.degree_norm,
@@ -308,7 +309,9 @@ class CoverSelectEnv(BatchEpisodeEnv):
         return self._batch_state(fwd, self.state, selecting=False)
 
     def _run_end_info(self) -> dict[str, Any]:
-        return {"coreset": self.coreset(), "coreset_meta": self.coreset_meta()}
+        coreset = self.coreset()
+        return {"coreset": coreset, "coreset_meta": self.coreset_meta(),
+                "problem_shares": self.data.problem_shares(torch.as_tensor(coreset))}
 
     def _update_degrees(self) -> None:
         """ε-cover degrees of every sample from the features gathered during the epoch that just ended."""

@@ -96,7 +96,9 @@ class DataAgentEnv(BatchEpisodeEnv):
     scored like the others and their rewards enter the mean. Data Agent's extras, after a step:
     ``pruned`` (the trained batch's epoch selects), ``keep_ratio_effective`` (trained subset size /
     N) and ``lambda`` (the reward's mixing weight); on the last step ``noisy_kept_fraction`` (with
-    label noise, the mean share of noisy samples among those kept in pruned epochs, else None).
+    label noise, the mean share of noisy samples among those kept in pruned epochs, else None) and
+    ``problem_shares`` (:meth:`envs.core.data.DeviceDataset.problem_shares` of what the pruned epochs
+    back-propagated, weighted by the loss weights; None before a pruned epoch).
 
     **Divergence.** A non-finite loss, feature or reward ends the episode with ``truncated=True``,
     ``info["error"]`` explaining it and an all-zero observation (a NaN observation would poison the
@@ -212,7 +214,7 @@ class DataAgentEnv(BatchEpisodeEnv):
             raise RuntimeError("summary() called before reset()")
         return {"ledger": self.trainer.ledger.as_dict(), "backprop_fraction": self._backprop_fraction(),
                 "full_backprop": self.config.epochs * self.num_samples, "final_test": self._final_test,
-                "noisy_kept_fraction": self._noisy_kept_fraction()}
+                "noisy_kept_fraction": self._noisy_kept_fraction(), "problem_shares": self._problem_shares()}
 
     def _current_scores(self) -> torch.Tensor:
         """Every training sample's latest score in [0, 1] (1.0 until first scored)."""
@@ -226,6 +228,7 @@ class DataAgentEnv(BatchEpisodeEnv):
         data = self._load_data(run_seed)
         self._has_noise = bool(data.noisy_mask.any())
         self._noisy_kept: list[torch.Tensor] = []
+        self._kept_weight = torch.zeros(data.num_train, device=self.device)  # back-propagated weight, pruned epochs
         track = self.state != "features" or self.reference is not None
         self.trainer = Trainer(data, self.model_name, self.config, seed=run_seed, track_samples=track)
         self._attach_reference(self.trainer, self.model_name, self.data_config.seed_for(run_seed))
@@ -236,13 +239,14 @@ class DataAgentEnv(BatchEpisodeEnv):
     def _method_state(self) -> dict[str, Any]:
         plan = self._plan
         return {"run_seed": self._run_seed, "selector": self.planner.state_dict(),
-                "noisy_kept": [t.clone() for t in self._noisy_kept],
+                "noisy_kept": [t.clone() for t in self._noisy_kept], "kept_weight": self._kept_weight.clone(),
                 "plan": {"indices": plan.indices.clone(), "weights": plan.weights.clone(), "pruned": plan.pruned}}
 
     def _restore_method_state(self, state: dict[str, Any]) -> None:
         self._new_run(state["run_seed"], 0)
         self.planner.load_state_dict(state["selector"])
         self._noisy_kept = [t.to(self.device) for t in state["noisy_kept"]]
+        self._kept_weight = state["kept_weight"].to(self.device)
         p = state["plan"]
         self._plan = EpochPlan(p["indices"].to(self.device), p["weights"].to(self.device), p["pruned"])
 
@@ -283,8 +287,13 @@ class DataAgentEnv(BatchEpisodeEnv):
             self._chosen = fwd.idx[top_share(ranked, self.config.batch_size)]
             if self._has_noise:
                 self._noisy_kept.append(self.trainer.dataset.noisy_mask[self._chosen].float().mean())
+            self._kept_weight.index_add_(0, self._chosen, torch.ones(len(self._chosen), device=self.device))
             return None, {"pruned": True, "keep_ratio_effective": 1.0 / self.candidate_factor}
-        return plan.weights[fwd.idx], {"pruned": plan.pruned, "keep_ratio_effective": len(plan.indices) / self.num_samples}
+        weights = plan.weights[fwd.idx]
+        if plan.pruned:
+            valid = self._num_valid(self._pos)
+            self._kept_weight.index_add_(0, fwd.idx[:valid], weights[:valid])
+        return weights, {"pruned": plan.pruned, "keep_ratio_effective": len(plan.indices) / self.num_samples}
 
     def _forward(self, idx: torch.Tensor) -> BatchForward:
         return self.trainer.candidate_forward(idx) if self.candidates else self.trainer.forward(idx)
@@ -310,5 +319,8 @@ class DataAgentEnv(BatchEpisodeEnv):
         """With label noise: the mean share of noisy samples among those kept in pruned epochs."""
         return float(torch.stack(self._noisy_kept).mean()) if self._noisy_kept else None
 
+    def _problem_shares(self) -> dict[str, float] | None:
+        return self.trainer.dataset.problem_shares(self._kept_weight) if bool(self._kept_weight.any()) else None
+
     def _run_end_info(self) -> dict[str, Any]:
-        return {"noisy_kept_fraction": self._noisy_kept_fraction()}
+        return {"noisy_kept_fraction": self._noisy_kept_fraction(), "problem_shares": self._problem_shares()}

@@ -187,15 +187,17 @@ def load_coreset(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
 def load_coreset_data(path: str | os.PathLike, device: torch.device,
                       root: str | None = None) -> tuple[np.ndarray, dict[str, Any], DeviceDataset]:
     """A saved coreset and the training set it indexes, rebuilt from its metadata (dataset, subset, data
-    seed, label noise); a rebuilt set of another size is a ``ValueError``.
+    seed, task); a rebuilt set of another size is a ``ValueError``.
 
     :param path: the coreset's prefix, ``.npy`` or ``.json`` path
     :param device: where the rebuilt dataset lives
     :param root: folder of file-backed datasets
     """
     indices, meta = load_coreset(path)
-    data = DataConfig(train_size=meta.get("train_size"), noise=meta.get("noise"), noise_rate=meta.get("noise_rate", 0.0),
-                      root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
+    task = meta.get("task", "clean")
+    if meta.get("noise") and meta.get("noise_rate"):  # saved before tasks replaced the noise options
+        task = f"noisy:{'sym' if meta['noise'] == 'symmetric' else 'asym'}:{meta['noise_rate']}"
+    data = DataConfig(train_size=meta.get("train_size"), task=task, root=root, seed=meta.get("data_seed", 0), holdout=meta.get("holdout"),
                       trusted=meta.get("trusted", False),
                       **{k: meta[k] for k in ("vocab_size", "seq_len") if k in meta}).load(meta["dataset"], device)
     if data.num_train != meta["num_train"]:

@@ -11,7 +11,9 @@ Modules, one concept each: ``config`` (what a run is, its env keywords, its chec
 ``tracking`` (progress and the run's curves), ``checkpointing`` (saves, stop signals) and
 ``training`` (the run itself and its full-data reference). The measurements: ``throughput`` (the inner
 trainer against ``DataLoader`` loops), ``env_overhead`` (an env's own cost and host syncs), ``gpu_report``
-(the GPU story in one process) and ``gpu_launch`` (what travels to a bare GPU machine, and its command).
+(the GPU story in one process) and ``gpu_launch`` (what travels to a bare GPU machine, and its command). The task
+suite: ``cost_curves`` (accuracy along cost, read at equal cost), ``scores`` (normalised scores, IQM and CIs with
+rliable) and ``leaderboard``.
 """
 
 from experiments.run.checkpointing import RunCheckpointer, RunInterrupted

@@ -19,14 +19,16 @@ from envs.core.reference import ReferenceConfig, load_reference
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig, resolve_device
 from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
+from envs.methods.oracle import real_methods
 
-#: the methods a coreset can be made with: every registered static method
-METHODS = tuple(STATIC_BASELINES)
+#: the methods a coreset can be made with: every registered static method but the oracle (it reads what a task
+#: hides: a ceiling of the task scores, never a real method)
+METHODS = real_methods(STATIC_BASELINES)
 
 
 def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
                  seed: int = 0, data_seed: int = 0, device: str = "auto", train_size: int | None = None,
-                 noise: str | None = None, noise_rate: float = 0.0, root: str | None = None,
+                 task: str = "clean", root: str | None = None,
                  holdout: float | None = None, trusted: bool = False, vocab_size: int = DEFAULT_VOCAB_SIZE,
                  seq_len: int = DEFAULT_SEQ_LEN, **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Load the data, select a coreset with the static method ``method`` and return its indices and the metadata to
@@ -40,18 +42,19 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
     :param method: a name in :data:`METHODS`
     :param keep_ratio: the coreset's fraction of the training set, in (0, 1)
     :param seed: seeds the proxy run and the selection's tie-breaks (or the random draw)
-    :param data_seed: seeds the ``train_size`` subset and the label noise
+    :param data_seed: seeds the ``train_size`` subset and the ``task``
+    :param task: the data problem (:mod:`envs.core.tasks`)
     :param holdout: hold out this stratified fraction of the training set (never in the coreset)
     :param trusted: the holdout keeps clean labels
     :param vocab_size: text data: the tokenizer's vocabulary size
     :param seq_len: text data: token ids per sample
     :param trainer_opts: :class:`~envs.core.trainer.TrainerConfig` fields of the proxy run
     """
-    if method not in STATIC_BASELINES:
+    if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(METHODS)}")
     config = TrainerConfig(**trainer_opts)
     config.validate()
-    data_options = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root, seed=data_seed,
+    data_options = DataConfig(train_size=train_size, task=task, root=root, seed=data_seed,
                               holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len)
     data = data_options.load(dataset, resolve_device(device))
     start = time.perf_counter()
@@ -64,7 +67,6 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
             reference = load_reference(data, model, config, kind, asdict(data_options), data_seed)
         proxy = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed, reference=reference)
         coreset = select_coreset(method, proxy, keep_ratio, seed)
-    meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, noise=noise,
-                        noise_rate=noise_rate, holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len,
+    meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, task=task, holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len,
                         wall_seconds=time.perf_counter() - start)
     return coreset.indices, meta

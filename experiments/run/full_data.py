@@ -19,7 +19,7 @@ from envs.core.trainer import Trainer, TrainerConfig, resolve_device
 
 
 def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0, device: str = "auto",
-                  train_size: int | None = None, noise: str | None = None, noise_rate: float = 0.0,
+                  train_size: int | None = None, task: str = "clean",
                   root: str | None = None, data_seed: int | None = None, progress: bool = True,
                   vocab_size: int = DEFAULT_VOCAB_SIZE, seq_len: int = DEFAULT_SEQ_LEN,
                   checkpoints: CheckpointDir | None = None, checkpoint_every: int = 1, **trainer_kw: Any) -> dict[str, Any]:
@@ -32,11 +32,10 @@ def run_full_data(dataset: str = "digits", model: str = "cnn", *, seed: int = 0,
     dev = resolve_device(device)
     config = TrainerConfig(**trainer_kw)
     text = dict(vocab_size=vocab_size, seq_len=seq_len)
-    data = DataConfig(train_size=train_size, noise=noise, noise_rate=noise_rate, root=root,
+    data = DataConfig(train_size=train_size, task=task, root=root,
                       seed=data_seed, **text).load(dataset, dev, run_seed=seed)
     trainer = Trainer(data, model, config, seed=seed)
-    identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "noise": noise,
-                "noise_rate": noise_rate, "data_seed": data_seed, "trainer": config.as_dict()}
+    identity = {"dataset": dataset, "model": model, "seed": seed, "train_size": train_size, "task": task, "data_seed": data_seed, "trainer": config.as_dict()}
     if data.modality == "text":  # only text has them: checkpoints of other data keep their identity
         identity.update(text)
     elapsed = 0.0

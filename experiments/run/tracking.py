@@ -95,4 +95,4 @@ def run_summary(info: dict[str, Any], num_samples: int, epochs: int, wall: float
     ledger = info["ledger"]
     return {"test": info["final_test"], "ledger": ledger, "wall_seconds": wall,
             "backprop_fraction": ledger["samples_backpropagated"] / (epochs * num_samples),
-            **{key: info[key] for key in ("error", "noisy_kept_fraction") if info.get(key) is not None}}
+            **{key: info[key] for key in ("error", "noisy_kept_fraction", "problem_shares") if info.get(key) is not None}}

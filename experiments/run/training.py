@@ -303,7 +303,7 @@ def run_reference(config: RunConfig, checkpoints: CheckpointDir | None = None) -
         with exit_on_signals(explain):
             data = config.data
             reference = run_full_data(config.dataset, config.model, seed=config.seed, device=config.device,
-                                      train_size=data.train_size, noise=data.noise, noise_rate=data.noise_rate,
+                                      train_size=data.train_size, task=data.task,
                                       root=data.root, data_seed=data.seed, progress=config.progress and is_leader(),
                                       checkpoints=None if checkpoints is None else CheckpointDir(checkpoints.folder / "reference", 1),
                                       checkpoint_every=config.checkpoint_every, **config.trainer.as_dict())

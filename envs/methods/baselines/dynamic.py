@@ -11,6 +11,10 @@ Methods (the registry :data:`DYNAMIC_BASELINES`), definitions in docs/methods.md
 
 ``full``       all data every epoch
 ``random``     a fresh uniform subset each pruned epoch
+``rs2``        RS2 (Okanovic et al., ICLR 2024): each pruned epoch the next samples of a random order, drawn
+               without replacement until the data is exhausted, then a fresh order
+``oracle``     reads the task's provenance (:mod:`envs.methods.oracle`): never noisy samples or copies,
+               minority classes first; a ceiling of the scores, never offered as a real method
 ``stale``      the least recently trained samples (ties at random): the staleness-only control of
                Data Agent, whose scores change only when a sample is drawn
 ``loss_topk``  the highest last loss (online batch selection, per epoch)
@@ -33,14 +37,17 @@ from __future__ import annotations
 import functools
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import torch
 
+from envs.core.data import DeviceDataset
 from envs.core.store import SampleStore
 from envs.core.trainer import Trainer
 from envs.methods.candidates import CandidateRanker, ProxyLoss, RhoLoss, train_candidate_epoch
+from envs.methods.oracle import oracle_priority, real_methods
 from envs.methods.reward_terms import composite_signal
 from envs.methods.selection import AnnealedTopKPlanner, EpochPlan
 
@@ -185,6 +192,76 @@ class InfoBatch:
         return EpochPlan(self._all[~prune], weights, pruned=True)
 
 
+class FixedScoreTopK(ABC):
+    """Data Agent's selection mechanism on scores that do not depend on training: each pruned epoch keeps the
+    top ``keep_ratio`` of :meth:`epoch_scores`. Base of :class:`RS2` and :class:`Oracle`.
+
+    :param num_samples: training-set size
+    :param epochs: epochs of the run
+    :param keep_ratio: fraction kept per pruned epoch
+    :param anneal: fraction of epochs with selection
+    :param generator: random source
+    """
+
+    def __init__(self, num_samples: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
+                 device: torch.device | str = "cpu", generator: torch.Generator | None = None):
+        self.generator = generator
+        self.selector = AnnealedTopKPlanner(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
+        self._all = torch.arange(num_samples, device=device)
+
+    @abstractmethod
+    def epoch_scores(self) -> torch.Tensor:
+        """This pruned epoch's score of every sample (the highest ``num_kept`` are kept)."""
+
+    def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
+        if self.selector.is_pruned(epoch):
+            self.selector.update(self._all, self.epoch_scores())
+        return self.selector.plan(epoch)
+
+
+class RS2(FixedScoreTopK):
+    """RS2 without replacement (Okanovic et al., ICLR 2024): each pruned epoch keeps the next ``num_kept`` samples
+    of a random order of the whole set; when fewer are left, it keeps those and starts a fresh order (where
+    they come last) for the rest. Kept losses are weighted ``1/keep_ratio`` like every top-k method here."""
+
+    def __init__(self, num_samples: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
+                 device: torch.device | str = "cpu", generator: torch.Generator | None = None):
+        super().__init__(num_samples, epochs, keep_ratio, anneal, device, generator)
+        self._order = torch.randperm(num_samples, device=device, generator=generator)
+        self._pos = 0
+
+    def epoch_scores(self) -> torch.Tensor:
+        k, n = self.selector.num_kept, len(self._all)
+        take = self._order[self._pos:self._pos + k]
+        self._pos += len(take)
+        if len(take) < k:  # the order is exhausted: reshuffle, the samples just taken last
+            fresh = torch.randperm(n, device=self._all.device, generator=self.generator)
+            taken = torch.zeros(n, dtype=torch.bool, device=fresh.device)
+            taken[take] = True
+            self._order = fresh[torch.argsort(taken[fresh].int(), stable=True)]
+            self._pos = k - len(take)
+            take = torch.cat([take, self._order[:self._pos]])
+        scores = torch.zeros(n, device=self._all.device)
+        scores[take] = 1.0
+        return scores
+
+
+class Oracle(FixedScoreTopK):
+    """The oracle (:mod:`envs.methods.oracle`): each pruned epoch keeps the highest :func:`oracle_priority`
+    (a fresh random order among equals).
+
+    :param dataset: the training set with its provenance
+    """
+
+    def __init__(self, dataset: DeviceDataset, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
+                 generator: torch.Generator | None = None):
+        super().__init__(dataset.num_train, epochs, keep_ratio, anneal, dataset.device, generator)
+        self.dataset = dataset
+
+    def epoch_scores(self) -> torch.Tensor:
+        return oracle_priority(self.dataset, self.generator)
+
+
 class FullData:
     """Every sample, weight 1, every epoch."""
 
@@ -211,6 +288,7 @@ class DynamicSetup:
     :param device: where the selection runs
     :param generator: the baseline's random source
     :param candidate_factor: per-batch methods' candidates per trained sample (RHO-LOSS's 10)
+    :param dataset: the training set with its provenance (the oracle reads it; None: no oracle)
     """
 
     num_samples: int
@@ -224,13 +302,23 @@ class DynamicSetup:
     device: torch.device | str = "cpu"
     generator: torch.Generator | None = None
     candidate_factor: float = 10.0
+    dataset: DeviceDataset | None = None
+
 
     @classmethod
     def of(cls, trainer: Trainer, **options: Any) -> DynamicSetup:
         """The setup of ``trainer``'s run: its sizes, device and shuffling generator (which draws the baseline's
-        random numbers too), with the baseline ``options`` (the fields after ``epochs``)."""
+        random numbers too) and its training set (the oracle reads its provenance), with the baseline ``options``."""
         return cls(trainer.dataset.num_train, trainer.dataset.num_classes, trainer.config.epochs, device=trainer.device,
-                   generator=trainer.generator, **options)
+                   generator=trainer.generator, dataset=trainer.dataset, **options)
+
+
+def _oracle(s: DynamicSetup) -> Oracle:
+    if s.dataset is None:
+        raise ValueError("method 'oracle' reads the training set's provenance; valid: DynamicSetup.of(trainer) "
+                         "or DynamicSetup(..., dataset=<the DeviceDataset>)")
+    return Oracle(s.dataset, s.epochs, s.keep_ratio, s.anneal, s.generator)
+
 
 
 def _scored_topk(method: str, s: DynamicSetup) -> ScoredTopK:
@@ -246,6 +334,8 @@ def _scored_topk(method: str, s: DynamicSetup) -> ScoredTopK:
 DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicBaseline]] = {
     "full": lambda s: FullData(s.num_samples, s.device),
     **{m: functools.partial(_scored_topk, m) for m in TOPK_SCORES},
+    "rs2": lambda s: RS2(s.num_samples, s.epochs, s.keep_ratio, s.anneal, s.device, s.generator),
+    "oracle": _oracle,
     "infobatch": lambda s: InfoBatch(s.num_samples, s.epochs, s.prune_ratio, s.anneal, device=s.device,
                                      generator=s.generator),
     "rholoss": lambda s: RhoLoss(s.candidate_factor),
@@ -253,8 +343,9 @@ DYNAMIC_BASELINES: dict[str, Callable[[DynamicSetup], DynamicBaseline]] = {
 }
 #: the registered baselines that select per batch from candidates (no epoch plan; see the module docstring)
 PER_BATCH_BASELINES = ("rholoss", "proxy_loss")
-#: the others: each plans whole epochs (what the drop-in ``Selector``, a Sampler, can run)
-PER_EPOCH_BASELINES = tuple(m for m in DYNAMIC_BASELINES if m not in PER_BATCH_BASELINES)
+#: the others but the oracle: each plans whole epochs (what the drop-in ``Selector``, a Sampler, can run; the
+#: oracle reads a dataset's provenance, which a Sampler does not have)
+PER_EPOCH_BASELINES = tuple(m for m in real_methods(DYNAMIC_BASELINES) if m not in PER_BATCH_BASELINES)
 
 
 def make_dynamic_baseline(method: str, setup: DynamicSetup) -> DynamicBaseline | CandidateRanker:
@@ -272,7 +363,9 @@ def make_dynamic_baseline(method: str, setup: DynamicSetup) -> DynamicBaseline |
 def run_dynamic(trainer: Trainer, baseline: DynamicBaseline | CandidateRanker, progress: bool = False) -> dict[str, Any]:
     """Train ``trainer`` for its configured epochs under ``baseline``; returns test metrics, the ledger and
     the kept fraction of each epoch (with label noise, also the mean share of noisy samples among those kept
-    in pruned epochs, or, per batch, among those back-propagated). Ranking time is booked as overhead in the
+    in pruned epochs, or, per batch, among those back-propagated) and ``problem_shares``
+    (:meth:`~envs.core.data.DeviceDataset.problem_shares` of what the pruned epochs kept, weighted by the loss weights, or
+    of what a per-batch method back-propagated; None without a pruned epoch). Ranking time is booked as overhead in the
     ledger; a per-batch method's candidate forwards under ``candidates``. ``wall_seconds`` includes the
     reference model's training (``ledger.reference_seconds``) booked before the run."""
     from tqdm import tqdm
@@ -283,13 +376,16 @@ def run_dynamic(trainer: Trainer, baseline: DynamicBaseline | CandidateRanker, p
     store = trainer.store
     if store is None:
         raise ValueError("dynamic selection needs a trainer with track_samples=True")
-    noisy = trainer.dataset.noisy_mask
+    data = trainer.dataset
+    noisy = data.noisy_mask
     has_noise = bool(noisy.any())
+    kept_weight = torch.zeros(data.num_train, device=noisy.device)
     for epoch in tqdm(range(trainer.config.epochs), desc="epochs", disable=not progress, leave=False):
         if not hasattr(baseline, "plan"):  # a per-batch ranker (envs.methods.candidates)
             _, chosen = train_candidate_epoch(trainer, baseline)
             kept.append(len(chosen) / store.num_samples)
             trained.append(chosen)
+            kept_weight.index_add_(0, chosen, torch.ones(len(chosen), device=chosen.device))
             if has_noise:
                 noisy_kept.append(noisy[chosen].float().mean())
             continue
@@ -297,11 +393,14 @@ def run_dynamic(trainer: Trainer, baseline: DynamicBaseline | CandidateRanker, p
             plan = baseline.plan(epoch, store)
             if has_noise and plan.pruned:
                 noisy_kept.append(noisy[plan.indices].float().mean())
+            if plan.pruned:
+                kept_weight.index_add_(0, plan.indices, plan.weights[plan.indices])
         kept.append(len(plan.indices) / store.num_samples)
         trainer.train_epoch(plan.indices, plan.weights)
     out = {"test": trainer.evaluate(), "ledger": trainer.ledger.as_dict(), "kept_fraction": kept,
            "noisy_kept_fraction": float(torch.stack(noisy_kept).mean()) if noisy_kept else None,
-           "wall_seconds": time.perf_counter() - start}
+           "wall_seconds": time.perf_counter() - start,
+           "problem_shares": data.problem_shares(kept_weight) if bool(kept_weight.any()) else None}
     if trained:  # per batch: how class-balanced the back-propagated samples were (smallest / largest class share)
         counts = torch.bincount(trainer.dataset.train_y_true[torch.cat(trained)], minlength=trainer.dataset.num_classes)
         out["class_balance"] = float(counts.min() / counts.max())

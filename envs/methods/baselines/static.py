@@ -30,6 +30,9 @@ Methods (the registry :data:`STATIC_BASELINES`; "keep" = the samples the coreset
                 class's 1% quantile of pairwise distances): each pick covers the most uncovered samples.
 ``ccs``         coverage-centric selection (Zheng et al. 2023) on EL2N: per class, drop the hardest 10%,
                 then spread the budget evenly over 50 difficulty strata (:func:`stratified_per_class`).
+``oracle``      reads the task's provenance (:mod:`envs.methods.oracle`): the highest oracle priority over the
+                whole set (no class quotas: minority classes first), never noisy samples or copies while
+                others remain; a ceiling of the scores, never offered as a real method.
 ``reducible_loss`` the proxy's eval-mode loss minus a reference model's (RHO-LOSS's learnability as a
                 static score, mean over proxy runs; ``run_proxy(reference=...)``, :mod:`envs.core.reference`,
                 whose cost joins the proxy's); keep the highest.
@@ -63,6 +66,7 @@ from envs.core.reference import ReferenceScores
 from envs.core.store import SampleStore
 from envs.core.trainer import DivergenceError, Trainer, TrainerConfig
 from envs.methods.coreset import class_quotas, random_coreset
+from envs.methods.oracle import oracle_priority
 from envs.methods.cover import class_members, cover_degrees, greedy_cover_order
 from envs.methods.diagnosis import centre_distances
 from envs.methods.ranking import keep_top_per_class, seeded_generator
@@ -326,9 +330,10 @@ def random_selection(labels: torch.Tensor, quotas: list[int], seed: int, stratif
     return keep_top_per_class(ties, labels, quotas, seeded_generator(seed, labels.device))
 
 
-#: a static method's selection: ``(proxy scores or None, labels, per-class quotas, seed) -> sorted kept indices``
-SelectFn = Callable[[ProxyScores | None, torch.Tensor, list[int], int], torch.Tensor]
-NEEDS = ("labels", "scores", "features")
+#: a static method's selection: ``(what it reads, labels, per-class quotas, seed) -> sorted kept indices``; what it
+#: reads is the proxy scores, None (labels alone) or, for the oracle, the dataset with its provenance
+SelectFn = Callable[[ProxyScores | DeviceDataset | None, torch.Tensor, list[int], int], torch.Tensor]
+NEEDS = ("labels", "scores", "features", "provenance")
 
 
 @dataclass(frozen=True)
@@ -336,7 +341,7 @@ class StaticBaseline:
     """One registered static method: what it reads and how it picks.
 
     :param needs: ``labels`` (no proxy run: the labels alone suffice), ``scores`` (the proxy's per-sample
-        scores) or ``features`` (the proxy's penultimate features)
+        scores), ``features`` (the proxy's penultimate features) or ``provenance`` (the dataset's, :mod:`envs.core.tasks`)
     :param select: the selection itself (:data:`SelectFn`)
     """
 
@@ -388,6 +393,8 @@ STATIC_BASELINES: dict[str, StaticBaseline] = {
     "cover_greedy": greedy(functools.partial(greedy_cover_order, epsilon="quantile:0.01")),
     "ccs": stratified(lambda proxy, labels: proxy.el2n),
     "reducible_loss": top_scored(lambda proxy, labels: reducible_scores(proxy)),
+    "oracle": StaticBaseline("provenance", lambda data, labels, quotas, seed: oracle_priority(
+        data, seeded_generator(seed, labels.device)).topk(sum(quotas)).indices.sort().values),
 }
 
 
@@ -425,27 +432,33 @@ class Coreset:
                 "seed": self.seed, "ledger": self.ledger, **extra}
 
 
-def select_coreset(method: str, source: ProxyScores | torch.Tensor, ratio: float, seed: int = 0) -> Coreset:
+def select_coreset(method: str, source: ProxyScores | DeviceDataset | torch.Tensor, ratio: float, seed: int = 0) -> Coreset:
     """Select a static coreset of ``coreset_target_size(N, ratio)`` samples, per class in proportion.
 
     :param method: a name in :data:`STATIC_BASELINES`
     :param source: the scores of :func:`run_proxy`; ``random`` and ``random_uniform`` also accept just the
-        ``(N,)`` labels
+        ``(N,)`` labels; ``oracle`` takes the dataset (its provenance)
     :param ratio: fraction of the training set to keep, in (0, 1)
     :param seed: seeds the tie-break (and the whole draw of ``random`` and ``random_uniform``)
     """
     if method not in STATIC_BASELINES:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(STATIC_BASELINES)}")
     baseline = STATIC_BASELINES[method]
-    proxy = source if isinstance(source, ProxyScores) else None
-    label_only = baseline.needs == "labels"
-    if proxy is None and not label_only:
-        raise ValueError(f"method={method!r} needs the ProxyScores of run_proxy(); labels alone serve only "
-                         f"{', '.join(label_only_methods())}")
-    labels = proxy.labels if proxy is not None else torch.as_tensor(source)
+    if baseline.needs == "provenance":
+        if not isinstance(source, DeviceDataset):
+            raise ValueError(f"method={method!r} reads the training set's provenance; valid: "
+                             "select_coreset(method, <the DeviceDataset>, ratio)")
+        proxy, reads, labels = None, source, source.train_y
+    else:
+        proxy = source if isinstance(source, ProxyScores) else None
+        if proxy is None and baseline.needs != "labels":
+            raise ValueError(f"method={method!r} needs the ProxyScores of run_proxy(); labels alone serve only "
+                             f"{', '.join(label_only_methods())}")
+        reads, labels = proxy, proxy.labels if proxy is not None else torch.as_tensor(source)
+    label_only = baseline.needs in ("labels", "provenance")  # no proxy run to pay for
     selection = CostLedger(sync_cuda=labels.device.type == "cuda")
     with selection.timed("overhead"):
-        kept = baseline.select(proxy, labels, class_quotas(labels, ratio), seed)
+        kept = baseline.select(reads, labels, class_quotas(labels, ratio), seed)
         indices = kept.cpu().numpy().astype(np.int64)
     cost = selection.as_dict() if label_only else _add_ledgers(proxy.ledger, selection.as_dict())
     meta = dict(proxy.meta) if proxy is not None and not label_only else {}

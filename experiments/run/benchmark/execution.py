@@ -8,12 +8,14 @@ same file; runs that fail go to ``failed.jsonl`` and the next call retries them.
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from envs.core.data import load_dataset
+from envs.core.tasks import parse_task
 from envs.core.trainer import DivergenceError
 from experiments.run.benchmark.methods import RUNNERS, RunCache
 from experiments.run.benchmark.spec import BenchConfig, RunSpec
@@ -46,7 +48,7 @@ def run_record(spec: RunSpec, result: dict[str, Any], sizes: TrainingSizes) -> d
     if result.get("error"):
         return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
                 "error": result["error"], "config": spec.config.as_dict()}
-    full = full_backprop(spec.config, result.get("num_train") or sizes.num_train(spec.config))
+    full = full_backprop(spec.config, result.get("num_train") or sizes.num_train(spec.config, spec.seed))
     return {"key": spec.key, "suite": spec.suite, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
             "top1": result["test"]["top1"], "top5": result["test"]["top5"],
             "backprop": result["ledger"]["samples_backpropagated"], "forwarded": result["ledger"]["samples_forwarded"],
@@ -54,6 +56,7 @@ def run_record(spec: RunSpec, result: dict[str, Any], sizes: TrainingSizes) -> d
             "train_seconds": result["ledger"]["train_seconds"], "overhead_seconds": result["ledger"]["overhead_seconds"],
             "agent_seconds": result["ledger"].get("agent_seconds", 0.0), "eval_seconds": result["ledger"]["eval_seconds"],
             "wall_seconds": result["wall_seconds"], "noisy_kept_fraction": result.get("noisy_kept_fraction"),
+            "problem_shares": result.get("problem_shares"),
             "reference_seconds": result["ledger"].get("reference_seconds", 0.0),
             "candidates_seconds": result["ledger"].get("candidates_seconds", 0.0),
             **{k: result[k] for k in ("reference_top1", "class_balance") if k in result},
@@ -65,9 +68,9 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
     """Run every spec not already recorded in ``out/runs.jsonl``; return the records of the finished ones.
 
     A run whose model diverges is recorded in ``runs.jsonl`` with its ``error`` (see :func:`run_spec`).
-    Without ``ray`` the runs go one after another in this process and any other error stops the suite. With
-    ``ray`` they run as Ray tasks, and a run that fails is written to ``out/failed.jsonl`` instead
-    (rewritten by each call), so that a rerun of the suite retries it."""
+    Any other error of a run does not stop the suite: the run is written to ``out/failed.jsonl`` instead
+    (rewritten by each call, with its traceback), so that a rerun of the suite retries it. Without ``ray``
+    the runs go one after another in this process; with ``ray`` they run as Ray tasks."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
     failed_log = out / "failed.jsonl"
@@ -82,9 +85,10 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
     cache, sizes = RunCache(), TrainingSizes()
     if len(todo) < len(specs):
         print(f"resuming: {len(specs) - len(todo)} of {len(specs)} runs already in {log}")
-    outcomes = ((s, run_spec(s, cache)) for s in todo) if ray is None else run_on_ray(todo, run_spec, ray)
+    outcomes = ((s, _run_or_failure(s, cache)) for s in todo) if ray is None else run_on_ray(todo, run_spec, ray)
     for spec, result in tqdm(outcomes, total=len(todo), desc="runs", disable=not progress):
         if isinstance(result, RunFailure):
+            tqdm.write(f"run failed: {spec.method} ratio {spec.ratio} seed {spec.seed}: {result.error}")
             with failed_log.open("a") as f:
                 f.write(json.dumps({"key": spec.key, "method": spec.method, "ratio": spec.ratio, "seed": spec.seed,
                                     "error": result.error, "details": result.details}) + "\n")
@@ -96,6 +100,15 @@ def execute(specs: list[RunSpec], out: Path, progress: bool = True, ray: RayOpti
             f.write(json.dumps(rec) + "\n")
         done[spec.key] = rec
     return [done[s.key] for s in specs if s.key in done]
+
+
+def _run_or_failure(spec: RunSpec, cache: RunCache) -> dict[str, Any] | RunFailure:
+    """:func:`run_spec` in this process; an error other than a divergence becomes a :class:`RunFailure` (as on
+    Ray), so one failing run never stops a suite."""
+    try:
+        return run_spec(spec, cache)
+    except Exception as err:  # noqa: BLE001 (recorded with its traceback, retried by the next call)
+        return RunFailure(f"{type(err).__name__}: {err}".splitlines()[0], traceback.format_exc())
 
 
 #: what a benchmark writes into its folder: an earlier benchmark's results
@@ -126,10 +139,16 @@ class TrainingSizes:
     """The training-set size of each configuration, loaded once (a record's full-data cost needs it)."""
 
     def __init__(self) -> None:
-        self._sizes: dict[tuple[str, int | None], int] = {}
+        self._sizes: dict[tuple, int] = {}
 
-    def num_train(self, config: BenchConfig) -> int:
-        """Samples a run of ``config`` trains on (its holdout, never trained on, left out)."""
+    def num_train(self, config: BenchConfig, seed: int) -> int:
+        """Samples a run of ``config`` with ``seed`` trains on (its holdout, never trained on, left out); a task that
+        changes the size (an imbalance) is loaded to count it."""
+        if parse_task(config.task).imbalance > 1:
+            key = (json.dumps(config.as_dict(), sort_keys=True), seed)
+            if key not in self._sizes:
+                self._sizes[key] = config.data(seed).load(config.dataset, "cpu").num_train
+            return self._sizes[key]
         key = (config.dataset, config.train_size)
         if key not in self._sizes:
             self._sizes[key] = config.train_size or load_dataset(config.dataset, root=config.data_root).num_train

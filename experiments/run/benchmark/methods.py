@@ -38,9 +38,10 @@ from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, DynamicSetup, make
 from envs.methods.baselines.static import STATIC_BASELINES, ProxyScores, run_proxy, select_coreset, with_reference
 from envs.methods.coreset import train_and_evaluate
 from envs.methods.diagnosis import diagnose_coreset
+from envs.methods.oracle import real_methods
 from experiments.run.benchmark.spec import RunSpec
 from experiments.run.config import RunConfig, env_kwargs
-from experiments.run.training import run_training
+from experiments.run.training import load_run_config, run_training
 
 # Data Agent variants: DataAgent-v0 options on top of the paper's (`paper`, the replication preset); the key
 # "hyperparams" overrides the agent's preset instead, per algorithm (e.g. fewer update epochs: a cheaper agent).
@@ -138,7 +139,9 @@ def run_dynamic_baseline(spec: RunSpec, cache: RunCache) -> dict[str, Any]:
 def run_static_baseline(spec: RunSpec, cache: RunCache) -> dict[str, Any]:
     """Select a coreset at ``spec.ratio`` from the proxy run's scores, then train a fresh model on it."""
     trainer = _trainer(spec)
-    source = trainer.dataset.train_y if STATIC_BASELINES[spec.method].needs == "labels" else cache.proxy(spec, trainer)
+    needs = STATIC_BASELINES[spec.method].needs
+    source = (trainer.dataset.train_y if needs == "labels" else trainer.dataset if needs == "provenance"
+              else cache.proxy(spec, trainer))
     if spec.method == "reducible_loss":  # it alone reads (and pays for) the cell's reference model
         source = with_reference(source, _reference(spec, trainer))
     coreset = select_coreset(spec.method, source, spec.ratio, seed=spec.seed)
@@ -155,7 +158,8 @@ def _train_on_coreset(spec: RunSpec, cache: RunCache, trainer: Trainer, indices:
     idx = torch.as_tensor(indices, device=trainer.device)
     result = {**train_and_evaluate(trainer, idx),
               "selection_backprop": selection_ledger.get("samples_backpropagated", 0), "selection_seconds": selection_seconds,
-              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None}
+              "noisy_kept_fraction": float(data.noisy_mask[idx].float().mean()) if bool(data.noisy_mask.any()) else None,
+              "problem_shares": data.problem_shares(idx)}
     proxy = cache.proxy(spec, trainer)
     result["diagnosis"] = diagnose_coreset(indices, proxy.features, proxy.labels, data.noisy_mask)
     return result
@@ -204,6 +208,17 @@ def run_data_agent(spec: RunSpec, cache: RunCache) -> dict[str, Any]:
     return result
 
 
+def run_loaded_agent(spec: RunSpec, cache: RunCache) -> dict[str, Any]:
+    """``dataagent_loaded``: a saved agent (``--load-agent <run>/agent.zip``) acting with its policy, no updates, on
+    the spec's data (a held-out instance: docs/tasks.md), with its run's env options at the spec's ratio."""
+    path = Path(spec.config.load_agent)
+    saved = load_run_config(path.parent)
+    options = {**saved.env_options, "keep_ratio": spec.ratio, "anneal": spec.config.anneal}
+    with tempfile.TemporaryDirectory() as out:
+        return run_training(run_config(spec, saved.env, saved.algo, options, Path(out), load_agent=path,
+                                       no_learn=True, hyperparams=saved.hyperparams)).metrics["run"]
+
+
 def _run_data_agent_control(config: RunConfig, policy: str) -> dict[str, Any]:
     """One DataAgent-v0 run driven by a fixed rule instead of a policy: what the learned part must beat."""
     env = gym.make("DataAgent-v0", **env_kwargs(config))
@@ -217,7 +232,8 @@ def _run_data_agent_control(config: RunConfig, policy: str) -> dict[str, Any]:
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     return {"test": info["final_test"], "ledger": info["ledger"], "wall_seconds": time.perf_counter() - start,
-            "noisy_kept_fraction": info.get("noisy_kept_fraction"), "error": info.get("error")}
+            "noisy_kept_fraction": info.get("noisy_kept_fraction"), "problem_shares": info.get("problem_shares"),
+            "error": info.get("error")}
 
 
 def run_rl_selector(spec: RunSpec, cache: RunCache) -> dict[str, Any]:
@@ -256,14 +272,33 @@ def _random_actions_selection(env_kwargs: dict[str, Any], seed: int) -> tuple[np
 RECOMMENDED_VARIANT = "paper"
 
 Runner = Callable[[RunSpec, RunCache], dict[str, Any]]
+#: a saved agent acting without learning (``--load-agent``), never a default or "all" method
+LOADED_AGENT = "dataagent_loaded"
 
 RUNNERS: dict[str, dict[str, Runner]] = {
-    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS}},
+    "dynamic": {**{m: run_dynamic_baseline for m in DYNAMIC_BASELINES}, **{m: run_data_agent for m in DATA_AGENT_METHODS},
+                LOADED_AGENT: run_loaded_agent},
     "static": {**{m: run_static_baseline for m in STATIC_BASELINES}, **{m: run_rl_selector for m in RL_SELECTOR_METHODS}},
 }
 
+# the oracles read what a task hides: never a default or "all" method, only the ceiling of the task suite
 DEFAULT_METHODS: dict[str, tuple[str, ...]] = {
-    "dynamic": tuple(dict.fromkeys((*DYNAMIC_BASELINES, *(data_agent_method_name(a, "paper") for a in ALGOS),
+    "dynamic": tuple(dict.fromkeys((*real_methods(DYNAMIC_BASELINES), *(data_agent_method_name(a, "paper") for a in ALGOS),
                                     *(data_agent_method_name(p, RECOMMENDED_VARIANT) for p in DATA_AGENT_POLICIES)))),
-    "static": tuple(RUNNERS["static"]),
+    "static": real_methods(RUNNERS["static"]),
 }
+#: the task suite (dynamic runs on every task): RS2 (the scores' 0) and the oracle (their 100), each also at 3/4
+#: of every keep ratio, full data (closes the cost curves), random, InfoBatch, UCB, loss top-k and Data Agent's paper
+#: preset with its controls
+TASK_SUITE = "tasks"
+TASK_SUITE_METHODS = ("rs2", "oracle", "full", "random", "infobatch", "ucb", "loss_topk",
+                      *(data_agent_method_name(p, "paper") for p in ("ppo", *CONTROL_POLICIES)))
+DEFAULT_TASKS = ("clean", "noisy", "redundant", "imbalanced:100")
+
+
+def suite_methods(text: str | None, suite: str, default: tuple[str, ...]) -> list[str]:
+    """The ``--methods`` of a suite: comma-separated names, ``all`` (every real method, no oracle) or ``default``."""
+    if not text:
+        return list(default)
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    return [m for m in real_methods(RUNNERS[suite]) if m != LOADED_AGENT] if names == ["all"] else names

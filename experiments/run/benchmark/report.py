@@ -9,6 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from envs.core.tasks import task_slug
+from experiments.run.benchmark.leaderboard import LEADERBOARD_FILES, write_leaderboard
 from experiments.run.benchmark.stats import (DIAGNOSIS_FIELDS, control_margins, matched_cost, savings_within,
                                                   summarise)
 
@@ -151,3 +153,15 @@ def write_outputs(records: list[dict[str, Any]], out: Path, title: str) -> str:
         (out / "diagnosis.md").write_text(f"# {title}: what the coresets keep\n\n{diagnosis_markdown(rows)}\n")
     plot(rows, out, title)
     return text
+
+
+def write_task_outputs(records: list[dict[str, Any]], out: Path, title: str, tasks: list[str]) -> str:
+    """A task suite's outputs: each task's usual tables in ``out/<task>/`` and the leaderboard in ``out``."""
+    for task in tasks:
+        mine = [r for r in records if r["config"].get("task") == task]
+        if mine:
+            (out / task_slug(task)).mkdir(parents=True, exist_ok=True)
+            write_outputs(mine, out / task_slug(task), f"{title}, task {task}")
+    board = write_leaderboard(records, out, title)
+    print(f"\nwritten: {out}/runs.jsonl, {out}/<task>/ (each task's tables), {', '.join(LEADERBOARD_FILES)}")
+    return board

@@ -18,7 +18,7 @@ from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig
 
 #: options that join :meth:`BenchConfig.as_dict` (and so the run keys) only when they differ from their default
-OPTIONAL = ("holdout", "trusted", "reference", "vocab_size", "seq_len")
+OPTIONAL = ("holdout", "trusted", "reference", "vocab_size", "seq_len", "load_agent")
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class BenchConfig:
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     :param data_root: the dataset's folder (None: the usual places)
     :param train_size: the class-stratified training subset (None: all)
-    :param noise: label noise type (None: clean)
-    :param noise_rate: the corrupted fraction
+    :param task: the data problem (:mod:`envs.core.tasks`: ``clean``, ``noisy:sym:0.4``, ``imbalanced:100``...)
     :param anneal: dynamic suite: the fraction of epochs with selection
     :param score_epochs: static suite: the proxy run's epochs before its scores are read
     :param holdout: the held-out fraction a reference model trains on (None: no holdout)
@@ -40,6 +39,7 @@ class BenchConfig:
     :param reference: the reference model's options (:class:`~envs.core.reference.ReferenceConfig` fields)
     :param vocab_size: text data: the subword tokenizer's vocabulary
     :param seq_len: text data: token ids per sample
+    :param load_agent: the saved agent ``dataagent_loaded`` runs (a train run's ``agent.zip``; None: none)
     """
 
     dataset: str
@@ -48,8 +48,7 @@ class BenchConfig:
     device: str = "cpu"
     data_root: str | None = None
     train_size: int | None = None
-    noise: str | None = None
-    noise_rate: float = 0.0
+    task: str = "clean"
     anneal: float = 0.875
     score_epochs: int = 2
     holdout: float | None = None
@@ -57,11 +56,12 @@ class BenchConfig:
     reference: dict[str, Any] = field(default_factory=dict)
     vocab_size: int = DEFAULT_VOCAB_SIZE
     seq_len: int = DEFAULT_SEQ_LEN
+    load_agent: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (records and run keys): every field, the :data:`OPTIONAL` ones only when not at their default."""
         out = {"dataset": self.dataset, "data_root": self.data_root, "model": self.model, "train_size": self.train_size,
-               "noise": self.noise, "noise_rate": self.noise_rate, "device": self.device, "anneal": self.anneal,
+               "task": self.task, "device": self.device, "anneal": self.anneal,
                "score_epochs": self.score_epochs, "trainer": dict(self.trainer)}
         defaults = BenchConfig("", "", {})
         out.update({name: getattr(self, name) for name in OPTIONAL if getattr(self, name) != getattr(defaults, name)})
@@ -74,7 +74,7 @@ class BenchConfig:
 
     def data(self, seed: int) -> DataConfig:
         """The data options of a run with ``seed`` (its subset, noise and holdout are seeded by it)."""
-        return DataConfig(train_size=self.train_size, noise=self.noise, noise_rate=self.noise_rate, root=self.data_root,
+        return DataConfig(train_size=self.train_size, task=self.task, root=self.data_root,
                           holdout=self.holdout, trusted=self.trusted, seed=seed, vocab_size=self.vocab_size,
                           seq_len=self.seq_len)
 

@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from envs.methods.selection import SELECTION_OPTIONS, AnnealedTopKPlanner
+from experiments.run.benchmark.cost_curves import cost_curves, interpolate
 from experiments.run.benchmark.methods import CONTROL_POLICIES, DATA_AGENT_VARIANTS, data_agent_method
 
 SELECTION_FIELDS = ("selection_backprop_fraction", "selection_seconds", "payoff_trainings")
@@ -53,38 +54,12 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["ratio"], -r["top1"]))
 
 
-def _interpolate(points: list[tuple[float, float]], x: float) -> float | None:
-    """Piecewise-linear ``y(x)`` through ``(x, y)`` points; None outside their range (no extrapolation)."""
-    pts = sorted(points)
-    if not pts or not pts[0][0] - 1e-9 <= x <= pts[-1][0] + 1e-9:
-        return None
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return pts[-1][1]
-
-
-def _cost_curves(records: list[dict[str, Any]]) -> dict[str, dict[int, list[tuple[float, float]]]]:
-    """Per method and seed, its (back-prop fraction, top-1) points. Full data, the limit of every
-    method at a kept fraction of 1, closes each curve at its own seed's (1.0, top-1)."""
-    full = {r["seed"]: (r["backprop_fraction"], r["top1"]) for r in records if r["method"] == "full"}
-    curves: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        if r["method"] != "full":
-            curves[r["method"]][r["seed"]].append((r["backprop_fraction"], r["top1"]))
-    for per_seed in curves.values():
-        for seed, pts in per_seed.items():
-            if seed in full:
-                pts.append(full[seed])
-    return curves
-
-
 def matched_cost(records: list[dict[str, Any]], references: tuple[str, ...] = ("random", "infobatch")) -> list[dict[str, Any]]:
     """Each run's top-1 minus a reference method's top-1 *at the same back-propagated fraction*, the
     reference's curve (same seed) interpolated linearly between its measured costs. Mean ± std over
     seeds per (method, ratio); a difference is left out where the run's cost lies outside the
     reference's measured range."""
-    curves = _cost_curves(records)
+    curves = cost_curves(records)
     groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r["method"] != "full":
@@ -97,7 +72,7 @@ def matched_cost(records: list[dict[str, Any]], references: tuple[str, ...] = ("
             if ref == method or ref not in curves:
                 continue
             diffs = [r["top1"] - y for r in rs
-                     if (y := _interpolate(curves[ref].get(r["seed"], []), r["backprop_fraction"])) is not None]
+                     if (y := interpolate(curves[ref].get(r["seed"], []), r["backprop_fraction"])) is not None]
             if diffs:
                 row[f"vs_{ref}"] = statistics.fmean(diffs)
                 row[f"vs_{ref}_std"] = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
