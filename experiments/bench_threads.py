@@ -24,7 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from envs.core.data import DataConfig
 from envs.core.models import MODEL_NAMES
+from envs.core.trainer import TrainerConfig
 from experiments.cli import add_output_arguments, console_script, make_parser, output_folder
 from experiments.run.full_data import run_full_data
 
@@ -47,8 +49,8 @@ def busy_processes(count: int) -> Iterator[None]:
 def time_model(model: str, threads: int, epochs: int, train_size: int) -> float:
     """Wall-clock seconds of a full-data training of ``model`` on digits with ``threads`` torch threads."""
     start = time.perf_counter()
-    run_full_data("digits", model, device="cpu", train_size=train_size, epochs=epochs, batch_size=64, threads=threads,
-                  progress=False)
+    run_full_data("digits", model, DataConfig(train_size=train_size),
+                  TrainerConfig(epochs=epochs, batch_size=64, threads=threads), device="cpu", progress=False)
     return time.perf_counter() - start
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from envs.core.trainer import DivergenceError
-from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, output_folder,
-                             report_training,
-                             trainer_config)
+from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, data_config, make_parser,
+                             output_folder, report_training, trainer_config)
 from experiments.run.full_data import run_full_data
 
 
@@ -23,10 +22,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     out = output_folder(parser, args, None, ("metrics.json",))
     try:
-        result = run_full_data(args.dataset, args.model, seed=args.seed, device=args.device, train_size=args.train_size,
-                               task=args.task, root=args.data_root,
-                               vocab_size=args.vocab_size, seq_len=args.seq_len,
-                               progress=not args.no_progress, **trainer_config(args).as_dict())
+        result = run_full_data(args.dataset, args.model, data_config(args), trainer_config(args), seed=args.seed,
+                               device=args.device, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     except DivergenceError as e:  # a result of the options (--lr...), not a crash

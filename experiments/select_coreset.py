@@ -15,14 +15,14 @@ The RL-driven selection (``CoverSelect-v0`` with an agent) is ``python -m experi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from envs.methods.coreset import save_coreset
-from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, make_parser, output_folder,
-                             trainer_config)
+from experiments.cli import (add_output_arguments, add_trainer_arguments, console_script, data_config, make_parser, output_folder, trainer_config)
 from experiments.run.coresets import METHODS, make_coreset
 
 
@@ -40,12 +40,8 @@ def main(argv: list[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     default = Path("coresets") / f"{name}-{args.method}-r{args.keep_ratio}-s{args.seed}"
     out = output_folder(parser, args, default, ("coreset.npy", "coreset.json"), "coreset")
     try:
-        indices, meta = make_coreset(args.method, args.dataset, args.model, keep_ratio=args.keep_ratio, seed=args.seed,
-                                     data_seed=args.data_seed, device=args.device, train_size=args.train_size,
-                                     task=args.task, root=args.data_root,
-                                     holdout=args.holdout, trusted=args.trusted, vocab_size=args.vocab_size,
-                                     seq_len=args.seq_len,
-                                     **trainer_config(args).as_dict())
+        indices, meta = make_coreset(args.method, args.dataset, args.model, replace(data_config(args), seed=args.data_seed),
+                                     trainer_config(args), keep_ratio=args.keep_ratio, seed=args.seed, device=args.device)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     npy, js = save_coreset(out / "coreset", indices, meta)

@@ -24,10 +24,9 @@ import torch
 import yaml
 
 from agents.selector import Selector
-from envs.core.data import load_dataset
 from envs.core.trainer import Trainer, resolve_device
 from experiments.cli import (add_output_arguments, add_seeds_argument, add_trainer_arguments, console_script,
-                             make_parser, output_folder, trainer_config)
+                             data_config, make_parser, output_folder, trainer_config)
 
 
 def run_with_selector(trainer: Trainer, selector: Selector) -> dict[str, Any]:
@@ -97,9 +96,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "runs.jsonl", "w") as log:
         for seed in args.seeds:
-            data = load_dataset(args.dataset, device=resolve_device(args.device), seed=seed,
-                                train_size=args.train_size, task=args.task, root=args.data_root,
-                                vocab_size=args.vocab_size, seq_len=args.seq_len)
+            data = data_config(args).load(args.dataset, resolve_device(args.device), run_seed=seed)
             runs = [("full", 1.0), *((m, r) for r in args.keep_ratios for m in methods)]
             for method, ratio in runs:
                 trainer = Trainer(data, args.model, config, seed=seed, track_samples=False)

@@ -17,7 +17,9 @@ import torch
 from stable_baselines3 import A2C, PPO
 
 from envs.core.checkpoint import CheckpointDir
+from envs.core.data import DataConfig
 from envs.core.models import MODEL_NAMES, TEXT_MODELS
+from envs.core.trainer import TrainerConfig
 from experiments.run.full_data import run_full_data
 from experiments.train import main
 from tiny import tiny_cli
@@ -172,7 +174,7 @@ def test_bad_resume_options_get_clear_errors(tmp_path, monkeypatch, capsys, argv
 
 
 def test_the_full_data_reference_resumes_from_its_epoch_checkpoints(tmp_path):
-    options = dict(train_size=160, epochs=3, batch_size=16, progress=False, seed=2)
+    options = dict(data=DataConfig(train_size=160), trainer=TrainerConfig(epochs=3, batch_size=16), progress=False, seed=2)
     whole = run_full_data("synthetic", "mlp", **options)
     checkpoints = CheckpointDir(tmp_path / "ref", keep=5)
     run_full_data("synthetic", "mlp", checkpoints=checkpoints, **options)

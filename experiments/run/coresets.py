@@ -9,14 +9,13 @@ through the one path the benchmark uses: a proxy run when the method needs score
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
 from envs.core.data import DataConfig
 from envs.core.reference import ReferenceConfig, load_reference
-from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.trainer import TrainerConfig, resolve_device
 from envs.methods.baselines.static import STATIC_BASELINES, run_proxy, select_coreset
 from envs.methods.oracle import real_methods
@@ -26,11 +25,9 @@ from envs.methods.oracle import real_methods
 METHODS = real_methods(STATIC_BASELINES)
 
 
-def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "mlp", *, keep_ratio: float = 0.5,
-                 seed: int = 0, data_seed: int = 0, device: str = "auto", train_size: int | None = None,
-                 task: str = "clean", root: str | None = None,
-                 holdout: float | None = None, trusted: bool = False, vocab_size: int = DEFAULT_VOCAB_SIZE,
-                 seq_len: int = DEFAULT_SEQ_LEN, **trainer_opts: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def make_coreset(method: str = "cover", dataset: str | Any = "digits", model: str = "mlp", data: DataConfig | None = None,
+                 trainer: TrainerConfig | None = None, *, keep_ratio: float = 0.5, seed: int = 0,
+                 device: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """Load the data, select a coreset with the static method ``method`` and return its indices and the metadata to
     save with them (what :func:`envs.methods.coreset.load_coreset_data` needs to rebuild the training set).
 
@@ -40,33 +37,33 @@ def make_coreset(method: str = "cover", dataset: str = "digits", model: str = "m
     when there is one, else on swapped halves; :mod:`envs.core.reference`), whose cost joins the ledger.
 
     :param method: a name in :data:`METHODS`
+    :param dataset: a registry name or your own data (:func:`envs.core.data.load_dataset`)
+    :param model: the proxy run's model
+    :param data: the data options (None: the defaults); its ``seed`` (None: 0) seeds the subset, the task and the
+        holdout, which never joins the coreset
+    :param trainer: the proxy run's options (:class:`~envs.core.trainer.TrainerConfig`; None: the defaults)
     :param keep_ratio: the coreset's fraction of the training set, in (0, 1)
     :param seed: seeds the proxy run and the selection's tie-breaks (or the random draw)
-    :param data_seed: seeds the ``train_size`` subset and the ``task``
-    :param task: the data problem (:mod:`envs.core.tasks`)
-    :param holdout: hold out this stratified fraction of the training set (never in the coreset)
-    :param trusted: the holdout keeps clean labels
-    :param vocab_size: text data: the tokenizer's vocabulary size
-    :param seq_len: text data: token ids per sample
-    :param trainer_opts: :class:`~envs.core.trainer.TrainerConfig` fields of the proxy run
+    :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; valid choices: {', '.join(METHODS)}")
-    config = TrainerConfig(**trainer_opts)
+    config = trainer or TrainerConfig()
     config.validate()
-    data_options = DataConfig(train_size=train_size, task=task, root=root, seed=data_seed,
-                              holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len)
-    data = data_options.load(dataset, resolve_device(device))
+    data_options = replace(data or DataConfig(), seed=(data or DataConfig()).seed_for(0))
+    loaded = data_options.load(dataset, resolve_device(device))
     start = time.perf_counter()
     if STATIC_BASELINES[method].needs == "labels":
-        coreset = select_coreset(method, data.train_y, keep_ratio, seed)
+        coreset = select_coreset(method, loaded.train_y, keep_ratio, seed)
     else:
         reference = None
         if method == "reducible_loss":
-            kind = ReferenceConfig(kind="holdout" if holdout else "halves")
-            reference = load_reference(data, model, config, kind, asdict(data_options), data_seed)
-        proxy = run_proxy(data, model, config, score_epochs=config.epochs, seed=seed, reference=reference)
+            kind = ReferenceConfig(kind="holdout" if data_options.holdout else "halves")
+            reference = load_reference(loaded, model, config, kind, asdict(data_options), data_options.seed)
+        proxy = run_proxy(loaded, model, config, score_epochs=config.epochs, seed=seed, reference=reference)
         coreset = select_coreset(method, proxy, keep_ratio, seed)
-    meta = coreset.meta(dataset=dataset, train_size=train_size, data_seed=data_seed, task=task, holdout=holdout, trusted=trusted, vocab_size=vocab_size, seq_len=seq_len,
-                        wall_seconds=time.perf_counter() - start)
+    d = data_options
+    meta = coreset.meta(dataset=dataset if isinstance(dataset, str) else loaded.name, train_size=d.train_size,
+                        data_seed=d.seed, task=d.task, holdout=d.holdout, trusted=d.trusted, vocab_size=d.vocab_size,
+                        seq_len=d.seq_len, wall_seconds=time.perf_counter() - start)
     return coreset.indices, meta

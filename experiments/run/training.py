@@ -301,12 +301,10 @@ def run_reference(config: RunConfig, checkpoints: CheckpointDir | None = None) -
                if checkpoints is not None else "stopped during the full-data reference (no_learn runs are not checkpointed)")
     try:
         with exit_on_signals(explain):
-            data = config.data
-            reference = run_full_data(config.dataset, config.model, seed=config.seed, device=config.device,
-                                      train_size=data.train_size, task=data.task,
-                                      root=data.root, data_seed=data.seed, progress=config.progress and is_leader(),
+            reference = run_full_data(config.dataset, config.model, config.data, config.trainer, seed=config.seed,
+                                      device=config.device, progress=config.progress and is_leader(),
                                       checkpoints=None if checkpoints is None else CheckpointDir(checkpoints.folder / "reference", 1),
-                                      checkpoint_every=config.checkpoint_every, **config.trainer.as_dict())
+                                      checkpoint_every=config.checkpoint_every)
     except DivergenceError as err:
         return {"error": f"the full-data reference diverged: {err}"}
     return run_summary({"final_test": reference["test"], "ledger": reference["ledger"]},
