@@ -9,7 +9,6 @@ Figures from one pass are in docs/running.md (Long runs). tests/test_resume.py c
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -18,19 +17,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from stable_baselines3 import A2C, PPO
 
 from envs.core.checkpoint import CheckpointDir
 from experiments.train import main
+from same_run import assert_same_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 #: random kills per configuration, besides the one during a checkpoint write
 KILLS = 3
-COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 CONFIGS = {
     "DataAgent-v0": ["--algo", "ppo", "--hyperparams", "n_steps=4", "n_epochs=2", "batch_size=4"],
     "CoverSelect-v0": ["--env", "CoverSelect-v0", "--algo", "a2c", "--hyperparams", "n_steps=2", "--keep-ratio", "0.4"],
@@ -65,11 +62,6 @@ def _kill_when(proc: subprocess.Popen, ready, poll: float, timeout: float = 300)
     proc.kill()
     proc.wait()
     return proc.returncode == -signal.SIGKILL
-
-
-def _outputs(folder: Path, algo: type) -> tuple[dict, np.ndarray, dict]:
-    metrics = json.loads((folder / "metrics.json").read_text())["run"]
-    return metrics, np.load(folder / "scores.npy"), algo.load(folder / "agent.zip", device="cpu").get_parameters()["policy"]
 
 
 @pytest.mark.slow
@@ -117,13 +109,5 @@ def test_a_run_killed_again_and_again_ends_as_the_uninterrupted_one(tmp_path, mo
     print(f"\n{model} / {env_id}: {killed} kills survived ({mid_write} during a checkpoint write), "
           f"{starts} processes, training {wall:.1f} s uninterrupted")
     assert killed >= 1
-    algo = PPO if "ppo" in argv else A2C
-    expected, got = _outputs(tmp_path / "whole", algo), _outputs(folder, algo)
-    assert got[0]["test"] == expected[0]["test"]
-    assert {k: got[0]["ledger"][k] for k in COUNTERS} == {k: expected[0]["ledger"][k] for k in COUNTERS}
-    assert got[0]["reward_by_epoch"] == expected[0]["reward_by_epoch"]
-    assert got[0]["score_by_epoch"] == expected[0]["score_by_epoch"]
-    np.testing.assert_array_equal(got[1], expected[1])
-    for name, tensor in expected[2].items():
-        assert torch.equal(got[2][name], tensor), name
+    assert_same_run(folder, tmp_path / "whole", PPO if "ppo" in argv else A2C)
     assert not checkpoints.folder.exists()

@@ -3,7 +3,6 @@ and corrupt or mismatched checkpoints are refused with a clear error."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from envs.core.models import MODEL_NAMES, TEXT_MODELS
 from envs.core.trainer import TrainerConfig
 from experiments.run.full_data import run_full_data
 from experiments.train import main
+from same_run import COUNTERS, assert_same_run
 from tiny import tiny_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,6 @@ RUNS = {
                          "--seed", "3"],
 }
 COMMON = ["--reference", "none", "--no-progress", "--checkpoint-every", "1"]
-COUNTERS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps", "eval_samples_forwarded")
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
@@ -49,12 +48,6 @@ def _finish(args: list[str]) -> str:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     return out + err
-
-
-def _outputs(folder: Path, algo: type) -> tuple[dict, np.ndarray, dict]:
-    metrics = json.loads((folder / "metrics.json").read_text())["run"]
-    params = algo.load(folder / "agent.zip", device="cpu").get_parameters()["policy"]
-    return metrics, np.load(folder / "scores.npy"), params
 
 
 @pytest.mark.slow
@@ -79,15 +72,7 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, case
 
     printed = _finish(["--resume", str(folder), "--no-progress"])
     assert "resuming" in printed and "ckpt-" in printed
-    algo = A2C if "a2c" in case else PPO
-    whole, killed = _outputs(tmp_path / "whole", algo), _outputs(folder, algo)
-    assert killed[0]["test"] == whole[0]["test"]
-    assert {k: killed[0]["ledger"][k] for k in COUNTERS} == {k: whole[0]["ledger"][k] for k in COUNTERS}
-    assert killed[0]["reward_by_epoch"] == whole[0]["reward_by_epoch"]
-    assert killed[0]["score_by_epoch"] == whole[0]["score_by_epoch"]
-    np.testing.assert_array_equal(killed[1], whole[1])  # every sample's final score
-    for name, tensor in whole[2].items():  # the agent learned exactly the same
-        assert torch.equal(killed[2][name], tensor), name
+    assert_same_run(folder, tmp_path / "whole", A2C if "a2c" in case else PPO)
     assert not (folder / "checkpoints").exists()  # a finished run leaves nothing to resume
 
 
