@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,8 +38,11 @@ CONFIGS = {
 }
 
 
+EPOCHS = 5
+
+
 def _argv(model: str, env_id: str) -> list[str]:
-    return ["--dataset", "synthetic", "--model", model, "--train-size", "96", "--batch-size", "16", "--epochs", "5",
+    return ["--dataset", "synthetic", "--model", model, "--train-size", "96", "--batch-size", "16", "--epochs", str(EPOCHS),
             "--reference", "none", "--no-progress", "--checkpoint-every", "1", "--seed", "5", *CONFIGS[env_id]]
 
 
@@ -92,8 +96,8 @@ def test_a_run_killed_again_and_again_ends_as_the_uninterrupted_one(tmp_path, mo
     folder, log = tmp_path / "killed", tmp_path / "killed.log"
     checkpoints = CheckpointDir(folder / "checkpoints")
     # the moments: during the second checkpoint's write (a later process may have none left to write), then KILLS
-    # random points of training
-    plan = [("mid-write", None)] + [("random", rng.uniform(0.05, 0.95) * wall) for _ in range(KILLS)]
+    # random points of what is left of training when the process resumes
+    plan = [("mid-write", None)] + [("random", rng.uniform(0.05, 0.8)) for _ in range(KILLS)]
     killed, mid_write, starts = 0, 0, 0
     for kind, delay in [*plan, ("finish", None)]:
         resume = bool(checkpoints.steps())
@@ -110,12 +114,14 @@ def test_a_run_killed_again_and_again_ends_as_the_uninterrupted_one(tmp_path, mo
         else:
             ready = lambda: _training_started(folder, started)  # noqa: E731
         if kind == "random":
-            moment: list[float] = []
+            moment: list[float] = []  # when training started, and the kill's delay from there
 
             def after_delay() -> bool:
                 if not moment and ready():
-                    moment.append(time.monotonic())
-                return bool(moment) and time.monotonic() - moment[0] >= delay
+                    epoch = re.search(r"\(epoch (\d+),", log.read_text()[before:]) if resume else None
+                    left = 1 - int(epoch.group(1)) / EPOCHS if epoch else 1.0
+                    moment.extend([time.monotonic(), delay * left * wall])
+                return bool(moment) and time.monotonic() - moment[0] >= moment[1]
 
             killed += _kill_when(proc, after_delay, poll=0.01)
         else:
