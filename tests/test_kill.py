@@ -1,8 +1,8 @@
 """Kill a run again and again, resume it each time, and it still ends exactly as the uninterrupted run.
 
 For each model (mlp, cnn, resnet18) on both envs, ``python -m experiments.train`` is SIGKILLed at seeded random
-moments of its training and once while a checkpoint file is being written (the moment its temporary file
-appears), and continued as a user would: ``--resume`` once a checkpoint exists, else the same command again with
+moments of its training and once while a checkpoint file is being written (its temporary file written, not yet
+renamed: that process holds each write open half a second, so the kill lands there), and continued as a user would: ``--resume`` once a checkpoint exists, else the same command again with
 ``--overwrite``. The final metrics, per-sample scores and agent weights must equal those of a run never killed.
 Figures from one pass are in docs/running.md (Long runs). tests/test_resume.py covers single stops in seconds.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -34,15 +35,27 @@ CONFIGS = {
 }
 
 
+EPOCHS = 5
+
+
 def _argv(model: str, env_id: str) -> list[str]:
-    return ["--dataset", "synthetic", "--model", model, "--train-size", "96", "--batch-size", "16", "--epochs", "5",
+    return ["--dataset", "synthetic", "--model", model, "--train-size", "96", "--batch-size", "16", "--epochs", str(EPOCHS),
             "--reference", "none", "--no-progress", "--checkpoint-every", "1", "--seed", "5", *CONFIGS[env_id]]
 
 
-def _start(argv: list[str], log: Path) -> subprocess.Popen:
+#: ``python -m experiments.train`` whose checkpoint writes pause between the bytes and the rename
+SLOW_WRITES = """import runpy, time
+import envs.core.checkpoint as checkpoint
+write = checkpoint.atomic_write
+checkpoint.atomic_write = lambda path, fill: write(path, lambda f: (fill(f), f.flush(), time.sleep(0.5)))
+runpy.run_module("experiments.train", run_name="__main__", alter_sys=True)
+"""
+
+
+def _start(argv: list[str], log: Path, slow_writes: bool = False) -> subprocess.Popen:
+    command = ["-c", SLOW_WRITES] if slow_writes else ["-m", "experiments.train"]
     with log.open("a") as f:
-        return subprocess.Popen([sys.executable, "-m", "experiments.train", *argv], cwd=ROOT, env=ENV,
-                                stdout=f, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, *command, *argv], cwd=ROOT, env=ENV, stdout=f, stderr=subprocess.STDOUT)
 
 
 def _training_started(folder: Path, since: float) -> bool:
@@ -74,14 +87,15 @@ def test_a_run_killed_again_and_again_ends_as_the_uninterrupted_one(tmp_path, mo
     rng = random.Random(f"{model}-{env_id}")
     folder, log = tmp_path / "killed", tmp_path / "killed.log"
     checkpoints = CheckpointDir(folder / "checkpoints")
-    # the moments: KILLS random points of training, and one during a checkpoint write, in a seeded order
-    plan = [("random", rng.uniform(0.05, 0.95) * wall) for _ in range(KILLS)] + [("mid-write", None)]
-    rng.shuffle(plan)
+    # the moments: during the second checkpoint's write (a later process may have none left to write), then KILLS
+    # random points of what is left of training when the process resumes
+    plan = [("mid-write", None)] + [("random", rng.uniform(0.05, 0.8)) for _ in range(KILLS)]
     killed, mid_write, starts = 0, 0, 0
     for kind, delay in [*plan, ("finish", None)]:
         resume = bool(checkpoints.steps())
         started = time.time() - 1  # config.yml's mtime has a coarse clock on some file systems
-        proc = _start(["--resume", str(folder)] if resume else [*argv, "--out", str(folder), "--overwrite"], log)
+        proc = _start(["--resume", str(folder)] if resume else [*argv, "--out", str(folder), "--overwrite"], log,
+                      slow_writes=kind == "mid-write")
         starts += 1
         if kind == "finish":
             assert proc.wait(timeout=600) == 0, log.read_text()
@@ -92,22 +106,27 @@ def test_a_run_killed_again_and_again_ends_as_the_uninterrupted_one(tmp_path, mo
         else:
             ready = lambda: _training_started(folder, started)  # noqa: E731
         if kind == "random":
-            moment: list[float] = []
+            moment: list[float] = []  # when training started, and the kill's delay from there
 
             def after_delay() -> bool:
                 if not moment and ready():
-                    moment.append(time.monotonic())
-                return bool(moment) and time.monotonic() - moment[0] >= delay
+                    epoch = re.search(r"\(epoch (\d+),", log.read_text()[before:]) if resume else None
+                    left = 1 - int(epoch.group(1)) / EPOCHS if epoch else 1.0
+                    moment.extend([time.monotonic(), delay * left * wall])
+                return bool(moment) and time.monotonic() - moment[0] >= moment[1]
 
             killed += _kill_when(proc, after_delay, poll=0.01)
         else:
-            writing = lambda: checkpoints.folder.is_dir() and any(  # noqa: E731
+            # the second checkpoint's write: the first one is there to resume from, beside the half-published file
+            writing = lambda: bool(checkpoints.steps()) and any(  # noqa: E731
                 p.suffix == ".tmp" for p in checkpoints.folder.iterdir())
-            if _kill_when(proc, writing, poll=0.0002):
+            if _kill_when(proc, writing, poll=0.01):
                 killed += 1
                 mid_write += any(p.suffix == ".tmp" for p in checkpoints.folder.iterdir())
+        if proc.returncode == 0:  # it ended before the moment came: nothing left to kill
+            break
     print(f"\n{model} / {env_id}: {killed} kills survived ({mid_write} during a checkpoint write), "
           f"{starts} processes, training {wall:.1f} s uninterrupted")
-    assert killed >= 1
+    assert mid_write == 1 and killed >= 2
     assert_same_run(folder, tmp_path / "whole", PPO if "ppo" in argv else A2C)
     assert not checkpoints.folder.exists()
