@@ -190,7 +190,9 @@ class BatchEpisodeEnv(gym.Env, metaclass=_CheckedKeywords):
         store the pass just updated, with every sample's current scores and whether the epoch is ``selecting``)
         and whether its losses and features are all finite."""
         feats = fwd.features.detach()
-        finite = torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all()
+        # all-zero features: a collapsed model (dead ReLUs), whose constant rewards the running normaliser would
+        # divide by a zero spread, blowing up the agent's update
+        finite = torch.isfinite(fwd.losses.detach()).all() & torch.isfinite(feats).all() & feats.any()
         t = self.trainer
         rows = batch_state(state, feats, t.store, fwd.idx, self._current_scores(), t.epoch, t.progress, selecting,
                            t.dataset.num_classes)
@@ -268,7 +270,8 @@ class BatchEpisodeEnv(gym.Env, metaclass=_CheckedKeywords):
         if not math.isfinite(reward) or not math.isfinite(loss):
             error = f"non-finite training loss or reward in epoch {epoch} (lr {lr:.3g}); try a lower lr"
         elif not last and finite != 1.0:
-            error = (f"the model diverged after a step in epoch {epoch} (lr {lr:.3g}): non-finite loss or features; "
+            error = (f"the model diverged after a step in epoch {epoch} (lr {lr:.3g}): non-finite loss or features, "
+                     "or every feature 0 (a collapsed model); "
                      "try a lower lr")
         if error is None and not last:
             info = self._info()

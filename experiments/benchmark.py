@@ -2,6 +2,11 @@
 
     python -m experiments.benchmark --suite dynamic --dataset digits --model cnn --epochs 6 --seeds 0 1 2
     python -m experiments.benchmark --suite static --dataset digits --keep-ratios 0.3 0.5 0.7 --seeds 0 1 2
+    python -m experiments.benchmark --suite tasks --tasks clean noisy redundant imbalanced:100 --seeds 0 1 2
+
+``--suite tasks`` runs the dynamic methods on every data problem of ``--tasks`` (docs/tasks.md) and adds a
+leaderboard: normalised scores between RS2 and the oracle, IQM with confidence intervals (``experiments.run.benchmark.scores``,
+``experiments.run.benchmark.leaderboard``); ``--instances`` and ``--load-agent`` run a saved agent on held-out instances.
 
 Every finished run is appended to ``<out>/runs.jsonl`` as it ends. A rerun skips the runs already there, so an
 interrupted benchmark resumes where it stopped (or grows: more seeds, methods or ratios of the same suite and

@@ -13,8 +13,9 @@ from envs import CoverSelectEnv, DataAgentEnv
 from envs.core.data import load_dataset
 from envs.core.instances import GRID, Instance, InstanceGrid
 from envs.core.tasks import POOL_SHARE, TASKS, long_tail_sizes, parse_task, task_slug
-from envs.core.trainer import Trainer, TrainerConfig
-from envs.methods.baselines.dynamic import DYNAMIC_BASELINES, PER_EPOCH_BASELINES, DynamicSetup, make_dynamic_baseline, run_dynamic
+from envs.core.trainer import DivergenceError, Trainer, TrainerConfig
+from envs.methods.baselines.dynamic import (DYNAMIC_BASELINES, PER_EPOCH_BASELINES, DynamicSetup, make_dynamic_baseline,
+                                            run_dynamic)
 from envs.methods.baselines.static import STATIC_BASELINES, select_coreset
 from envs.methods.oracle import real_methods
 from experiments import benchmark, train
@@ -206,3 +207,17 @@ def test_back_propagation_is_counted_against_the_imbalanced_training_set(tmp_pat
                     "--methods", "full", "--no-progress", "--out", str(tmp_path)])
     record = json.loads((tmp_path / "runs.jsonl").read_text())
     assert record["backprop_fraction"] == 1.0 and record["backprop"] == load_dataset("digits", task="imbalanced:10").num_train
+
+
+def test_a_collapsed_model_is_a_divergence_not_a_result():
+    """The imbalanced:100 failure (Fashion-MNIST 10k, seed 1, RS2 at keep 0.375): the MLP blew up, every ReLU died and
+    it predicted one class (10.0% top-1) with a finite loss; in an env its constant rewards met the running normaliser's
+    zero spread. Now the trainer and both envs stop there with a clear error."""
+    data = load_dataset("synthetic", train_size=64, task="imbalanced:10", seed=1)
+    trainer = Trainer(data, "mlp", TrainerConfig(epochs=2, batch_size=16), seed=0)
+    with torch.no_grad():
+        features = [m for m in trainer.model.body.modules() if isinstance(m, torch.nn.Linear)][-1]
+        features.weight.zero_()
+        features.bias.fill_(-1.0)  # every feature unit dead (0 after its ReLU), whatever the input
+    with pytest.raises(DivergenceError, match="the model collapsed in epoch 0 .*every feature of the last batch is 0"):
+        trainer.train_epoch()

@@ -30,7 +30,7 @@ from envs.core.store import SampleStore
 
 
 class DivergenceError(RuntimeError):
-    """The inner model produced a non-finite loss."""
+    """The inner model produced a non-finite loss, or collapsed (every penultimate feature 0: constant outputs)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -339,7 +339,9 @@ class Trainer:
     def train_epoch(self, indices: torch.Tensor | None = None, sample_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Train one epoch on ``indices`` (all data when None), each sample's loss scaled by
         ``sample_weights[idx]`` (a vector over the whole training set). Returns the mean loss
-        (a device tensor); raises :class:`DivergenceError` if it is not finite."""
+        (a device tensor); raises :class:`DivergenceError` if it is not finite, or if the model
+        collapsed: every penultimate feature of the epoch's last batch is 0 (dead ReLUs after a blow-up), so it
+        predicts one class whatever the input, with a finite loss that no other check catches."""
         batches = self.shuffled_batches(indices)
         self.begin_epoch(self.epoch, len(batches))
         total = torch.zeros((), device=self.device)
@@ -347,8 +349,12 @@ class Trainer:
             fwd = self.forward(idx)
             total += self.step(fwd, None if sample_weights is None else sample_weights[idx])
         mean = total / len(batches)
-        if not torch.isfinite(mean):
+        finite, alive = torch.stack([torch.isfinite(mean), fwd.features.detach().any()]).tolist()  # one host sync
+        if not finite:
             raise DivergenceError(f"non-finite training loss in epoch {self.epoch} (lr {self.lr:.3g}); try a lower lr")
+        if not alive:
+            raise DivergenceError(f"the model collapsed in epoch {self.epoch} (lr {self.lr:.3g}): every feature of the "
+                                  "last batch is 0, so it predicts one class; try a lower lr")
         self.epoch += 1
         return mean
 

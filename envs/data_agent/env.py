@@ -246,7 +246,8 @@ class DataAgentEnv(BatchEpisodeEnv):
         self._new_run(state["run_seed"], 0)
         self.planner.load_state_dict(state["selector"])
         self._noisy_kept = [t.to(self.device) for t in state["noisy_kept"]]
-        self._kept_weight = state["kept_weight"].to(self.device)
+        if "kept_weight" in state:  # checkpoints written before problem_shares start the count where they resume
+            self._kept_weight = state["kept_weight"].to(self.device)
         p = state["plan"]
         self._plan = EpochPlan(p["indices"].to(self.device), p["weights"].to(self.device), p["pruned"])
 

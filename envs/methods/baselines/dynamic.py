@@ -206,7 +206,7 @@ class FixedScoreTopK(ABC):
     def __init__(self, num_samples: int, epochs: int, keep_ratio: float = 0.5, anneal: float = 0.875,
                  device: torch.device | str = "cpu", generator: torch.Generator | None = None):
         self.generator = generator
-        self.selector = AnnealedTopKPlanner(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
+        self.planner = AnnealedTopKPlanner(num_samples, epochs, keep_ratio, anneal, device=device, generator=generator)
         self._all = torch.arange(num_samples, device=device)
 
     @abstractmethod
@@ -214,9 +214,9 @@ class FixedScoreTopK(ABC):
         """This pruned epoch's score of every sample (the highest ``num_kept`` are kept)."""
 
     def plan(self, epoch: int, store: SampleStore) -> EpochPlan:
-        if self.selector.is_pruned(epoch):
-            self.selector.update(self._all, self.epoch_scores())
-        return self.selector.plan(epoch)
+        if self.planner.is_pruned(epoch):
+            self.planner.update(self._all, self.epoch_scores())
+        return self.planner.plan(epoch)
 
 
 class RS2(FixedScoreTopK):
@@ -231,7 +231,7 @@ class RS2(FixedScoreTopK):
         self._pos = 0
 
     def epoch_scores(self) -> torch.Tensor:
-        k, n = self.selector.num_kept, len(self._all)
+        k, n = self.planner.num_kept, len(self._all)
         take = self._order[self._pos:self._pos + k]
         self._pos += len(take)
         if len(take) < k:  # the order is exhausted: reshuffle, the samples just taken last
