@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for name in ("epochs", "train_size", "default_threads", "load", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} is invalid; valid: an integer >= 1")
+    try:
+        TrainerConfig(threads=args.default_threads).validate()
+    except ValueError as err:
+        parser.error(f"--default-threads: {err}")
     out = output_folder(parser, args, Path("results/bench_threads"), ("bench_threads.json",), "measurement")
     jobs = [*args.models, *(["main job"] if args.main_job else [])]
     rows = measure(jobs, args.default_threads, args.load, args.repeats, args.epochs, args.train_size)

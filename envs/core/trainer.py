@@ -96,9 +96,9 @@ class TrainerConfig(Options):
     :param augment: the dataset's on-device augmentation of training batches; default: the data's own (crops and flips
         for the image sets that have them, none for text, where True is refused)
     :param eval_batch_size: batch size of test-set evaluation
-    :param threads: torch CPU threads (intra-op) of the process from the trainer's start, at most the cores; 0 keeps
-        torch's own choice (every core, or OMP_NUM_THREADS). Default 1: on a machine shared with other busy processes
-        torch's choice ran 3-12x slower, and idle it was never much faster for these models (BENCHMARKS.md)
+    :param threads: torch CPU threads of the whole process from the trainer's start (0: torch's own choice)
+        (intra-op, at most the machine's cores; torch's own choice is one per core, or OMP_NUM_THREADS). Default 1:
+        on a 2-core machine shared with busy processes, one per core ran 3-23x slower (BENCHMARKS.md)
     """
 
     keyword = "trainer"
