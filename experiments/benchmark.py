@@ -42,6 +42,7 @@ from experiments.run.benchmark.methods import (DEFAULT_TASKS, LOADED_AGENT, TASK
 from experiments.run.benchmark.report import write_task_outputs
 from experiments.run.benchmark.scores import CEILING, REFERENCE
 from experiments.run.benchmark.execution import BENCHMARK_OUTPUTS, continues
+from experiments.run.folders import clear_outputs
 from experiments.run.ray_tasks import RayResourceError
 
 
@@ -54,8 +55,8 @@ def benchmark_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     if any(continues(folder, suite, c) for c in configs) and not args.overwrite:
         return folder
     out = output_folder(parser, args, default, BENCHMARK_OUTPUTS, "benchmark")
-    for name in BENCHMARK_OUTPUTS if args.overwrite else ():
-        (out / name).unlink(missing_ok=True)
+    if args.overwrite:
+        clear_outputs(out, BENCHMARK_OUTPUTS)
     return out
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,14 +27,9 @@ from envs.core.schedules import SCHEDULES
 from envs.core.text import DEFAULT_SEQ_LEN, DEFAULT_VOCAB_SIZE
 from envs.core.tasks import parse_task
 from envs.core.trainer import TrainerConfig
+from experiments.run.docstrings import param_help, plain
 from experiments.run.folders import choose_folder
 from experiments.run.ray_tasks import RayOptions
-
-
-def plain(text: str) -> str:
-    """``text`` without reStructuredText markup (roles, double backquotes), as help output shows it."""
-    text = re.sub(r":\w+:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text)
-    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -111,16 +105,10 @@ def add_data_root_argument(parser: argparse.ArgumentParser | argparse._ArgumentG
     parser.add_argument("--data-root", default=None, help="folder holding the dataset's files (file-backed datasets)")
 
 
-def _field_help() -> dict[str, str]:
-    """Each :class:`TrainerConfig` field's ``:param`` text, the one description of the option."""
-    doc = plain(TrainerConfig.__doc__ or "")
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r":param (\w+): (.+)", doc)}
-
-
 def add_trainer_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """One option per :class:`TrainerConfig` field, its default and help from the dataclass
     (``--flag/--no-flag`` for the switches)."""
-    helps = _field_help()
+    helps = param_help(TrainerConfig)
     for f in dataclasses.fields(TrainerConfig):
         flag, default = f"--{f.name.replace('_', '-')}", f.default
         if isinstance(default, bool) or f.name == "augment":

@@ -35,7 +35,8 @@ import yaml
 from agents import ALGOS, load_hyperparams
 from agents.presets import algo_parameters, eval_policy_kwargs, with_layout
 from envs.core.files import write_json
-from experiments.cli import HelpFormatter, console_script, plain
+from experiments.cli import HelpFormatter, console_script
+from experiments.run.docstrings import plain
 from experiments.run import ENV_IDS, RunConfig, run_training
 from experiments.train_args import build_parser, run_config
 

@@ -19,7 +19,7 @@ import experiments.run.training as training
 from envs.core.trainer import TrainerConfig
 from experiments import benchmark
 from experiments.run.benchmark import methods
-from experiments.cli import plain
+from experiments.run.docstrings import plain
 from experiments.run import RunConfig, env_kwargs, load_run_config, run_training
 from experiments.train import build_parser, run_config
 

@@ -9,7 +9,6 @@ the day an option is added. An env states only what its signature cannot: the va
 from __future__ import annotations
 
 import inspect
-import re
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from envs import ENTRY_POINTS
 from envs.cover_select.env import CoverSelectEnv
 from envs.data_agent.env import DataAgentEnv
+from experiments.run.docstrings import param_help
 
 #: the env classes by id (the ids and entry points are :data:`envs.ENTRY_POINTS`)
 ENV_CLASSES: dict[str, type] = {"DataAgent-v0": DataAgentEnv, "CoverSelect-v0": CoverSelectEnv}
@@ -42,19 +42,6 @@ class EnvOption:
     help: str
 
 
-def _plain(text: str) -> str:
-    text = re.sub(r":\w+:`~?([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], text)
-    # pointers into the docstring mean nothing on a command line
-    text = re.sub(r"\s*\(see [^)]*\)|,? see \*\*[^*]+\*\*", "", text)
-    return " ".join(re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text).split())
-
-
-def _param_help(cls: type) -> dict[str, str]:
-    """``:param name: text`` of ``cls``'s docstring, continuation lines joined."""
-    doc = inspect.getdoc(cls) or ""
-    return {m.group(1): _plain(m.group(2)) for m in re.finditer(r":param (\w+): (.*?)(?=\n\s*:param |\Z)", doc, re.S)}
-
-
 def _kind(hint: Any, default: Any) -> type:
     """The command-line type of an annotation: the default's type when the annotation admits it (``str | float`` with
     ``"mean"`` is str), else the first of bool, int, float, str it admits (``float | None`` is float)."""
@@ -70,7 +57,7 @@ def env_options(env_id: str) -> dict[str, EnvOption]:
         raise ValueError(f"env={env_id!r} is unknown; valid choices: {', '.join(ENTRY_POINTS)}")
     cls = ENV_CLASSES[env_id]
     hints = typing.get_type_hints(cls.__init__)
-    helps, choices = _param_help(cls), getattr(cls, "option_choices", {})
+    helps, choices = param_help(cls), getattr(cls, "option_choices", {})
     return {p.name: EnvOption(p.name, _kind(hints.get(p.name), p.default), p.default,
                               tuple(choices[p.name]) if p.name in choices else None, helps.get(p.name, ""))
             for p in inspect.signature(cls.__init__).parameters.values()

@@ -10,6 +10,7 @@ resumed run keeps its own folder (it is not chosen here).
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -73,3 +74,14 @@ def choose_folder(out: Path | None, default: Path, outputs: Iterable[str], *, ov
     fresh = free_folder(default, outputs)
     print(f"note: {default} holds an earlier {what}'s results; this {what} writes to {fresh}", file=sys.stderr)
     return fresh
+
+
+def clear_outputs(folder: Path, outputs: Iterable[str]) -> list[str]:
+    """Remove the ``outputs`` an earlier run left in ``folder`` (files and folders) and return their names: what
+    ``--overwrite`` does once :func:`choose_folder` allowed it (without it, ``tb/`` would keep every earlier run's logs
+    and a suite's ``runs.jsonl`` would be continued)."""
+    found = found_outputs(folder, outputs)
+    for name in found:
+        path = folder / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return found

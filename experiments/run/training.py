@@ -34,7 +34,7 @@ from envs.methods.coreset import save_coreset
 from experiments.run.full_data import run_full_data
 from experiments.run.checkpointing import RunCheckpointer, checkpoint_on_signals, exit_on_signals
 from experiments.run.config import RunConfig, checkpoint_identity, env_kwargs, yaml_ready
-from experiments.run.folders import choose_folder, found_outputs
+from experiments.run.folders import choose_folder, clear_outputs
 from experiments.run.tracking import RunCallback, RunTracker, act_without_learning, run_summary
 
 #: what a run leaves in its folder (``config.yml`` besides; ``checkpoints`` while unfinished): an earlier run's
@@ -115,16 +115,6 @@ def load_run_config(folder: Path) -> RunConfig:
     config = RunConfig.from_dict(yaml.safe_load(config_file.read_text())["run"])
     config.out = folder
     return config
-
-
-def clear_earlier_run(folder: Path) -> list[str]:
-    """Remove an earlier run's outputs from ``folder`` and return their names: a run with ``overwrite`` replaces
-    them (without this, ``tb/`` would keep every earlier run's logs beside the new one)."""
-    found = found_outputs(folder, RUN_OUTPUTS)
-    for name in found:
-        path = folder / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return found
 
 
 def _check(config: RunConfig, resume: bool) -> None:
@@ -216,7 +206,7 @@ def run_training(config: RunConfig, *, resume: bool = False) -> RunResult:
     identity = checkpoint_identity(record)
     folder.mkdir(parents=True, exist_ok=True)
     if not resume and leader:
-        replaced = clear_earlier_run(folder)  # only with overwrite: choose_folder refused or moved on otherwise
+        replaced = clear_outputs(folder, RUN_OUTPUTS)  # only with overwrite: choose_folder refused or moved on otherwise
         if replaced:
             print(f"note: --overwrite: {folder} held an earlier run; this run replaces its {', '.join(replaced)}",
                   file=sys.stderr)
